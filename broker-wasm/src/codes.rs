@@ -1,0 +1,170 @@
+//! Broker's status codes (SC, ZB-21) and error codes (EC, ZB-22), with their numbers and the
+//! text names that travel in JSON (`"code":"deserialization_failed"`).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! code_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $num:literal => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u8)]
+        pub enum $name {
+            $($variant = $num,)*
+        }
+
+        impl $name {
+            /// Every code, in numeric order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The numeric value.
+            pub fn code(self) -> u8 {
+                self as u8
+            }
+
+            /// The code for a number.
+            pub fn from_code(code: u8) -> Option<$name> {
+                match code {
+                    $($num => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// Broker's text name, e.g. `peer_added` or `invalid_data`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            /// The code for a text name.
+            pub fn from_name(name: &str) -> Option<$name> {
+                match name {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        /// Binary encodings carry the number, JSON carries the text name.
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(self.name())
+                } else {
+                    s.serialize_u8(self.code())
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                use serde::de::Error;
+                if d.is_human_readable() {
+                    let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                    $name::from_name(&name)
+                        .ok_or_else(|| D::Error::custom(format!("unknown code `{name}`")))
+                } else {
+                    let code = u8::deserialize(d)?;
+                    $name::from_code(code)
+                        .ok_or_else(|| D::Error::custom(format!("unknown code {code}")))
+                }
+            }
+        }
+    };
+}
+
+code_enum! {
+    /// Status codes (ZB-21): connectivity changes reported to status subscribers.
+    StatusCode {
+        Unspecified = 0 => "unspecified",
+        PeerAdded = 1 => "peer_added",
+        PeerRemoved = 2 => "peer_removed",
+        PeerLost = 3 => "peer_lost",
+        EndpointDiscovered = 4 => "endpoint_discovered",
+        EndpointUnreachable = 5 => "endpoint_unreachable",
+    }
+}
+
+code_enum! {
+    /// Error codes (ZB-22), Broker 2.x numbering. `invalid_json` has no text name in Broker;
+    /// we use `invalid_json`.
+    ErrorCode {
+        None = 0 => "none",
+        Unspecified = 1 => "unspecified",
+        PeerIncompatible = 2 => "peer_incompatible",
+        PeerInvalid = 3 => "peer_invalid",
+        PeerUnavailable = 4 => "peer_unavailable",
+        PeerDisconnectDuringHandshake = 5 => "peer_disconnect_during_handshake",
+        PeerTimeout = 6 => "peer_timeout",
+        MasterExists = 7 => "master_exists",
+        NoSuchMaster = 8 => "no_such_master",
+        NoSuchKey = 9 => "no_such_key",
+        RequestTimeout = 10 => "request_timeout",
+        TypeClash = 11 => "type_clash",
+        InvalidData = 12 => "invalid_data",
+        BackendFailure = 13 => "backend_failure",
+        StaleData = 14 => "stale_data",
+        CannotOpenFile = 15 => "cannot_open_file",
+        CannotWriteFile = 16 => "cannot_write_file",
+        InvalidTopicKey = 17 => "invalid_topic_key",
+        EndOfFile = 18 => "end_of_file",
+        InvalidTag = 19 => "invalid_tag",
+        InvalidMessage = 20 => "invalid_message",
+        InvalidStatus = 21 => "invalid_status",
+        ConversionFailed = 22 => "conversion_failed",
+        ConsumerExists = 23 => "consumer_exists",
+        ConnectionTimeout = 24 => "connection_timeout",
+        BadMemberFunctionCall = 25 => "bad_member_function_call",
+        RepeatedRequestId = 26 => "repeated_request_id",
+        BrokenClone = 27 => "broken_clone",
+        ShuttingDown = 28 => "shutting_down",
+        InvalidPeeringRequest = 29 => "invalid_peering_request",
+        RepeatedPeeringHandshakeRequest = 30 => "repeated_peering_handshake_request",
+        UnexpectedHandshakeMessage = 31 => "unexpected_handshake_message",
+        InvalidHandshakeState = 32 => "invalid_handshake_state",
+        NoPathToPeer = 33 => "no_path_to_peer",
+        NoConnectorAvailable = 34 => "no_connector_available",
+        CannotOpenResource = 35 => "cannot_open_resource",
+        SerializationFailed = 36 => "serialization_failed",
+        DeserializationFailed = 37 => "deserialization_failed",
+        WrongMagicNumber = 38 => "wrong_magic_number",
+        RedundantConnection = 39 => "redundant_connection",
+        LogicError = 40 => "logic_error",
+        InvalidJson = 41 => "invalid_json",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zb21_status_codes_and_numbers() {
+        assert_eq!(StatusCode::ALL.len(), 6);
+        for (i, c) in StatusCode::ALL.iter().enumerate() {
+            assert_eq!(usize::from(c.code()), i);
+            assert_eq!(StatusCode::from_name(c.name()), Some(*c));
+        }
+        assert_eq!(StatusCode::EndpointUnreachable.code(), 5);
+    }
+
+    #[test]
+    fn zb22_error_codes_and_names() {
+        assert_eq!(ErrorCode::ALL.len(), 42);
+        for (i, c) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(usize::from(c.code()), i);
+            assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
+            assert_eq!(ErrorCode::from_name(c.name()), Some(*c));
+        }
+        assert_eq!(ErrorCode::DeserializationFailed.name(), "deserialization_failed");
+        assert_eq!(ErrorCode::from_code(42), None);
+    }
+}

@@ -51,8 +51,6 @@ pub enum DecodeError {
     InvalidUtf8,
     #[error("varint is longer than 10 bytes or overflows 64 bits")]
     BadVarint,
-    #[error("duplicate {0}")]
-    Duplicate(&'static str),
     #[error(transparent)]
     Value(#[from] ValueError),
     #[error("invalid JSON: {0}")]

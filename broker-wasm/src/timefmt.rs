@@ -176,10 +176,11 @@ pub fn parse_timestamp(s: &str) -> Result<Timestamp, ValueError> {
     let secs = days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60
         + second
         - offset_secs;
-    secs.checked_mul(NS_PER_SEC)
-        .and_then(|ns| ns.checked_add(frac_ns))
+    // i128: the last second of the range can overflow before the fraction is added back.
+    let ns = i128::from(secs) * i128::from(NS_PER_SEC) + i128::from(frac_ns);
+    i64::try_from(ns)
         .map(Timestamp)
-        .ok_or_else(|| ValueError::OutOfRange(format!("timestamp `{s}`")))
+        .map_err(|_| ValueError::OutOfRange(format!("timestamp `{s}`")))
 }
 
 #[cfg(test)]
@@ -244,6 +245,10 @@ mod tests {
 
     #[test]
     fn calendar_round_trip() {
+        for t in [i64::MIN, i64::MAX, -1, 0] {
+            let t = Timestamp(t);
+            assert_eq!(parse_timestamp(&format_timestamp(t)), Ok(t));
+        }
         for days in [-719_468i64, -1, 0, 1, 11_016, 106_751] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);

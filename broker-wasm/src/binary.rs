@@ -291,7 +291,11 @@ pub struct Decoder<'de> {
 
 impl<'de> Decoder<'de> {
     pub fn new(input: &'de [u8]) -> Self {
-        Decoder { input, pos: 0, depth: 0 }
+        Decoder {
+            input,
+            pos: 0,
+            depth: 0,
+        }
     }
 
     /// Bytes not yet consumed.
@@ -382,7 +386,9 @@ impl<'de> Decoder<'de> {
     fn u64_in_range(&mut self, max: u64, what: &str) -> Result<u64, DecodeError> {
         let v = self.varint()?;
         if v > max {
-            return Err(DecodeError::Invalid(format!("{what} value {v} out of range")));
+            return Err(DecodeError::Invalid(format!(
+                "{what} value {v} out of range"
+            )));
         }
         Ok(v)
     }
@@ -390,7 +396,9 @@ impl<'de> Decoder<'de> {
     fn i64_in_range(&mut self, min: i64, max: i64, what: &str) -> Result<i64, DecodeError> {
         let v = unzigzag(self.varint()?);
         if v < min || v > max {
-            return Err(DecodeError::Invalid(format!("{what} value {v} out of range")));
+            return Err(DecodeError::Invalid(format!(
+                "{what} value {v} out of range"
+            )));
         }
         Ok(v)
     }
@@ -499,11 +507,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         let len = self.length()?;
         self.nested(|d| v.visit_seq(Counted { d, left: len }))
     }
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        len: usize,
-        v: V,
-    ) -> Result<V::Value, DecodeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, DecodeError> {
         self.nested(|d| v.visit_seq(Counted { d, left: len }))
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -582,7 +586,10 @@ impl<'de> de::MapAccess<'de> for Counted<'_, 'de> {
         self.left -= 1;
         seed.deserialize(&mut *self.d).map(Some)
     }
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DecodeError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, DecodeError> {
         seed.deserialize(&mut *self.d)
     }
     fn size_hint(&self) -> Option<usize> {
@@ -593,11 +600,17 @@ impl<'de> de::MapAccess<'de> for Counted<'_, 'de> {
 impl<'de> de::EnumAccess<'de> for &mut Decoder<'de> {
     type Error = DecodeError;
     type Variant = Self;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), DecodeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self), DecodeError> {
         let idx = self.u64_in_range(u32::MAX.into(), "variant index")?;
-        let value = seed.deserialize((idx as u32).into_deserializer()).map_err(
-            |_: de::value::Error| DecodeError::UnknownTag { what: "variant", tag: idx },
-        )?;
+        let value =
+            seed.deserialize((idx as u32).into_deserializer())
+                .map_err(|_: de::value::Error| DecodeError::UnknownTag {
+                    what: "variant",
+                    tag: idx,
+                })?;
         Ok((value, self))
     }
 }
@@ -607,7 +620,10 @@ impl<'de> de::VariantAccess<'de> for &mut Decoder<'de> {
     fn unit_variant(self) -> Result<(), DecodeError> {
         Ok(())
     }
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DecodeError> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, DecodeError> {
         seed.deserialize(self)
     }
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, DecodeError> {
@@ -632,7 +648,9 @@ mod tests {
             let mut out = Vec::new();
             write_varint(&mut out, v);
             assert_eq!(read_varint(&out), Ok((v, out.len())));
-            assert!(read_varint(&out[..out.len() - 1]).unwrap_err().is_incomplete());
+            assert!(read_varint(&out[..out.len() - 1])
+                .unwrap_err()
+                .is_incomplete());
         }
         // 11 continuation bytes, and a 10th byte that overflows 64 bits.
         assert_eq!(read_varint(&[0xff; 11]), Err(DecodeError::BadVarint));
@@ -677,6 +695,9 @@ mod tests {
     fn trailing_and_truncated() {
         assert_eq!(from_slice::<u8>(&[1, 2]), Err(DecodeError::Trailing(1)));
         assert_eq!(from_slice::<f64>(&[1, 2]), Err(DecodeError::Truncated));
-        assert_eq!(from_slice::<String>(&[2, 0xff, 0xfe]), Err(DecodeError::InvalidUtf8));
+        assert_eq!(
+            from_slice::<String>(&[2, 0xff, 0xfe]),
+            Err(DecodeError::InvalidUtf8)
+        );
     }
 }

@@ -164,7 +164,10 @@ mod tests {
             assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
             assert_eq!(ErrorCode::from_name(c.name()), Some(*c));
         }
-        assert_eq!(ErrorCode::DeserializationFailed.name(), "deserialization_failed");
+        assert_eq!(
+            ErrorCode::DeserializationFailed.name(),
+            "deserialization_failed"
+        );
         assert_eq!(ErrorCode::from_code(42), None);
     }
 }

@@ -375,7 +375,9 @@ impl Address {
     /// The address as a standard library value.
     pub fn to_ip(&self) -> IpAddr {
         if self.is_v4() {
-            IpAddr::V4(Ipv4Addr::new(self.0[12], self.0[13], self.0[14], self.0[15]))
+            IpAddr::V4(Ipv4Addr::new(
+                self.0[12], self.0[13], self.0[14], self.0[15],
+            ))
         } else {
             IpAddr::V6(Ipv6Addr::from(self.0))
         }
@@ -451,7 +453,10 @@ impl Subnet {
             }
             prefix_len
         };
-        Ok(Subnet { network: address.masked(len128), len128 })
+        Ok(Subnet {
+            network: address.masked(len128),
+            len128,
+        })
     }
 
     /// From the 128-bit form of the length, as stored on the wire.
@@ -459,7 +464,10 @@ impl Subnet {
         if len128 > 128 || (address.is_v4() && len128 < 96) {
             return Err(ValueError::PrefixLength(len128, 128));
         }
-        Ok(Subnet { network: address.masked(len128), len128 })
+        Ok(Subnet {
+            network: address.masked(len128),
+            len128,
+        })
     }
 
     /// The (masked) network address.

@@ -183,18 +183,31 @@ pub struct Hello {
 pub enum ClientMsg {
     Hello(Hello),
     /// Adds subscription prefixes; allowed at any time.
-    Subscribe { topics: Vec<String> },
+    Subscribe {
+        topics: Vec<String>,
+    },
     /// Removes subscription prefixes; allowed at any time.
-    Unsubscribe { topics: Vec<String> },
+    Unsubscribe {
+        topics: Vec<String>,
+    },
     /// Publishes one message (a frame of several is a batch).
     Publish(Publish),
     /// A store, namespace or endpoint request; answered by [`ServerMsg::Response`] with the
     /// same id.
-    Request { id: u64, request: Request },
+    Request {
+        id: u64,
+        request: Request,
+    },
     /// Cancels a pending request (e.g. a blocked namespace `get`).
-    Cancel { id: u64 },
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Cancel {
+        id: u64,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
     /// Orderly goodbye.
     Bye,
 }
@@ -204,17 +217,35 @@ pub enum ClientMsg {
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     /// Creates (or re-attaches) a master store on the gateway (ZB-44).
-    AttachMaster { store: String, backend: Backend, options: Data },
+    AttachMaster {
+        store: String,
+        backend: Backend,
+        options: Data,
+    },
     /// Starts a clone: the gateway answers, then sends a snapshot and ordered updates (ZB-47).
-    AttachClone { store: String },
-    DetachClone { store: String },
+    AttachClone {
+        store: String,
+    },
+    DetachClone {
+        store: String,
+    },
     /// A store operation (ZB-48..57).
-    Store { store: String, op: StoreOp },
+    Store {
+        store: String,
+        op: StoreOp,
+    },
     /// A namespace operation (DB-01..22).
     Namespace(NamespaceOp),
     /// Runtime peering of the gateway (ZB-03..07).
-    Peer { host: String, port: u16, retry: Option<Timespan> },
-    Unpeer { host: String, port: u16 },
+    Peer {
+        host: String,
+        port: u16,
+        retry: Option<Timespan>,
+    },
+    Unpeer {
+        host: String,
+        port: u16,
+    },
     Peers,
     PeerSubscriptions,
 }
@@ -231,20 +262,65 @@ pub enum Backend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreOp {
-    Put { key: Data, value: Data, expiry: Option<Timespan> },
-    PutUnique { key: Data, value: Data, expiry: Option<Timespan> },
-    Erase { key: Data },
+    Put {
+        key: Data,
+        value: Data,
+        expiry: Option<Timespan>,
+    },
+    PutUnique {
+        key: Data,
+        value: Data,
+        expiry: Option<Timespan>,
+    },
+    Erase {
+        key: Data,
+    },
     Clear,
-    Increment { key: Data, amount: Data, expiry: Option<Timespan> },
-    Decrement { key: Data, amount: Data, expiry: Option<Timespan> },
-    Append { key: Data, value: Data, expiry: Option<Timespan> },
-    InsertInto { key: Data, index: Data, value: Option<Data>, expiry: Option<Timespan> },
-    RemoveFrom { key: Data, index: Data, expiry: Option<Timespan> },
-    Push { key: Data, value: Data, expiry: Option<Timespan> },
-    Pop { key: Data, expiry: Option<Timespan> },
-    Get { key: Data },
-    GetIndexFromValue { key: Data, index: Data },
-    Exists { key: Data },
+    Increment {
+        key: Data,
+        amount: Data,
+        expiry: Option<Timespan>,
+    },
+    Decrement {
+        key: Data,
+        amount: Data,
+        expiry: Option<Timespan>,
+    },
+    Append {
+        key: Data,
+        value: Data,
+        expiry: Option<Timespan>,
+    },
+    InsertInto {
+        key: Data,
+        index: Data,
+        value: Option<Data>,
+        expiry: Option<Timespan>,
+    },
+    RemoveFrom {
+        key: Data,
+        index: Data,
+        expiry: Option<Timespan>,
+    },
+    Push {
+        key: Data,
+        value: Data,
+        expiry: Option<Timespan>,
+    },
+    Pop {
+        key: Data,
+        expiry: Option<Timespan>,
+    },
+    Get {
+        key: Data,
+    },
+    GetIndexFromValue {
+        key: Data,
+        index: Data,
+    },
+    Exists {
+        key: Data,
+    },
     Keys,
     AwaitIdle,
 }
@@ -265,20 +341,68 @@ pub enum Wait {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NamespaceOp {
-    Create { name: String, level: u8, groups: Vec<String> },
-    Attach { name: String },
-    Detach { name: String },
-    Delete { name: String },
-    Query { name: String },
-    Put { ns: String, key: String, value: Data },
-    Read { ns: String, key: String, index: u64, wait: Wait, capacity: Option<u64>, partial: bool },
-    Get { ns: String, key: String, wait: Wait, capacity: Option<u64>, partial: bool },
-    Remove { ns: String, key: String },
-    Move { from: String, key: String, to: String },
-    TestKey { ns: String, key: String },
-    Directory { ns: String, pattern: String, limit: u64 },
+    Create {
+        name: String,
+        level: u8,
+        groups: Vec<String>,
+    },
+    Attach {
+        name: String,
+    },
+    Detach {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
+    Query {
+        name: String,
+    },
+    Put {
+        ns: String,
+        key: String,
+        value: Data,
+    },
+    Read {
+        ns: String,
+        key: String,
+        index: u64,
+        wait: Wait,
+        capacity: Option<u64>,
+        partial: bool,
+    },
+    Get {
+        ns: String,
+        key: String,
+        wait: Wait,
+        capacity: Option<u64>,
+        partial: bool,
+    },
+    Remove {
+        ns: String,
+        key: String,
+    },
+    Move {
+        from: String,
+        key: String,
+        to: String,
+    },
+    TestKey {
+        ns: String,
+        key: String,
+    },
+    Directory {
+        ns: String,
+        pattern: String,
+        limit: u64,
+    },
     /// One page of names matching `pattern` in name order, after `after`.
-    Iterate { ns: String, pattern: String, after: Option<String>, limit: u64 },
+    Iterate {
+        ns: String,
+        pattern: String,
+        after: Option<String>,
+        limit: u64,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,13 +428,29 @@ pub enum ServerMsg {
     Status(Status),
     /// An error not tied to a request (malformed frame, dropped messages, ...).
     Error(ErrorInfo),
-    Response { id: u64, result: Result<Response, Failure> },
+    Response {
+        id: u64,
+        result: Result<Response, Failure>,
+    },
     /// A clone's initial state: every entry as of update `seq`.
-    Snapshot { store: String, master: NodeId, seq: u64, entries: Vec<StoreEntry> },
+    Snapshot {
+        store: String,
+        master: NodeId,
+        seq: u64,
+        entries: Vec<StoreEntry>,
+    },
     /// One applied mutation; `seq` increases by one per update of the store.
-    StoreUpdate { store: String, seq: u64, update: StoreUpdate },
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    StoreUpdate {
+        store: String,
+        seq: u64,
+        update: StoreUpdate,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
     Bye,
 }
 
@@ -327,10 +467,23 @@ pub struct StoreEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreUpdate {
-    Insert { key: Data, value: Data, expiry: Option<Timestamp> },
-    Update { key: Data, old: Data, value: Data, expiry: Option<Timestamp> },
-    Erase { key: Data },
-    Expire { key: Data },
+    Insert {
+        key: Data,
+        value: Data,
+        expiry: Option<Timestamp>,
+    },
+    Update {
+        key: Data,
+        old: Data,
+        value: Data,
+        expiry: Option<Timestamp>,
+    },
+    Erase {
+        key: Data,
+    },
+    Expire {
+        key: Data,
+    },
     Clear,
 }
 
@@ -343,10 +496,16 @@ pub enum Response {
     Bool(bool),
     Value(Data),
     /// A namespace value; `size` is the full length when a capacity was given (DB-13).
-    Tuple { value: Data, size: u64 },
+    Tuple {
+        value: Data,
+        size: u64,
+    },
     Namespace(NamespaceInfo),
     /// Names from a directory or an iterator page; `done` when there are no more.
-    Names { names: Vec<String>, done: bool },
+    Names {
+        names: Vec<String>,
+        done: bool,
+    },
     Peers(Vec<PeerInfo>),
     Topics(Vec<String>),
 }
@@ -391,17 +550,37 @@ pub enum PeerStatus {
 #[serde(rename_all = "snake_case")]
 pub enum PeerMsg {
     /// First message in each direction.
-    Hello { endpoint: NodeId, version: String, filter: Vec<String> },
+    Hello {
+        endpoint: NodeId,
+        version: String,
+        filter: Vec<String>,
+    },
     /// The sender's new filter (ZB-65).
-    Filter { topics: Vec<String> },
+    Filter {
+        topics: Vec<String>,
+    },
     /// A message travelling the peer graph; `(origin, seq)` identifies it for duplicate
     /// suppression and `ttl` bounds its hops.
-    Forward { origin: NodeId, seq: u64, ttl: u8, topic: String, data: Data },
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Forward {
+        origin: NodeId,
+        seq: u64,
+        ttl: u8,
+        topic: String,
+        data: Data,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
     /// Graceful unpeer (ZB-05): the other side answers with `ByeAck` carrying the token.
-    Bye { token: u64 },
-    ByeAck { token: u64 },
+    Bye {
+        token: u64,
+    },
+    ByeAck {
+        token: u64,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,7 +630,10 @@ pub fn decode_binary<M: DeserializeOwned>(
     }
     let len = u32::from_le_bytes([input[1], input[2], input[3], input[4]]) as usize;
     if len > max_body {
-        return Err(DecodeError::TooLarge { len: len as u64, max: max_body });
+        return Err(DecodeError::TooLarge {
+            len: len as u64,
+            max: max_body,
+        });
     }
     let total = HEADER_LEN + len;
     if input.len() < total {
@@ -462,7 +644,10 @@ pub fn decode_binary<M: DeserializeOwned>(
 }
 
 /// Decodes a buffer that must hold exactly one binary frame (a WebSocket message).
-pub fn from_binary<M: DeserializeOwned>(input: &[u8], max_body: usize) -> Result<Vec<M>, DecodeError> {
+pub fn from_binary<M: DeserializeOwned>(
+    input: &[u8],
+    max_body: usize,
+) -> Result<Vec<M>, DecodeError> {
     let (messages, used) = match decode_binary(input, max_body) {
         Err(DecodeError::Incomplete(_)) => return Err(DecodeError::Truncated),
         other => other?,
@@ -492,13 +677,22 @@ struct JsonVersion {
 
 /// The JSON form of a frame holding `messages`.
 pub fn to_json<M: Serialize>(messages: &[M]) -> Result<Vec<u8>, EncodeError> {
-    Ok(serde_json::to_vec(&JsonFrameOut { v: PROTOCOL_VERSION, messages })?)
+    Ok(serde_json::to_vec(&JsonFrameOut {
+        v: PROTOCOL_VERSION,
+        messages,
+    })?)
 }
 
 /// Decodes the JSON form of a frame.
-pub fn from_json<M: DeserializeOwned>(input: &[u8], max_body: usize) -> Result<Vec<M>, DecodeError> {
+pub fn from_json<M: DeserializeOwned>(
+    input: &[u8],
+    max_body: usize,
+) -> Result<Vec<M>, DecodeError> {
     if input.len() > max_body {
-        return Err(DecodeError::TooLarge { len: input.len() as u64, max: max_body });
+        return Err(DecodeError::TooLarge {
+            len: input.len() as u64,
+            max: max_body,
+        });
     }
     match serde_json::from_slice::<JsonFrameIn<M>>(input) {
         Ok(f) if f.v == u64::from(PROTOCOL_VERSION) => Ok(f.messages),
@@ -545,7 +739,11 @@ impl Encoding {
     }
 
     /// Decodes a complete frame.
-    pub fn decode<M: DeserializeOwned>(self, input: &[u8], max_body: usize) -> Result<Vec<M>, DecodeError> {
+    pub fn decode<M: DeserializeOwned>(
+        self,
+        input: &[u8],
+        max_body: usize,
+    ) -> Result<Vec<M>, DecodeError> {
         match self {
             Encoding::Binary => from_binary(input, max_body),
             Encoding::Json => from_json(input, max_body),
@@ -637,7 +835,11 @@ mod tests {
         let text = id.to_string();
         assert_eq!(text, "abababab-abab-4bab-abab-abababababab");
         assert_eq!(text.parse::<NodeId>().unwrap(), id);
-        assert!("abababab-abab-4bab-abab-ababababab".parse::<NodeId>().is_err());
-        assert!("zzababab-abab-4bab-abab-abababababab".parse::<NodeId>().is_err());
+        assert!("abababab-abab-4bab-abab-ababababab"
+            .parse::<NodeId>()
+            .is_err());
+        assert!("zzababab-abab-4bab-abab-abababababab"
+            .parse::<NodeId>()
+            .is_err());
     }
 }

@@ -17,7 +17,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::ser::{SerializeMap, SerializeStruct, SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Address, Data, DataType, Port, Protocol, Set, Subnet, Table, Timespan, Timestamp};
+use crate::data::{
+    Address, Data, DataType, Port, Protocol, Set, Subnet, Table, Timespan, Timestamp,
+};
 use crate::timefmt;
 
 /// The largest magnitude up to which every integer is exactly representable as a real.
@@ -371,13 +373,17 @@ impl Visitor<'_> for RealVisitor {
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
         if v > MAX_EXACT_INT_IN_F64 {
-            return Err(E::custom(format!("{v} is not exactly representable as a real")));
+            return Err(E::custom(format!(
+                "{v} is not exactly representable as a real"
+            )));
         }
         Ok(v as f64)
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
         if v.unsigned_abs() > MAX_EXACT_INT_IN_F64 {
-            return Err(E::custom(format!("{v} is not exactly representable as a real")));
+            return Err(E::custom(format!(
+                "{v} is not exactly representable as a real"
+            )));
         }
         Ok(v as f64)
     }
@@ -499,13 +505,19 @@ mod tests {
     #[test]
     fn none_and_scalars() {
         assert_eq!(json(&Data::None), r#"{"@data-type":"none","data":{}}"#);
-        assert_eq!(json(&Data::Real(-7.5)), r#"{"@data-type":"real","data":-7.5}"#);
+        assert_eq!(
+            json(&Data::Real(-7.5)),
+            r#"{"@data-type":"real","data":-7.5}"#
+        );
         assert!(serde_json::to_string(&Data::Real(f64::NAN)).is_err());
         let d: Data = serde_json::from_str(r#"{"data":5,"@data-type":"count"}"#).unwrap();
         assert_eq!(d, Data::Count(5));
         let d: Data = serde_json::from_str(r#"{"@data-type":"real","data":1}"#).unwrap();
         assert_eq!(d, Data::Real(1.0));
-        assert!(serde_json::from_str::<Data>(r#"{"@data-type":"real","data":9007199254740993}"#).is_err());
+        assert!(
+            serde_json::from_str::<Data>(r#"{"@data-type":"real","data":9007199254740993}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -116,7 +116,9 @@ pub fn parse_timestamp(s: &str) -> Result<Timestamp, ValueError> {
         if !part.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
-        Ok(part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+        Ok(part
+            .iter()
+            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
     };
     let sep = |at: usize, c: u8| -> Result<(), ValueError> {
         (b.get(at) == Some(&c)).then_some(()).ok_or_else(bad)
@@ -173,9 +175,9 @@ pub fn parse_timestamp(s: &str) -> Result<Timestamp, ValueError> {
         }
         _ => return Err(bad()),
     };
-    let secs = days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60
-        + second
-        - offset_secs;
+    let secs =
+        days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60 + second
+            - offset_secs;
     // i128: the last second of the range can overflow before the fraction is added back.
     let ns = i128::from(secs) * i128::from(NS_PER_SEC) + i128::from(frac_ns);
     i64::try_from(ns)

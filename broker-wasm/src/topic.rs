@@ -102,7 +102,10 @@ impl Filter {
             return false;
         }
         self.topics.retain(|t| !matches(topic, t));
-        let pos = self.topics.binary_search_by(|t| t.as_str().cmp(topic)).unwrap_or_else(|p| p);
+        let pos = self
+            .topics
+            .binary_search_by(|t| t.as_str().cmp(topic))
+            .unwrap_or_else(|p| p);
         self.topics.insert(pos, topic.to_owned());
         true
     }
@@ -120,7 +123,9 @@ impl Filter {
 
 impl FromIterator<String> for Filter {
     fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Filter {
-        Filter { topics: normalize(iter) }
+        Filter {
+            topics: normalize(iter),
+        }
     }
 }
 
@@ -138,7 +143,11 @@ struct Node<K> {
 
 impl<K> Node<K> {
     fn new(parent: u32) -> Self {
-        Node { edges: Vec::new(), subs: Vec::new(), parent }
+        Node {
+            edges: Vec::new(),
+            subs: Vec::new(),
+            parent,
+        }
     }
 }
 
@@ -162,7 +171,11 @@ impl<K: Copy + Ord> Default for SubscriptionIndex<K> {
 
 impl<K: Copy + Ord> SubscriptionIndex<K> {
     pub fn new() -> Self {
-        SubscriptionIndex { nodes: vec![Node::new(0)], free: Vec::new(), prefixes: 0 }
+        SubscriptionIndex {
+            nodes: vec![Node::new(0)],
+            free: Vec::new(),
+            prefixes: 0,
+        }
     }
 
     /// Number of distinct (prefix, subscriber) pairs.
@@ -176,7 +189,10 @@ impl<K: Copy + Ord> SubscriptionIndex<K> {
 
     fn child(&self, node: u32, byte: u8) -> Option<u32> {
         let edges = &self.nodes[node as usize].edges;
-        edges.binary_search_by_key(&byte, |e| e.0).ok().map(|i| edges[i].1)
+        edges
+            .binary_search_by_key(&byte, |e| e.0)
+            .ok()
+            .map(|i| edges[i].1)
     }
 
     fn find(&self, prefix: &str) -> Option<u32> {
@@ -396,7 +412,10 @@ mod tests {
 
     #[test]
     fn zb12_filter_normalisation() {
-        let f: Filter = ["/foo/bar", "/foo/baz", "/zeek"].map(String::from).into_iter().collect();
+        let f: Filter = ["/foo/bar", "/foo/baz", "/zeek"]
+            .map(String::from)
+            .into_iter()
+            .collect();
         assert_eq!(f.topics(), ["/foo/bar", "/foo/baz", "/zeek"]);
         let mut f = f;
         assert!(f.add("/foo"));
@@ -411,7 +430,10 @@ mod tests {
     #[test]
     fn zb12_reserved_and_helpers() {
         assert!(validate_user_topic("/ok/topic").is_ok());
-        assert!(matches!(validate_user_topic("x<$>y"), Err(TopicError::Reserved(_))));
+        assert!(matches!(
+            validate_user_topic("x<$>y"),
+            Err(TopicError::Reserved(_))
+        ));
         assert!(matches!(
             validate_user_topic(&"a".repeat(MAX_TOPIC_LEN + 1)),
             Err(TopicError::TooLong(_))
@@ -468,7 +490,9 @@ mod tests {
         };
         let word = |n: &mut dyn FnMut() -> u64| {
             let len = (n() % 5) as usize;
-            (0..len).map(|_| alphabet[(n() % 3) as usize] as char).collect::<String>()
+            (0..len)
+                .map(|_| alphabet[(n() % 3) as usize] as char)
+                .collect::<String>()
         };
         let mut ix = SubscriptionIndex::new();
         let mut subs: Vec<(String, u32)> = Vec::new();
@@ -485,8 +509,11 @@ mod tests {
                 ix.insert(&p, k);
             }
             let t = word(&mut next);
-            let mut want: Vec<u32> =
-                subs.iter().filter(|(q, _)| matches(q, &t)).map(|s| s.1).collect();
+            let mut want: Vec<u32> = subs
+                .iter()
+                .filter(|(q, _)| matches(q, &t))
+                .map(|s| s.1)
+                .collect();
             want.sort_unstable();
             want.dedup();
             assert_eq!(ix.lookup(&t), want, "topic {t:?}");

@@ -51,12 +51,18 @@ pub struct Event {
 impl Event {
     /// An event without metadata.
     pub fn new(name: impl Into<String>, args: Vec<Data>) -> Event {
-        Event { name: name.into(), args, metadata: None }
+        Event {
+            name: name.into(),
+            args,
+            metadata: None,
+        }
     }
 
     /// Adds one metadata entry.
     pub fn with_metadata(mut self, key: u64, value: Data) -> Event {
-        self.metadata.get_or_insert_with(Vec::new).push((key, value));
+        self.metadata
+            .get_or_insert_with(Vec::new)
+            .push((key, value));
         self
     }
 
@@ -67,10 +73,13 @@ impl Event {
 
     /// The network timestamp, if present.
     pub fn network_timestamp(&self) -> Option<Timestamp> {
-        self.metadata.as_ref()?.iter().find_map(|(k, v)| match (k, v) {
-            (&METADATA_NETWORK_TIMESTAMP, Data::Timestamp(t)) => Some(*t),
-            _ => None,
-        })
+        self.metadata
+            .as_ref()?
+            .iter()
+            .find_map(|(k, v)| match (k, v) {
+                (&METADATA_NETWORK_TIMESTAMP, Data::Timestamp(t)) => Some(*t),
+                _ => None,
+            })
     }
 
     /// The Broker value `[1, 1, [name, args, metadata?]]`.
@@ -95,14 +104,20 @@ impl Event {
 
     /// Reads an event from a Broker value, checking every validity rule of ZB-34.
     pub fn from_data(data: &Data) -> Result<Event, EventError> {
-        let top = data.as_vector().filter(|v| v.len() >= 3).ok_or(EventError::NotAMessage)?;
+        let top = data
+            .as_vector()
+            .filter(|v| v.len() >= 3)
+            .ok_or(EventError::NotAMessage)?;
         if top[0] != Data::Count(ZEEK_PROTOCOL_VERSION) {
             return Err(EventError::Version);
         }
         if top[1] != Data::Count(ZEEK_TYPE_EVENT) {
             return Err(EventError::NotAnEvent);
         }
-        let content = top[2].as_vector().filter(|c| c.len() >= 2).ok_or(EventError::Content)?;
+        let content = top[2]
+            .as_vector()
+            .filter(|c| c.len() >= 2)
+            .ok_or(EventError::Content)?;
         let name = content[0].as_str().ok_or(EventError::Name)?.to_owned();
         let args = content[1].as_vector().ok_or(EventError::Args)?.to_vec();
         let metadata = match content.get(2) {
@@ -113,8 +128,7 @@ impl Event {
                 for entry in entries {
                     match entry.as_vector() {
                         Some([Data::Count(k), v]) => {
-                            if *k == METADATA_NETWORK_TIMESTAMP
-                                && !matches!(v, Data::Timestamp(_))
+                            if *k == METADATA_NETWORK_TIMESTAMP && !matches!(v, Data::Timestamp(_))
                             {
                                 return Err(EventError::NetworkTimestamp);
                             }
@@ -126,7 +140,11 @@ impl Event {
                 Some(out)
             }
         };
-        Ok(Event { name, args, metadata })
+        Ok(Event {
+            name,
+            args,
+            metadata,
+        })
     }
 }
 
@@ -152,7 +170,9 @@ mod tests {
         let e = Event::new("ping", vec![Data::string("x"), Data::Count(1)]);
         assert_eq!(e.to_data().to_string(), "(1, 1, (ping, (x, 1)))");
         assert_eq!(Event::from_data(&e.to_data()), Ok(e.clone()));
-        let m = e.with_network_timestamp(Timestamp(5)).with_metadata(200, Data::Boolean(true));
+        let m = e
+            .with_network_timestamp(Timestamp(5))
+            .with_metadata(200, Data::Boolean(true));
         let back = Event::from_data(&m.to_data()).unwrap();
         assert_eq!(back.network_timestamp(), Some(Timestamp(5)));
         assert_eq!(back, m);
@@ -164,24 +184,55 @@ mod tests {
         let ok_content = v(vec![Data::string("e"), v(vec![])]);
         let cases = [
             (Data::Count(1), EventError::NotAMessage),
-            (v(vec![Data::Count(1), Data::Count(1)]), EventError::NotAMessage),
-            (v(vec![Data::Count(2), Data::Count(1), ok_content.clone()]), EventError::Version),
-            (v(vec![Data::Count(1), Data::Count(2), ok_content.clone()]), EventError::NotAnEvent),
-            (v(vec![Data::Count(1), Data::Integer(1), ok_content.clone()]), EventError::NotAnEvent),
-            (v(vec![Data::Count(1), Data::Count(1), v(vec![Data::string("e")])]), EventError::Content),
             (
-                v(vec![Data::Count(1), Data::Count(1), v(vec![Data::Count(3), v(vec![])])]),
+                v(vec![Data::Count(1), Data::Count(1)]),
+                EventError::NotAMessage,
+            ),
+            (
+                v(vec![Data::Count(2), Data::Count(1), ok_content.clone()]),
+                EventError::Version,
+            ),
+            (
+                v(vec![Data::Count(1), Data::Count(2), ok_content.clone()]),
+                EventError::NotAnEvent,
+            ),
+            (
+                v(vec![Data::Count(1), Data::Integer(1), ok_content.clone()]),
+                EventError::NotAnEvent,
+            ),
+            (
+                v(vec![
+                    Data::Count(1),
+                    Data::Count(1),
+                    v(vec![Data::string("e")]),
+                ]),
+                EventError::Content,
+            ),
+            (
+                v(vec![
+                    Data::Count(1),
+                    Data::Count(1),
+                    v(vec![Data::Count(3), v(vec![])]),
+                ]),
                 EventError::Name,
             ),
             (
-                v(vec![Data::Count(1), Data::Count(1), v(vec![Data::string("e"), Data::None])]),
+                v(vec![
+                    Data::Count(1),
+                    Data::Count(1),
+                    v(vec![Data::string("e"), Data::None]),
+                ]),
                 EventError::Args,
             ),
             (
                 v(vec![
                     Data::Count(1),
                     Data::Count(1),
-                    v(vec![Data::string("e"), v(vec![]), v(vec![v(vec![Data::Integer(1), Data::None])])]),
+                    v(vec![
+                        Data::string("e"),
+                        v(vec![]),
+                        v(vec![v(vec![Data::Integer(1), Data::None])]),
+                    ]),
                 ]),
                 EventError::Metadata,
             ),
@@ -189,7 +240,11 @@ mod tests {
                 v(vec![
                     Data::Count(1),
                     Data::Count(1),
-                    v(vec![Data::string("e"), v(vec![]), v(vec![v(vec![Data::Count(1), Data::Count(7)])])]),
+                    v(vec![
+                        Data::string("e"),
+                        v(vec![]),
+                        v(vec![v(vec![Data::Count(1), Data::Count(7)])]),
+                    ]),
                 ]),
                 EventError::NetworkTimestamp,
             ),

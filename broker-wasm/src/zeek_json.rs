@@ -34,7 +34,10 @@ pub struct ZeekError {
 
 impl ZeekError {
     fn deserialization(context: String) -> ZeekError {
-        ZeekError { code: ErrorCode::DeserializationFailed, context }
+        ZeekError {
+            code: ErrorCode::DeserializationFailed,
+            context,
+        }
     }
 }
 
@@ -83,7 +86,12 @@ struct Ack<'a> {
 
 /// `{"type":"ack","endpoint":...,"version":...}`.
 pub fn ack(endpoint: &str, version: &str) -> String {
-    serde_json::to_string(&Ack { r#type: "ack", endpoint, version }).expect("strings serialize")
+    serde_json::to_string(&Ack {
+        r#type: "ack",
+        endpoint,
+        version,
+    })
+    .expect("strings serialize")
 }
 
 #[derive(Serialize)]
@@ -103,8 +111,12 @@ struct HandshakeErrorOut<'a> {
 
 /// `{"type":"error","code":...,"context":...}`.
 pub fn error(code: ErrorCode, context: &str) -> String {
-    serde_json::to_string(&ErrorOut { r#type: "error", code: code.name(), context })
-        .expect("strings serialize")
+    serde_json::to_string(&ErrorOut {
+        r#type: "error",
+        code: code.name(),
+        context,
+    })
+    .expect("strings serialize")
 }
 
 /// A handshake error: like [`error`], plus a `message` member with the same text for
@@ -130,7 +142,9 @@ pub fn decode_handshake(input: &[u8]) -> Result<Vec<String>, ZeekError> {
         ZeekError::deserialization(format!("handshake contained malformed JSON -> {e}"))
     })?;
     let serde_json::Value::Array(items) = value else {
-        return Err(ZeekError::deserialization("subscriptions not an array".into()));
+        return Err(ZeekError::deserialization(
+            "subscriptions not an array".into(),
+        ));
     };
     items
         .into_iter()
@@ -182,7 +196,10 @@ pub fn decode_server_message(input: &[u8]) -> Result<ServerMessage, DecodeError>
             .ok_or_else(|| DecodeError::Invalid(format!("missing string member `{key}`")))
     };
     match value.get("type").and_then(|t| t.as_str()) {
-        Some("ack") => Ok(ServerMessage::Ack { endpoint: text("endpoint")?, version: text("version")? }),
+        Some("ack") => Ok(ServerMessage::Ack {
+            endpoint: text("endpoint")?,
+            version: text("version")?,
+        }),
         Some("error") => Ok(ServerMessage::Error {
             code: text("code")?,
             context: text("context").or_else(|_| text("message"))?,
@@ -240,7 +257,10 @@ impl<'de> Visitor<'de> for DataMessageVisitor {
             return Err(de::Error::missing_field("type"));
         }
         let topic = topic.ok_or_else(|| de::Error::missing_field("topic"))?;
-        Ok(DataMessage(Publish { topic, data: slot.finish()? }))
+        Ok(DataMessage(Publish {
+            topic,
+            data: slot.finish()?,
+        }))
     }
 }
 
@@ -254,7 +274,13 @@ mod tests {
         assert_eq!(decode_handshake(b"[]").unwrap(), Vec::<String>::new());
         assert_eq!(decode_handshake(br#"["", ""]"#).unwrap(), ["", ""]);
         let e = decode_handshake(br#"{"a":1}"#).unwrap_err();
-        assert_eq!((e.code, e.context.as_str()), (ErrorCode::DeserializationFailed, "subscriptions not an array"));
+        assert_eq!(
+            (e.code, e.context.as_str()),
+            (
+                ErrorCode::DeserializationFailed,
+                "subscriptions not an array"
+            )
+        );
         let e = decode_handshake(br#"[1, "/x"]"#).unwrap_err();
         assert_eq!(e.context, "individual subscription not a string");
         assert_eq!(
@@ -266,14 +292,28 @@ mod tests {
     #[test]
     fn zb41_error_contexts() {
         let e = decode_data_message(b"How is it going?", 1).unwrap_err();
-        assert!(e.context.starts_with("input #1 contained malformed JSON"), "{}", e.context);
+        assert!(
+            e.context.starts_with("input #1 contained malformed JSON"),
+            "{}",
+            e.context
+        );
         let e = decode_data_message(b"[1,2]", 2).unwrap_err();
         assert_eq!(e.context, "input #2 expected a JSON object");
-        let e = decode_data_message(br#"{"topic":"/test","@data-type":"phone","data":"555-0123"}"#, 3)
-            .unwrap_err();
-        assert!(e.context.starts_with("input #3 contained invalid data"), "{}", e.context);
-        let e = decode_data_message(br#"{"type":"data-message","@data-type":"count","data":1}"#, 4)
-            .unwrap_err();
+        let e = decode_data_message(
+            br#"{"topic":"/test","@data-type":"phone","data":"555-0123"}"#,
+            3,
+        )
+        .unwrap_err();
+        assert!(
+            e.context.starts_with("input #3 contained invalid data"),
+            "{}",
+            e.context
+        );
+        let e = decode_data_message(
+            br#"{"type":"data-message","@data-type":"count","data":1}"#,
+            4,
+        )
+        .unwrap_err();
         assert!(e.context.contains("topic"), "{}", e.context);
     }
 
@@ -284,7 +324,13 @@ mod tests {
             1,
         )
         .unwrap();
-        assert_eq!(p, Publish { topic: "/a".into(), data: Data::Count(1) });
+        assert_eq!(
+            p,
+            Publish {
+                topic: "/a".into(),
+                data: Data::Count(1)
+            }
+        );
         assert_eq!(
             data_message("/foo/bar", &Data::Count(1)).unwrap(),
             r#"{"type":"data-message","topic":"/foo/bar","@data-type":"count","data":1}"#

@@ -17,7 +17,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 fn budget() -> Duration {
-    let secs = std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(1.0);
+    let secs = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(1.0);
     Duration::from_secs_f64(secs)
 }
 
@@ -54,7 +57,12 @@ fn mutate(rng: &mut TestRng, mut input: Vec<u8>) -> Vec<u8> {
 }
 
 /// Runs `target` on random and mutated inputs until the time budget is spent.
-fn fuzz<S: Strategy>(name: &str, seeds: S, encode: impl Fn(&S::Value) -> Vec<u8>, target: impl Fn(&[u8])) {
+fn fuzz<S: Strategy>(
+    name: &str,
+    seeds: S,
+    encode: impl Fn(&S::Value) -> Vec<u8>,
+    target: impl Fn(&[u8]),
+) {
     let mut runner = TestRunner::new(Config::default());
     let deadline = Instant::now() + budget();
     let (mut tried, mut from_seed) = (0u64, 0u64);
@@ -93,7 +101,10 @@ fn binary_target<M: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
 fn json_target<M: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(input: &[u8]) {
     if let Ok(msgs) = protocol::from_json::<M>(input, DEFAULT_MAX_FRAME) {
         let again = protocol::to_json(&msgs).expect("decoded frames re-encode");
-        assert_eq!(protocol::from_json::<M>(&again, DEFAULT_MAX_FRAME).unwrap(), msgs);
+        assert_eq!(
+            protocol::from_json::<M>(&again, DEFAULT_MAX_FRAME).unwrap(),
+            msgs
+        );
     }
 }
 
@@ -152,7 +163,10 @@ fn fuzz_zeek_json() {
         |input| {
             if let Ok(p) = zeek_json::decode_data_message(input, 1) {
                 let again = zeek_json::data_message(&p.topic, &p.data).unwrap();
-                assert_eq!(zeek_json::decode_data_message(again.as_bytes(), 1).unwrap(), p);
+                assert_eq!(
+                    zeek_json::decode_data_message(again.as_bytes(), 1).unwrap(),
+                    p
+                );
             }
             let _ = zeek_json::decode_server_message(input);
         },

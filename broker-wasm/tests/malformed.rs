@@ -2,7 +2,9 @@
 //! the input does not justify (ZB-31, ZB-40).
 
 use broker_wasm::binary::{self, write_varint};
-use broker_wasm::protocol::{self, ClientMsg, Encoding, Publish, ServerMsg, DEFAULT_MAX_FRAME, HEADER_LEN};
+use broker_wasm::protocol::{
+    self, ClientMsg, Encoding, Publish, ServerMsg, DEFAULT_MAX_FRAME, HEADER_LEN,
+};
 use broker_wasm::{zeek_json, Data, DecodeError};
 
 /// Wraps a message body (count already included) in a binary frame header.
@@ -27,8 +29,14 @@ fn decode(bytes: &[u8]) -> Result<Vec<ClientMsg>, DecodeError> {
 
 #[test]
 fn the_publish_frame_helper_matches_the_encoder() {
-    let msg = ClientMsg::Publish(Publish { topic: "/t".into(), data: Data::Count(5) });
-    assert_eq!(protocol::to_binary(&[msg.clone()]).unwrap(), publish_frame(&[2, 5]));
+    let msg = ClientMsg::Publish(Publish {
+        topic: "/t".into(),
+        data: Data::Count(5),
+    });
+    assert_eq!(
+        protocol::to_binary(std::slice::from_ref(&msg)).unwrap(),
+        publish_frame(&[2, 5])
+    );
     assert_eq!(decode(&publish_frame(&[2, 5])).unwrap(), vec![msg]);
 }
 
@@ -36,23 +44,42 @@ fn the_publish_frame_helper_matches_the_encoder() {
 fn truncated_input() {
     let full = publish_frame(&[5, 3, b'a', b'b', b'c']);
     for cut in 0..full.len() {
-        let err = protocol::decode_binary::<ClientMsg>(&full[..cut], DEFAULT_MAX_FRAME).unwrap_err();
+        let err =
+            protocol::decode_binary::<ClientMsg>(&full[..cut], DEFAULT_MAX_FRAME).unwrap_err();
         assert!(err.is_incomplete(), "cut {cut}: {err}");
         // As a whole WebSocket message the same bytes are malformed, not incomplete.
         assert!(!decode(&full[..cut]).unwrap_err().is_incomplete());
     }
     // A body whose own lengths run past the frame's end.
     let err = decode(&publish_frame(&[5, 9, b'a'])).unwrap_err();
-    assert!(matches!(err, DecodeError::BadLength { len: 9, remaining: 1 }), "{err}");
-    assert_eq!(decode(&publish_frame(&[4, 0, 0])).unwrap_err(), DecodeError::Truncated);
+    assert!(
+        matches!(
+            err,
+            DecodeError::BadLength {
+                len: 9,
+                remaining: 1
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        decode(&publish_frame(&[4, 0, 0])).unwrap_err(),
+        DecodeError::Truncated
+    );
 }
 
 #[test]
 fn unknown_tags() {
     let err = decode(&publish_frame(&[99])).unwrap_err();
-    assert!(matches!(err, DecodeError::UnknownTag { tag: 99, .. }), "{err}");
+    assert!(
+        matches!(err, DecodeError::UnknownTag { tag: 99, .. }),
+        "{err}"
+    );
     let err = decode(&frame(&[1, 77])).unwrap_err();
-    assert!(matches!(err, DecodeError::UnknownTag { tag: 77, .. }), "{err}");
+    assert!(
+        matches!(err, DecodeError::UnknownTag { tag: 77, .. }),
+        "{err}"
+    );
     let err = protocol::from_binary::<ServerMsg>(&frame(&[1, 120]), DEFAULT_MAX_FRAME).unwrap_err();
     assert!(matches!(err, DecodeError::UnknownTag { .. }), "{err}");
     // Port protocol 9, boolean byte 2, option byte 7.
@@ -84,7 +111,10 @@ fn absurd_lengths() {
     // A message count of 2^60.
     let mut body = Vec::new();
     write_varint(&mut body, 1 << 60);
-    assert!(matches!(decode(&frame(&body)).unwrap_err(), DecodeError::BadLength { .. }));
+    assert!(matches!(
+        decode(&frame(&body)).unwrap_err(),
+        DecodeError::BadLength { .. }
+    ));
     // An overlong varint.
     let err = decode(&frame(&[0xff; 12])).unwrap_err();
     assert_eq!(err, DecodeError::BadVarint);
@@ -131,10 +161,18 @@ fn invalid_utf8() {
     body.extend_from_slice(&[2, 1]);
     assert_eq!(decode(&frame(&body)).unwrap_err(), DecodeError::InvalidUtf8);
     // Enum names must be text (strings may be bytes).
-    assert_eq!(decode(&publish_frame(&[11, 1, 0xff])).unwrap_err(), DecodeError::InvalidUtf8);
-    assert!(decode(&publish_frame(&[5, 1, 0xff])).is_ok(), "binary strings are allowed");
+    assert_eq!(
+        decode(&publish_frame(&[11, 1, 0xff])).unwrap_err(),
+        DecodeError::InvalidUtf8
+    );
+    assert!(
+        decode(&publish_frame(&[5, 1, 0xff])).is_ok(),
+        "binary strings are allowed"
+    );
     assert!(zeek_json::decode_value(b"{\"@data-type\":\"string\",\"data\":\"\xff\"}").is_err());
-    assert!(Encoding::Json.decode::<ClientMsg>(b"{\"v\":1,\"messages\":[\xff]}", 1000).is_err());
+    assert!(Encoding::Json
+        .decode::<ClientMsg>(b"{\"v\":1,\"messages\":[\xff]}", 1000)
+        .is_err());
 }
 
 #[test]

@@ -5,14 +5,25 @@ use broker_wasm::zeek_json::{self, ServerMessage};
 use broker_wasm::{Data, ErrorCode, Event};
 
 fn check(data: Data, text: &str) {
-    assert_eq!(zeek_json::encode_value(&data).unwrap(), text, "encoding {data:?}");
-    assert_eq!(zeek_json::decode_value(text.as_bytes()).unwrap(), data, "decoding {text}");
+    assert_eq!(
+        zeek_json::encode_value(&data).unwrap(),
+        text,
+        "encoding {data:?}"
+    );
+    assert_eq!(
+        zeek_json::decode_value(text.as_bytes()).unwrap(),
+        data,
+        "decoding {text}"
+    );
 }
 
 #[test]
 fn zb43_1_handshake_and_ack() {
     assert_eq!(zeek_json::handshake(&["/test"]), r#"["/test"]"#);
-    assert_eq!(zeek_json::decode_handshake(br#"["/test"]"#).unwrap(), ["/test"]);
+    assert_eq!(
+        zeek_json::decode_handshake(br#"["/test"]"#).unwrap(),
+        ["/test"]
+    );
     let ack = zeek_json::ack("925c9110-5b87-57d9-9d80-b65568e87a44", "2.7.0");
     assert_eq!(
         ack,
@@ -31,12 +42,27 @@ fn zb43_1_handshake_and_ack() {
 fn zb43_2_scalars() {
     let ts = |s: i64| Data::Timestamp(Timestamp(s * 1_000_000_000));
     check(Data::None, r#"{"@data-type":"none","data":{}}"#);
-    check(Data::Boolean(true), r#"{"@data-type":"boolean","data":true}"#);
-    check(Data::Count(u64::MAX), r#"{"@data-type":"count","data":18446744073709551615}"#);
-    check(Data::Integer(i64::MIN), r#"{"@data-type":"integer","data":-9223372036854775808}"#);
+    check(
+        Data::Boolean(true),
+        r#"{"@data-type":"boolean","data":true}"#,
+    );
+    check(
+        Data::Count(u64::MAX),
+        r#"{"@data-type":"count","data":18446744073709551615}"#,
+    );
+    check(
+        Data::Integer(i64::MIN),
+        r#"{"@data-type":"integer","data":-9223372036854775808}"#,
+    );
     check(Data::Real(-7.5), r#"{"@data-type":"real","data":-7.5}"#);
-    check(Data::string("foo\n\"bar"), r#"{"@data-type":"string","data":"foo\n\"bar"}"#);
-    check(Data::enum_value("foo"), r#"{"@data-type":"enum-value","data":"foo"}"#);
+    check(
+        Data::string("foo\n\"bar"),
+        r#"{"@data-type":"string","data":"foo\n\"bar"}"#,
+    );
+    check(
+        Data::enum_value("foo"),
+        r#"{"@data-type":"enum-value","data":"foo"}"#,
+    );
     check(
         Data::Address("192.128.4.4".parse().unwrap()),
         r#"{"@data-type":"address","data":"192.128.4.4"}"#,
@@ -53,25 +79,53 @@ fn zb43_2_scalars() {
         Data::Port(Port::new(9000, Protocol::Udp)),
         r#"{"@data-type":"port","data":"9000/udp"}"#,
     );
-    check(Data::Timespan(Timespan(0)), r#"{"@data-type":"timespan","data":"0s"}"#);
-    check(Data::Timespan(Timespan(999)), r#"{"@data-type":"timespan","data":"999ns"}"#);
-    check(Data::Timespan(Timespan(1_000)), r#"{"@data-type":"timespan","data":"1us"}"#);
-    check(Data::Timespan(Timespan(1_500_000_000)), r#"{"@data-type":"timespan","data":"1500ms"}"#);
-    check(Data::Timespan(Timespan::from_secs(1)), r#"{"@data-type":"timespan","data":"1s"}"#);
-    check(ts(1_404_901_004), r#"{"@data-type":"timestamp","data":"2014-07-09T10:16:44.000"}"#);
-    check(ts(1_649_574_000), r#"{"@data-type":"timestamp","data":"2022-04-10T07:00:00.000"}"#);
+    check(
+        Data::Timespan(Timespan(0)),
+        r#"{"@data-type":"timespan","data":"0s"}"#,
+    );
+    check(
+        Data::Timespan(Timespan(999)),
+        r#"{"@data-type":"timespan","data":"999ns"}"#,
+    );
+    check(
+        Data::Timespan(Timespan(1_000)),
+        r#"{"@data-type":"timespan","data":"1us"}"#,
+    );
+    check(
+        Data::Timespan(Timespan(1_500_000_000)),
+        r#"{"@data-type":"timespan","data":"1500ms"}"#,
+    );
+    check(
+        Data::Timespan(Timespan::from_secs(1)),
+        r#"{"@data-type":"timespan","data":"1s"}"#,
+    );
+    check(
+        ts(1_404_901_004),
+        r#"{"@data-type":"timestamp","data":"2014-07-09T10:16:44.000"}"#,
+    );
+    check(
+        ts(1_649_574_000),
+        r#"{"@data-type":"timestamp","data":"2022-04-10T07:00:00.000"}"#,
+    );
     // Control characters are escaped as \u00XX (valid JSON, unlike Broker >= 2.8's \v).
-    check(Data::string("\u{b}\u{1}"), r#"{"@data-type":"string","data":"\u000b\u0001"}"#);
+    check(
+        Data::string("\u{b}\u{1}"),
+        r#"{"@data-type":"string","data":"\u000b\u0001"}"#,
+    );
 }
 
 #[test]
 fn zb43_3_containers() {
-    let set: Set = [Data::string("foo"), Data::string("bar")].into_iter().collect();
+    let set: Set = [Data::string("foo"), Data::string("bar")]
+        .into_iter()
+        .collect();
     check(
         Data::Set(set),
         r#"{"@data-type":"set","data":[{"@data-type":"string","data":"bar"},{"@data-type":"string","data":"foo"}]}"#,
     );
-    let table: Table = [(Data::string("first-name"), Data::string("John"))].into_iter().collect();
+    let table: Table = [(Data::string("first-name"), Data::string("John"))]
+        .into_iter()
+        .collect();
     check(
         Data::Table(table),
         r#"{"@data-type":"table","data":[{"key":{"@data-type":"string","data":"first-name"},"value":{"@data-type":"string","data":"John"}}]}"#,
@@ -95,7 +149,11 @@ fn zb43_4_vector_of_every_type_round_trips() {
         Data::Timespan(Timespan(-5)),
         Data::enum_value("Log::WRITER_ASCII"),
         Data::Set([Data::Count(1), Data::Count(2)].into_iter().collect()),
-        Data::Table([(Data::Count(1), Data::string("one"))].into_iter().collect()),
+        Data::Table(
+            [(Data::Count(1), Data::string("one"))]
+                .into_iter()
+                .collect(),
+        ),
         Data::Vector(vec![Data::Vector(vec![])]),
     ];
     let v = Data::Vector(every);
@@ -124,7 +182,10 @@ fn zb43_5_zeek_event() {
         r#"{"@data-type":"vector","data":[{"@data-type":"vector","data":[{"@data-type":"count","data":1},{"@data-type":"timestamp","data":"2023-04-18T14:13:14.000"}]}]}]}]}"#
     ), "{msg}");
     let back = zeek_json::decode_data_message(msg.as_bytes(), 1).unwrap();
-    assert_eq!(Event::from_data(&back.data).unwrap().network_timestamp(), Some(ts));
+    assert_eq!(
+        Event::from_data(&back.data).unwrap().network_timestamp(),
+        Some(ts)
+    );
 }
 
 #[test]
@@ -155,10 +216,17 @@ fn zb43_7_rejections() {
         r#"{"@data-type":"set","data":[{"@data-type":"count","data":1},{"@data-type":"count","data":1}]}"#,
         r#"{"@data-type":"port","data":"80/xyz"}"#,
     ] {
-        assert!(zeek_json::decode_value(text.as_bytes()).is_err(), "{text} must be rejected");
+        assert!(
+            zeek_json::decode_value(text.as_bytes()).is_err(),
+            "{text} must be rejected"
+        );
         // Inside a data message the same value gives the "invalid data" error.
         let msg = format!(r#"{{"type":"data-message","topic":"/t",{}"#, &text[1..]);
         let e = zeek_json::decode_data_message(msg.as_bytes(), 7).unwrap_err();
-        assert!(e.context.starts_with("input #7 contained invalid data"), "{}", e.context);
+        assert!(
+            e.context.starts_with("input #7 contained invalid data"),
+            "{}",
+            e.context
+        );
     }
 }

@@ -39,10 +39,8 @@ pub fn data(finite_reals: bool) -> impl Strategy<Value = Data> {
             let l = if a.is_v4() { l % 33 } else { l };
             Data::Subnet(Subnet::new(a, l).unwrap())
         }),
-        (any::<u16>(), 0u8..4).prop_map(|(n, p)| Data::Port(Port::new(
-            n,
-            Protocol::from_code(p).unwrap()
-        ))),
+        (any::<u16>(), 0u8..4)
+            .prop_map(|(n, p)| Data::Port(Port::new(n, Protocol::from_code(p).unwrap()))),
         any::<i64>().prop_map(|t| Data::Timestamp(Timestamp(t))),
         any::<i64>().prop_map(|t| Data::Timespan(Timespan(t))),
         "[A-Za-z:_]{1,12}".prop_map(Data::Enum),
@@ -72,9 +70,10 @@ fn expiry() -> impl Strategy<Value = Option<Timespan>> {
 fn endpoint_info() -> impl Strategy<Value = EndpointInfo> {
     (
         proptest::option::of(node_id()),
-        proptest::option::of(("[0-9.]{1,15}", any::<u16>()).prop_map(|(address, port)| {
-            NetworkInfo { address, port }
-        })),
+        proptest::option::of(
+            ("[0-9.]{1,15}", any::<u16>())
+                .prop_map(|(address, port)| NetworkInfo { address, port }),
+        ),
     )
         .prop_map(|(node, network)| EndpointInfo { node, network })
 }
@@ -96,19 +95,41 @@ pub fn store_op(finite: bool) -> impl Strategy<Value = StoreOp> {
     let d = move || data(finite);
     prop_oneof![
         (d(), d(), expiry()).prop_map(|(key, value, expiry)| StoreOp::Put { key, value, expiry }),
-        (d(), d(), expiry())
-            .prop_map(|(key, value, expiry)| StoreOp::PutUnique { key, value, expiry }),
+        (d(), d(), expiry()).prop_map(|(key, value, expiry)| StoreOp::PutUnique {
+            key,
+            value,
+            expiry
+        }),
         d().prop_map(|key| StoreOp::Erase { key }),
         Just(StoreOp::Clear),
-        (d(), d(), expiry())
-            .prop_map(|(key, amount, expiry)| StoreOp::Increment { key, amount, expiry }),
-        (d(), d(), expiry())
-            .prop_map(|(key, amount, expiry)| StoreOp::Decrement { key, amount, expiry }),
-        (d(), d(), expiry()).prop_map(|(key, value, expiry)| StoreOp::Append { key, value, expiry }),
-        (d(), d(), proptest::option::of(d()), expiry())
-            .prop_map(|(key, index, value, expiry)| StoreOp::InsertInto { key, index, value, expiry }),
-        (d(), d(), expiry())
-            .prop_map(|(key, index, expiry)| StoreOp::RemoveFrom { key, index, expiry }),
+        (d(), d(), expiry()).prop_map(|(key, amount, expiry)| StoreOp::Increment {
+            key,
+            amount,
+            expiry
+        }),
+        (d(), d(), expiry()).prop_map(|(key, amount, expiry)| StoreOp::Decrement {
+            key,
+            amount,
+            expiry
+        }),
+        (d(), d(), expiry()).prop_map(|(key, value, expiry)| StoreOp::Append {
+            key,
+            value,
+            expiry
+        }),
+        (d(), d(), proptest::option::of(d()), expiry()).prop_map(|(key, index, value, expiry)| {
+            StoreOp::InsertInto {
+                key,
+                index,
+                value,
+                expiry,
+            }
+        }),
+        (d(), d(), expiry()).prop_map(|(key, index, expiry)| StoreOp::RemoveFrom {
+            key,
+            index,
+            expiry
+        }),
         (d(), d(), expiry()).prop_map(|(key, value, expiry)| StoreOp::Push { key, value, expiry }),
         (d(), expiry()).prop_map(|(key, expiry)| StoreOp::Pop { key, expiry }),
         d().prop_map(|key| StoreOp::Get { key }),
@@ -122,32 +143,65 @@ pub fn store_op(finite: bool) -> impl Strategy<Value = StoreOp> {
 pub fn namespace_op(finite: bool) -> impl Strategy<Value = NamespaceOp> {
     let s = || ".{0,10}";
     prop_oneof![
-        (s(), any::<u8>(), proptest::collection::vec(s(), 0..3))
-            .prop_map(|(name, level, groups)| NamespaceOp::Create { name, level, groups }),
+        (s(), any::<u8>(), proptest::collection::vec(s(), 0..3)).prop_map(
+            |(name, level, groups)| NamespaceOp::Create {
+                name,
+                level,
+                groups
+            }
+        ),
         s().prop_map(|name| NamespaceOp::Attach { name }),
         s().prop_map(|name| NamespaceOp::Detach { name }),
         s().prop_map(|name| NamespaceOp::Delete { name }),
         s().prop_map(|name| NamespaceOp::Query { name }),
         (s(), s(), data(finite)).prop_map(|(ns, key, value)| NamespaceOp::Put { ns, key, value }),
-        (s(), s(), any::<u64>(), wait(), proptest::option::of(any::<u64>()), any::<bool>())
-            .prop_map(|(ns, key, index, wait, capacity, partial)| NamespaceOp::Read {
+        (
+            s(),
+            s(),
+            any::<u64>(),
+            wait(),
+            proptest::option::of(any::<u64>()),
+            any::<bool>()
+        )
+            .prop_map(
+                |(ns, key, index, wait, capacity, partial)| NamespaceOp::Read {
+                    ns,
+                    key,
+                    index,
+                    wait,
+                    capacity,
+                    partial
+                }
+            ),
+        (
+            s(),
+            s(),
+            wait(),
+            proptest::option::of(any::<u64>()),
+            any::<bool>()
+        )
+            .prop_map(|(ns, key, wait, capacity, partial)| NamespaceOp::Get {
                 ns,
                 key,
-                index,
                 wait,
                 capacity,
                 partial
             }),
-        (s(), s(), wait(), proptest::option::of(any::<u64>()), any::<bool>()).prop_map(
-            |(ns, key, wait, capacity, partial)| NamespaceOp::Get { ns, key, wait, capacity, partial }
-        ),
         (s(), s()).prop_map(|(ns, key)| NamespaceOp::Remove { ns, key }),
         (s(), s(), s()).prop_map(|(from, key, to)| NamespaceOp::Move { from, key, to }),
         (s(), s()).prop_map(|(ns, key)| NamespaceOp::TestKey { ns, key }),
-        (s(), s(), any::<u64>())
-            .prop_map(|(ns, pattern, limit)| NamespaceOp::Directory { ns, pattern, limit }),
+        (s(), s(), any::<u64>()).prop_map(|(ns, pattern, limit)| NamespaceOp::Directory {
+            ns,
+            pattern,
+            limit
+        }),
         (s(), s(), proptest::option::of(s()), any::<u64>()).prop_map(
-            |(ns, pattern, after, limit)| NamespaceOp::Iterate { ns, pattern, after, limit }
+            |(ns, pattern, after, limit)| NamespaceOp::Iterate {
+                ns,
+                pattern,
+                after,
+                limit
+            }
         ),
     ]
 }
@@ -157,7 +211,11 @@ pub fn request(finite: bool) -> impl Strategy<Value = Request> {
         (topic(), any::<bool>(), data(finite)).prop_map(|(store, mem, options)| {
             Request::AttachMaster {
                 store,
-                backend: if mem { Backend::Memory } else { Backend::Sqlite },
+                backend: if mem {
+                    Backend::Memory
+                } else {
+                    Backend::Sqlite
+                },
                 options,
             }
         }),
@@ -165,8 +223,11 @@ pub fn request(finite: bool) -> impl Strategy<Value = Request> {
         topic().prop_map(|store| Request::DetachClone { store }),
         (topic(), store_op(finite)).prop_map(|(store, op)| Request::Store { store, op }),
         namespace_op(finite).prop_map(Request::Namespace),
-        ("[a-z.]{1,10}", any::<u16>(), expiry())
-            .prop_map(|(host, port, retry)| Request::Peer { host, port, retry }),
+        ("[a-z.]{1,10}", any::<u16>(), expiry()).prop_map(|(host, port, retry)| Request::Peer {
+            host,
+            port,
+            retry
+        }),
         ("[a-z.]{1,10}", any::<u16>()).prop_map(|(host, port)| Request::Unpeer { host, port }),
         Just(Request::Peers),
         Just(Request::PeerSubscriptions),
@@ -176,13 +237,19 @@ pub fn request(finite: bool) -> impl Strategy<Value = Request> {
 pub fn client_msg(finite: bool) -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
         (".{0,10}", proptest::option::of(".{0,10}"), any::<bool>()).prop_map(
-            |(client, token, statuses)| ClientMsg::Hello(Hello { client, token, statuses })
+            |(client, token, statuses)| ClientMsg::Hello(Hello {
+                client,
+                token,
+                statuses
+            })
         ),
         proptest::collection::vec(topic(), 0..4).prop_map(|topics| ClientMsg::Subscribe { topics }),
         proptest::collection::vec(topic(), 0..4)
             .prop_map(|topics| ClientMsg::Unsubscribe { topics }),
-        (topic(), data(finite)).prop_map(|(topic, data)| ClientMsg::Publish(Publish { topic, data })),
-        (any::<u64>(), request(finite)).prop_map(|(id, request)| ClientMsg::Request { id, request }),
+        (topic(), data(finite))
+            .prop_map(|(topic, data)| ClientMsg::Publish(Publish { topic, data })),
+        (any::<u64>(), request(finite))
+            .prop_map(|(id, request)| ClientMsg::Request { id, request }),
         any::<u64>().prop_map(|id| ClientMsg::Cancel { id }),
         any::<u64>().prop_map(|nonce| ClientMsg::Ping { nonce }),
         any::<u64>().prop_map(|nonce| ClientMsg::Pong { nonce }),
@@ -194,9 +261,17 @@ fn store_update(finite: bool) -> impl Strategy<Value = StoreUpdate> {
     let d = move || data(finite);
     let exp = || proptest::option::of(any::<i64>().prop_map(Timestamp));
     prop_oneof![
-        (d(), d(), exp()).prop_map(|(key, value, expiry)| StoreUpdate::Insert { key, value, expiry }),
-        (d(), d(), d(), exp())
-            .prop_map(|(key, old, value, expiry)| StoreUpdate::Update { key, old, value, expiry }),
+        (d(), d(), exp()).prop_map(|(key, value, expiry)| StoreUpdate::Insert {
+            key,
+            value,
+            expiry
+        }),
+        (d(), d(), d(), exp()).prop_map(|(key, old, value, expiry)| StoreUpdate::Update {
+            key,
+            old,
+            value,
+            expiry
+        }),
         d().prop_map(|key| StoreUpdate::Erase { key }),
         d().prop_map(|key| StoreUpdate::Expire { key }),
         Just(StoreUpdate::Clear),
@@ -210,32 +285,44 @@ fn response(finite: bool) -> impl Strategy<Value = Response> {
         any::<bool>().prop_map(Response::Bool),
         data(finite).prop_map(Response::Value),
         (data(finite), any::<u64>()).prop_map(|(value, size)| Response::Tuple { value, size }),
-        (s(), any::<u8>(), proptest::collection::vec(s(), 0..3), any::<u64>(), any::<bool>(), any::<u64>(), any::<u64>())
-            .prop_map(|(name, level, groups, refcount, marked_for_delete, tuple_names, total_values)| {
-                Response::Namespace(NamespaceInfo {
-                    name,
-                    level,
-                    groups,
-                    refcount,
-                    marked_for_delete,
-                    tuple_names,
-                    total_values,
-                })
-            }),
+        (
+            s(),
+            any::<u8>(),
+            proptest::collection::vec(s(), 0..3),
+            any::<u64>(),
+            any::<bool>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(name, level, groups, refcount, marked_for_delete, tuple_names, total_values)| {
+                    Response::Namespace(NamespaceInfo {
+                        name,
+                        level,
+                        groups,
+                        refcount,
+                        marked_for_delete,
+                        tuple_names,
+                        total_values,
+                    })
+                }
+            ),
         (proptest::collection::vec(s(), 0..4), any::<bool>())
             .prop_map(|(names, done)| Response::Names { names, done }),
         proptest::collection::vec(
-            (endpoint_info(), 0u8..6, any::<bool>()).prop_map(|(endpoint, st, outbound)| PeerInfo {
-                endpoint,
-                status: [
-                    PeerStatus::Initialized,
-                    PeerStatus::Connecting,
-                    PeerStatus::Connected,
-                    PeerStatus::Peered,
-                    PeerStatus::Disconnected,
-                    PeerStatus::Reconnecting
-                ][st as usize],
-                outbound
+            (endpoint_info(), 0u8..6, any::<bool>()).prop_map(|(endpoint, st, outbound)| {
+                PeerInfo {
+                    endpoint,
+                    status: [
+                        PeerStatus::Initialized,
+                        PeerStatus::Connecting,
+                        PeerStatus::Connected,
+                        PeerStatus::Peered,
+                        PeerStatus::Disconnected,
+                        PeerStatus::Reconnecting,
+                    ][st as usize],
+                    outbound,
+                }
             }),
             0..3
         )
@@ -251,25 +338,54 @@ pub fn server_msg(finite: bool) -> impl Strategy<Value = ServerMsg> {
     ];
     prop_oneof![
         (node_id(), ".{0,8}", any::<u64>()).prop_map(|(endpoint, version, max_frame)| {
-            ServerMsg::Welcome(Welcome { endpoint, version, max_frame })
+            ServerMsg::Welcome(Welcome {
+                endpoint,
+                version,
+                max_frame,
+            })
         }),
-        (topic(), data(finite)).prop_map(|(topic, data)| ServerMsg::Message(Publish { topic, data })),
-        (proptest::sample::select(StatusCode::ALL), proptest::option::of(endpoint_info()), ".{0,10}")
-            .prop_map(|(code, endpoint, message)| ServerMsg::Status(Status { code, endpoint, message })),
+        (topic(), data(finite))
+            .prop_map(|(topic, data)| ServerMsg::Message(Publish { topic, data })),
+        (
+            proptest::sample::select(StatusCode::ALL),
+            proptest::option::of(endpoint_info()),
+            ".{0,10}"
+        )
+            .prop_map(|(code, endpoint, message)| ServerMsg::Status(Status {
+                code,
+                endpoint,
+                message
+            })),
         error_info().prop_map(ServerMsg::Error),
-        (any::<u64>(), prop_oneof![response(finite).prop_map(Ok), failure.prop_map(Err)])
+        (
+            any::<u64>(),
+            prop_oneof![response(finite).prop_map(Ok), failure.prop_map(Err)]
+        )
             .prop_map(|(id, result)| ServerMsg::Response { id, result }),
         (
             topic(),
             node_id(),
             any::<u64>(),
             proptest::collection::vec(
-                (data(finite), data(finite), proptest::option::of(any::<i64>().prop_map(Timestamp)))
-                    .prop_map(|(key, value, expiry)| StoreEntry { key, value, expiry }),
+                (
+                    data(finite),
+                    data(finite),
+                    proptest::option::of(any::<i64>().prop_map(Timestamp))
+                )
+                    .prop_map(|(key, value, expiry)| StoreEntry {
+                        key,
+                        value,
+                        expiry
+                    }),
                 0..4
             )
         )
-            .prop_map(|(store, master, seq, entries)| ServerMsg::Snapshot { store, master, seq, entries }),
+            .prop_map(|(store, master, seq, entries)| ServerMsg::Snapshot {
+                store,
+                master,
+                seq,
+                entries
+            }),
         (topic(), any::<u64>(), store_update(finite))
             .prop_map(|(store, seq, update)| ServerMsg::StoreUpdate { store, seq, update }),
         any::<u64>().prop_map(|nonce| ServerMsg::Ping { nonce }),
@@ -280,11 +396,25 @@ pub fn server_msg(finite: bool) -> impl Strategy<Value = ServerMsg> {
 
 pub fn peer_msg(finite: bool) -> impl Strategy<Value = PeerMsg> {
     prop_oneof![
-        (node_id(), ".{0,8}", proptest::collection::vec(topic(), 0..4))
-            .prop_map(|(endpoint, version, filter)| PeerMsg::Hello { endpoint, version, filter }),
+        (
+            node_id(),
+            ".{0,8}",
+            proptest::collection::vec(topic(), 0..4)
+        )
+            .prop_map(|(endpoint, version, filter)| PeerMsg::Hello {
+                endpoint,
+                version,
+                filter
+            }),
         proptest::collection::vec(topic(), 0..4).prop_map(|topics| PeerMsg::Filter { topics }),
         (node_id(), any::<u64>(), any::<u8>(), topic(), data(finite)).prop_map(
-            |(origin, seq, ttl, topic, data)| PeerMsg::Forward { origin, seq, ttl, topic, data }
+            |(origin, seq, ttl, topic, data)| PeerMsg::Forward {
+                origin,
+                seq,
+                ttl,
+                topic,
+                data
+            }
         ),
         any::<u64>().prop_map(|nonce| PeerMsg::Ping { nonce }),
         any::<u64>().prop_map(|nonce| PeerMsg::Pong { nonce }),

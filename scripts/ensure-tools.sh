@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the build needs when it is missing, and is quick when everything is there:
+# the wasm32 target (rustup) and the wasm-bindgen CLI of exactly the version pinned in
+# Cargo.toml. Node.js 20+ must be on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo "==> installing the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+want=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+[ -n "$want" ] || { echo "wasm-bindgen is not pinned with = in Cargo.toml" >&2; exit 1; }
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  echo "==> installing wasm-bindgen-cli $want (found: ${have:-none})"
+  # --locked uses the CLI's own lock file; if a crate it pins is not on the registry, fall
+  # back to a fresh resolution of the same CLI version.
+  cargo install wasm-bindgen-cli --version "=$want" --locked \
+    || cargo install wasm-bindgen-cli --version "=$want"
+fi
+
+if ! command -v node >/dev/null; then
+  echo "Node.js 20+ is required (node not found)" >&2
+  exit 1
+fi
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 20 ]; then
+  echo "Node.js 20+ is required (found $(node --version))" >&2
+  exit 1
+fi

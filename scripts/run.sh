@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job: sets up what is missing, builds the npm package the dashboard uses, and runs
+# the gateway (default http://127.0.0.1:9999). Extra arguments go to broker-gateway.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+scripts/ensure-tools.sh
+scripts/build-pkg.sh
+cargo build --release -p gateway
+exec "$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')/release/broker-gateway" "$@"

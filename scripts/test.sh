@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy (native and wasm32), the Rust unit, property,
+# vector, malformed-input and fuzz tests, the end-to-end tests against the gateway binary,
+# and the Node tests of pkg/. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+scripts/ensure-tools.sh
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p broker-wasm --lib --target wasm32-unknown-unknown -- -D warnings
+
+echo "==> building pkg/ and the gateway"
+scripts/build-pkg.sh
+cargo build -p gateway
+
+echo "==> cargo test"
+# Each fuzz target runs this long (seconds); raise it for a longer pass.
+export FUZZ_SECONDS="${FUZZ_SECONDS:-3}"
+cargo test --workspace
+
+echo "==> node --test"
+node --test tests/node/

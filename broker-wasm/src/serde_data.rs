@@ -434,14 +434,38 @@ impl<'de> Visitor<'de> for SetVisitor {
         f.write_str("an array of unique values")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Set, A::Error> {
-        let mut set = Set::new();
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(elem) = seq.next_element::<Data>()? {
-            if let Some(dup) = set.replace(elem) {
-                return Err(de::Error::custom(format!("duplicate set element {dup}")));
-            }
+            items.push(elem);
         }
-        Ok(set)
+        build_set(items)
     }
+}
+
+/// Encoders emit sets and tables in order, so the common case is strictly ascending input,
+/// which builds in linear time; anything else goes element by element to find duplicates.
+fn build_set<E: de::Error>(items: Vec<Data>) -> Result<Set, E> {
+    if items.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(items.into_iter().collect());
+    }
+    let mut set = Set::new();
+    for elem in items {
+        if let Some(dup) = set.replace(elem) {
+            return Err(E::custom(format!("duplicate set element {dup}")));
+        }
+    }
+    Ok(set)
+}
+
+fn build_table<E: de::Error>(entries: Vec<(Data, Data)>) -> Result<Table, E> {
+    if entries.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Ok(entries.into_iter().collect());
+    }
+    let mut table = Table::new();
+    for (k, v) in entries {
+        insert_unique(&mut table, k, v)?;
+    }
+    Ok(table)
 }
 
 fn insert_unique<E: de::Error>(table: &mut Table, k: Data, v: Data) -> Result<(), E> {
@@ -464,11 +488,11 @@ impl<'de> Visitor<'de> for TableMapVisitor {
         f.write_str("a map with unique keys")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Table, A::Error> {
-        let mut table = Table::new();
-        while let Some((k, v)) = map.next_entry::<Data, Data>()? {
-            insert_unique(&mut table, k, v)?;
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+        while let Some(entry) = map.next_entry::<Data, Data>()? {
+            entries.push(entry);
         }
-        Ok(table)
+        build_table(entries)
     }
 }
 
@@ -480,11 +504,11 @@ impl<'de> Visitor<'de> for TableEntriesVisitor {
         f.write_str(r#"an array of {"key": ..., "value": ...} objects"#)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Table, A::Error> {
-        let mut table = Table::new();
+        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(EntryOwned { key, value }) = seq.next_element()? {
-            insert_unique(&mut table, key, value)?;
+            entries.push((key, value));
         }
-        Ok(table)
+        build_table(entries)
     }
 }
 
@@ -518,6 +542,40 @@ mod tests {
             serde_json::from_str::<Data>(r#"{"@data-type":"real","data":9007199254740993}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn unsorted_containers_are_accepted_and_ordered() {
+        let c = |n: u64| format!(r#"{{"@data-type":"count","data":{n}}}"#);
+        let text = format!(
+            r#"{{"@data-type":"set","data":[{},{},{}]}}"#,
+            c(3),
+            c(1),
+            c(2)
+        );
+        let d: Data = serde_json::from_str(&text).unwrap();
+        let want: Set = [1u64, 2, 3].into_iter().map(Data::Count).collect();
+        assert_eq!(d, Data::Set(want));
+        let entry = |k: u64| format!(r#"{{"key":{},"value":{}}}"#, c(k), c(k * 10));
+        let text = format!(
+            r#"{{"@data-type":"table","data":[{},{}]}}"#,
+            entry(2),
+            entry(1)
+        );
+        let Data::Table(t) = serde_json::from_str::<Data>(&text).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            t.keys().cloned().collect::<Vec<_>>(),
+            [Data::Count(1), Data::Count(2)]
+        );
+        let dup = format!(
+            r#"{{"@data-type":"set","data":[{},{},{}]}}"#,
+            c(3),
+            c(1),
+            c(3)
+        );
+        assert!(serde_json::from_str::<Data>(&dup).is_err());
     }
 
     #[test]

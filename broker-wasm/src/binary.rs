@@ -303,6 +303,16 @@ impl<'de> Decoder<'de> {
         self.input.len() - self.pos
     }
 
+    /// Bytes consumed so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Reads a sequence length (checked against the bytes left, like every length).
+    pub fn read_length(&mut self) -> Result<usize, DecodeError> {
+        self.length()
+    }
+
     /// Fails unless the whole input was consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
         match self.remaining() {

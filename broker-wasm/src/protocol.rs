@@ -549,14 +549,19 @@ pub enum PeerStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerMsg {
-    /// First message in each direction.
+    /// First message in each direction; each side then sends every advert it knows.
     Hello {
         endpoint: NodeId,
         version: String,
-        filter: Vec<String>,
     },
-    /// The sender's new filter (ZB-65).
-    Filter {
+    /// What one endpoint of the peer graph wants and whom it is peered with, flooded to
+    /// every gateway (ZB-65). `version` grows with every change; receivers keep the newest
+    /// advert per origin, compute reachability from the `peers` lists and forward messages
+    /// towards endpoints whose `topics` match.
+    Advert {
+        origin: NodeId,
+        version: u64,
+        peers: Vec<NodeId>,
         topics: Vec<String>,
     },
     /// A message travelling the peer graph; `(origin, seq)` identifies it for duplicate
@@ -641,6 +646,66 @@ pub fn decode_binary<M: DeserializeOwned>(
     }
     let messages = binary::from_slice(&input[HEADER_LEN..total])?;
     Ok((messages, total))
+}
+
+/// Variant index of [`ClientMsg::Publish`] in the binary encoding.
+pub const CLIENT_PUBLISH_TAG: u8 = 3;
+/// Variant index of [`ServerMsg::Message`] in the binary encoding.
+pub const SERVER_MESSAGE_TAG: u8 = 1;
+
+/// Decodes a buffer holding exactly one binary frame, handing each message to `f` together
+/// with its own bytes. A [`ClientMsg::Publish`] and a [`ServerMsg::Message`] differ only in
+/// their first byte, so a gateway can forward a publish without encoding it again.
+pub fn for_each_binary<M: DeserializeOwned>(
+    input: &[u8],
+    max_body: usize,
+    mut f: impl FnMut(M, &[u8]),
+) -> Result<(), DecodeError> {
+    let Some(&version) = input.first() else {
+        return Err(DecodeError::Truncated);
+    };
+    if version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion(u64::from(version)));
+    }
+    if input.len() < HEADER_LEN {
+        return Err(DecodeError::Truncated);
+    }
+    let len = u32::from_le_bytes([input[1], input[2], input[3], input[4]]) as usize;
+    if len > max_body {
+        return Err(DecodeError::TooLarge {
+            len: len as u64,
+            max: max_body,
+        });
+    }
+    let body = &input[HEADER_LEN..];
+    match body.len().cmp(&len) {
+        std::cmp::Ordering::Less => return Err(DecodeError::Truncated),
+        std::cmp::Ordering::Greater => return Err(DecodeError::Trailing(body.len() - len)),
+        std::cmp::Ordering::Equal => {}
+    }
+    let mut d = binary::Decoder::new(body);
+    let count = d.read_length()?;
+    for _ in 0..count {
+        let start = d.position();
+        let msg = M::deserialize(&mut d)?;
+        f(msg, &body[start..d.position()]);
+    }
+    d.finish()
+}
+
+/// Starts a binary frame in `out`; returns the offset to pass to [`finish_frame`].
+/// Between the two calls, append the varint message count and then the messages.
+pub fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.push(PROTOCOL_VERSION);
+    out.extend_from_slice(&[0; 4]);
+    start
+}
+
+/// Writes the body length into a frame started by [`begin_frame`].
+pub fn finish_frame(out: &mut [u8], start: usize) {
+    let body = (out.len() - start - HEADER_LEN) as u32;
+    out[start + 1..start + HEADER_LEN].copy_from_slice(&body.to_le_bytes());
 }
 
 /// Decodes a buffer that must hold exactly one binary frame (a WebSocket message).
@@ -827,6 +892,33 @@ mod tests {
         );
         let back: Vec<ClientMsg> = from_json(&text, DEFAULT_MAX_FRAME).unwrap();
         assert_eq!(back, vec![publish(7)]);
+    }
+
+    #[test]
+    fn publish_and_message_differ_in_the_first_byte() {
+        let p = Publish {
+            topic: "/a/b".into(),
+            data: Data::Vector(vec![Data::Count(9)]),
+        };
+        let client = to_binary(&[ClientMsg::Publish(p.clone())]).unwrap();
+        let server = to_binary(&[ServerMsg::Message(p.clone())]).unwrap();
+        let mut seen = Vec::new();
+        for_each_binary::<ClientMsg>(&client, DEFAULT_MAX_FRAME, |m, raw| {
+            seen.push(m);
+            assert_eq!(raw[0], CLIENT_PUBLISH_TAG);
+            let mut swapped = raw.to_vec();
+            swapped[0] = SERVER_MESSAGE_TAG;
+            assert_eq!(&swapped[..], &server[HEADER_LEN + 1..]);
+        })
+        .unwrap();
+        assert_eq!(seen, vec![ClientMsg::Publish(p)]);
+        // A frame assembled from raw messages equals the encoder's.
+        let mut out = Vec::new();
+        let start = begin_frame(&mut out);
+        binary::write_varint(&mut out, 1);
+        out.extend_from_slice(&server[HEADER_LEN + 1..]);
+        finish_frame(&mut out, start);
+        assert_eq!(out, server);
     }
 
     #[test]

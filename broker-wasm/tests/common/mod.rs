@@ -396,17 +396,19 @@ pub fn server_msg(finite: bool) -> impl Strategy<Value = ServerMsg> {
 
 pub fn peer_msg(finite: bool) -> impl Strategy<Value = PeerMsg> {
     prop_oneof![
+        (node_id(), ".{0,8}").prop_map(|(endpoint, version)| PeerMsg::Hello { endpoint, version }),
         (
             node_id(),
-            ".{0,8}",
+            any::<u64>(),
+            proptest::collection::vec(node_id(), 0..3),
             proptest::collection::vec(topic(), 0..4)
         )
-            .prop_map(|(endpoint, version, filter)| PeerMsg::Hello {
-                endpoint,
+            .prop_map(|(origin, version, peers, topics)| PeerMsg::Advert {
+                origin,
                 version,
-                filter
+                peers,
+                topics
             }),
-        proptest::collection::vec(topic(), 0..4).prop_map(|topics| PeerMsg::Filter { topics }),
         (node_id(), any::<u64>(), any::<u8>(), topic(), data(finite)).prop_map(
             |(origin, seq, ttl, topic, data)| PeerMsg::Forward {
                 origin,

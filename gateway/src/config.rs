@@ -2,11 +2,21 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 /// Where the gateway listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9999";
+
+/// What happens when a consumer's outbound queue is full (ZB-18, ZB-42).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SlowConsumerPolicy {
+    /// Drop the new message for that consumer, count it and tell the consumer.
+    Drop,
+    /// Disconnect the consumer.
+    Disconnect,
+}
 
 /// The broker gateway: pub/sub routing, peering, stores and namespaces for browsers,
 /// Node.js and native clients.
@@ -16,6 +26,15 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "BROKER_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+
+    /// Gateways to peer with at start, as HOST:PORT (repeat the flag or separate with commas).
+    #[arg(long = "peer", env = "BROKER_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// Longest interval between reconnection attempts to a peer, in seconds (ZB-03, ZB-67);
+    /// attempts back off with jitter up to this interval. 0 = try once, never reconnect.
+    #[arg(long, env = "BROKER_PEER_RETRY", default_value_t = 10.0)]
+    pub peer_retry: f64,
 
     /// Directory for persistent state (SQLite stores and namespaces).
     #[arg(long, env = "BROKER_DATA_DIR", default_value = "data")]
@@ -29,9 +48,47 @@ pub struct Config {
     #[arg(long, env = "BROKER_PKG_DIR", default_value_os_t = default_dir("pkg"))]
     pub pkg_dir: PathBuf,
 
+    /// Largest frame (WebSocket message) accepted from a client or peer, in bytes.
+    #[arg(long, env = "BROKER_MAX_FRAME", default_value_t = 16 * 1024 * 1024)]
+    pub max_frame: usize,
+
+    /// Messages queued per consumer (client, peer link, subscriber) before the slow-consumer
+    /// policy applies.
+    #[arg(long, env = "BROKER_QUEUE_SIZE", default_value_t = 8192)]
+    pub queue_size: usize,
+
+    /// What to do with a consumer whose queue is full.
+    #[arg(long, env = "BROKER_SLOW_CONSUMER", value_enum, default_value_t = SlowConsumerPolicy::Drop)]
+    pub slow_consumer: SlowConsumerPolicy,
+
+    /// Most concurrent WebSocket connections (clients and peers).
+    #[arg(long, env = "BROKER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most messages per second one connection may publish; 0 = no limit. Excess messages are
+    /// dropped with an error frame.
+    #[arg(long, env = "BROKER_MAX_RATE", default_value_t = 0)]
+    pub max_publish_rate: u64,
+
+    /// Most subscription prefixes one connection may hold.
+    #[arg(long, env = "BROKER_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
+    pub max_subscriptions: usize,
+
     /// Log filter, e.g. `info` or `gateway=debug,info`.
     #[arg(long, env = "BROKER_LOG", default_value = "info")]
     pub log_level: String,
+}
+
+impl Config {
+    /// Defaults for an embedded endpoint (what the flags default to, listening on port 0).
+    pub fn embedded() -> Config {
+        Config::parse_from(["broker-gateway", "--listen", "127.0.0.1:0"])
+    }
+
+    /// The reconnect interval cap; `None` for "never retry".
+    pub fn retry_interval(&self) -> Option<Duration> {
+        (self.peer_retry > 0.0).then(|| Duration::from_secs_f64(self.peer_retry))
+    }
 }
 
 /// `./NAME` if it exists in the working directory, else the folder of the source checkout the

@@ -1,14 +1,27 @@
-//! HTTP routes: `/healthz` and the static folders.
+//! HTTP routes: health, metrics, the three WebSocket endpoints and the static folders.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 
-use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use broker_wasm::protocol::{Encoding, SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tower_http::services::ServeDir;
 
-use crate::Gateway;
+use crate::metrics::Metrics;
+use crate::Endpoint;
+
+/// Path of the native protocol for clients.
+pub const CLIENT_PATH: &str = "/v1/broker";
+/// Path of the native protocol for peering gateways.
+pub const PEER_PATH: &str = "/v1/peer";
 
 /// Body of `/healthz`.
 #[derive(Debug, Serialize)]
@@ -18,21 +31,114 @@ pub struct Health {
     pub endpoint: String,
 }
 
-async fn healthz(State(gw): State<Arc<Gateway>>) -> Json<Health> {
+async fn healthz(State(ep): State<Endpoint>) -> Json<Health> {
     Json(Health {
         status: "ok",
         version: crate::VERSION,
-        endpoint: gw.id.to_string(),
+        endpoint: ep.node_id().to_string(),
     })
 }
 
+async fn metrics(State(ep): State<Endpoint>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        ep.metrics_text(),
+    )
+}
+
+/// Reserves a connection slot, or refuses with 503 when the limit is reached.
+fn admit(ep: &Endpoint) -> Result<(), Response> {
+    let s = ep.shared();
+    let n = s.connections.fetch_add(1, Relaxed);
+    if n >= s.config.max_connections {
+        s.connections.fetch_sub(1, Relaxed);
+        Metrics::add(&s.metrics.connections_rejected_total, 1);
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response());
+    }
+    Metrics::add(&s.metrics.connections_total, 1);
+    Ok(())
+}
+
+fn ws_limits(ws: WebSocketUpgrade, ep: &Endpoint) -> WebSocketUpgrade {
+    // Frames up to the limit plus the frame header; larger ones end the connection with
+    // close code 1009 (message too big).
+    let max = ep.shared().config.max_frame + broker_wasm::protocol::HEADER_LEN;
+    ws.max_message_size(max).max_frame_size(max)
+}
+
+async fn client_ws(
+    ws: WebSocketUpgrade,
+    State(ep): State<Endpoint>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(r) = admit(&ep) {
+        return r;
+    }
+    let ws = ws_limits(ws, &ep).protocols([SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON]);
+    // The encoding is the subprotocol the client offered first among ours; binary if none.
+    let encoding = ws
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .and_then(Encoding::from_subprotocol)
+        .unwrap_or(Encoding::Binary);
+    let shared = ep.shared().clone();
+    ws.on_upgrade(move |socket| crate::session::run(shared, socket, encoding, remote))
+}
+
+async fn zeek_ws(
+    ws: WebSocketUpgrade,
+    State(ep): State<Endpoint>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(r) = admit(&ep) {
+        return r;
+    }
+    let shared = ep.shared().clone();
+    ws_limits(ws, &ep).on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote))
+}
+
+async fn peer_ws(
+    ws: WebSocketUpgrade,
+    State(ep): State<Endpoint>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Err(r) = admit(&ep) {
+        return r;
+    }
+    let shared = ep.shared().clone();
+    ws_limits(ws, &ep)
+        .protocols([SUBPROTOCOL_BINARY])
+        .on_upgrade(move |socket| async move {
+            use axum::extract::ws::Message;
+            let (sink, stream) = socket.split();
+            let rx = stream
+                .take_while(|m| std::future::ready(m.is_ok()))
+                .map(|m| match m {
+                    Ok(Message::Binary(b)) => Some(b),
+                    _ => None,
+                })
+                .boxed();
+            let tx =
+                sink.with(|b: Bytes| std::future::ready(Ok::<_, axum::Error>(Message::Binary(b))));
+            let (hello_tx, _hello_rx) = tokio::sync::oneshot::channel();
+            let network = crate::session::network_of(remote);
+            crate::peering::drive_link(shared.clone(), rx, Box::pin(tx), network, false, hello_tx)
+                .await;
+            shared.connections.fetch_sub(1, Relaxed);
+        })
+}
+
 /// All routes of the gateway.
-pub fn router(gw: Arc<Gateway>) -> Router {
-    let web = ServeDir::new(&gw.config.web_dir).append_index_html_on_directories(true);
-    let pkg = ServeDir::new(&gw.config.pkg_dir);
+pub fn router(ep: Endpoint) -> Router {
+    let web = ServeDir::new(&ep.shared().config.web_dir).append_index_html_on_directories(true);
+    let pkg = ServeDir::new(&ep.shared().config.pkg_dir);
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route(CLIENT_PATH, get(client_ws))
+        .route(broker_wasm::zeek_json::PATH, get(zeek_ws))
+        .route(PEER_PATH, get(peer_ws))
         .nest_service("/pkg", pkg)
         .fallback_service(web)
-        .with_state(gw)
+        .with_state(ep)
 }

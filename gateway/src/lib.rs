@@ -1,48 +1,35 @@
-//! The broker gateway: an axum server that runs the endpoint and serves the dashboard.
+//! The broker gateway: an endpoint (routing, peering, status events) with an axum server in
+//! front of it for native clients, Zeek's WebSocket JSON API, peers and the dashboard.
 //!
 //! # Layout
-//! - [`config`]: flags and environment.
-//! - [`http`]: health endpoint and static files (dashboard at `/`, npm package at `/pkg/`).
-//! - [`run`]: serve a bound listener until a shutdown future completes.
+//! - [`config`]: flags and environment, defaults.
+//! - [`endpoint`]: [`Endpoint`], the API a Rust program embeds; `Shared` state.
+//! - [`hub`]: subscriptions and delivery to consumers, encoded once per wire format.
+//! - [`peering`]: gateway-to-gateway links, adverts, loop-free forwarding, reconnects.
+//! - `session`: one native-protocol client connection.
+//! - `zeek_ws`: one Zeek JSON API client connection.
+//! - [`http`]: routes (`/healthz`, `/metrics`, `/v1/broker`, `/v1/messages/json`, `/v1/peer`,
+//!   static files).
+//! - [`client`]: a native Rust client for a remote gateway, with the endpoint's shape.
+//! - [`subscriber`]: subscriber handles shared by endpoint and client.
+//! - [`metrics`]: counters rendered for Prometheus.
 
+pub mod client;
 pub mod config;
+pub mod endpoint;
 pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod peering;
+mod session;
+pub mod subscriber;
+mod zeek_ws;
 
-use std::future::Future;
-use std::sync::Arc;
-
-use broker_wasm::NodeId;
-use tokio::net::TcpListener;
-
-pub use config::Config;
+pub use client::Client;
+pub use config::{Config, SlowConsumerPolicy};
+pub use endpoint::{Endpoint, EndpointError, Shared};
+pub use hub::StatusEvent;
+pub use subscriber::{Closed, StatusSubscriber, Subscriber};
 
 /// Version of the gateway.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// State shared by all handlers.
-#[derive(Debug)]
-pub struct Gateway {
-    /// This endpoint's identity (ZB-01).
-    pub id: NodeId,
-    pub config: Config,
-}
-
-impl Gateway {
-    pub fn new(config: Config) -> Arc<Gateway> {
-        Arc::new(Gateway {
-            id: NodeId(*uuid::Uuid::new_v4().as_bytes()),
-            config,
-        })
-    }
-}
-
-/// Serves `listener` until `shutdown` completes, then finishes in-flight requests.
-pub async fn run(
-    gateway: Arc<Gateway>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, http::router(gateway))
-        .with_graceful_shutdown(shutdown)
-        .await
-}

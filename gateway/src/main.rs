@@ -1,7 +1,8 @@
-//! `broker-gateway`: parse flags, bind, print the bound address, serve until SIGINT/SIGTERM.
+//! `broker-gateway`: parse flags, bind, print the bound address, peer, serve until
+//! SIGINT/SIGTERM.
 
 use clap::Parser;
-use gateway::{Config, Gateway};
+use gateway::{Config, Endpoint};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -24,19 +25,40 @@ async fn main() -> std::process::ExitCode {
     let addr = listener
         .local_addr()
         .expect("a bound listener has an address");
-    let gateway = Gateway::new(config);
+    let peers = config.peers.clone();
+    let retry = config.retry_interval();
+    let endpoint = Endpoint::new(config);
     // Tests and scripts read this line to find the port when listening on port 0.
     println!(
         "broker-gateway {} listening on http://{addr}",
         gateway::VERSION
     );
-    tracing::info!(endpoint = %gateway.id, %addr, "started");
-    if let Err(e) = gateway::run(gateway, listener, shutdown_signal()).await {
-        eprintln!("broker-gateway: {e}");
-        return std::process::ExitCode::FAILURE;
+    tracing::info!(endpoint = %endpoint.node_id(), %addr, "started");
+    for p in peers {
+        match p
+            .rsplit_once(':')
+            .and_then(|(h, port)| Some((h.to_owned(), port.parse::<u16>().ok()?)))
+        {
+            Some((host, port)) => endpoint.peer_nosync(&host, port, retry),
+            None => {
+                eprintln!("broker-gateway: --peer {p:?} is not HOST:PORT");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
     }
-    tracing::info!("stopped");
-    std::process::ExitCode::SUCCESS
+    let server = endpoint.clone();
+    let serve = tokio::spawn(async move { server.serve(listener).await });
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    endpoint.shutdown().await;
+    match serve.await {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("broker-gateway: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(_) => std::process::ExitCode::FAILURE,
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,0 +1,381 @@
+//! The endpoint a Rust program embeds (ZB-01..13): listen, peer, publish, subscribers, status
+//! subscribers, shutdown. The `broker-gateway` binary is one such endpoint.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use broker_wasm::protocol::{EndpointInfo, ErrorInfo, NetworkInfo, PeerInfo, Publish, Status};
+use broker_wasm::topic::validate_user_topic;
+use broker_wasm::{Data, ErrorCode, NodeId, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::hub::{Exclude, Hub, Sink, StatusEvent, StatusSink};
+use crate::metrics::Metrics;
+use crate::peering::{self, PeerError, Peering};
+use crate::subscriber::{Control, StatusSubscriber, Subscriber};
+
+/// Errors of the endpoint API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("invalid topic: {0}")]
+    InvalidTopic(#[from] broker_wasm::topic::TopicError),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, String),
+}
+
+impl EndpointError {
+    /// The Broker error code (ZB-22).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EndpointError::InvalidTopic(_) => ErrorCode::InvalidTopicKey,
+            EndpointError::Peer(p) => p.code(),
+            EndpointError::Listen(..) => ErrorCode::CannotOpenResource,
+        }
+    }
+}
+
+/// State shared by every task of one endpoint.
+#[derive(Debug)]
+pub struct Shared {
+    pub id: NodeId,
+    pub config: Config,
+    pub hub: Hub,
+    pub metrics: Arc<Metrics>,
+    pub peering: Peering,
+    /// Cancelled once, at shutdown; every task watches a child of it.
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+    /// Open WebSocket connections (clients and peers), for the connection limit.
+    pub connections: AtomicUsize,
+    listening: Mutex<Vec<SocketAddr>>,
+}
+
+impl Shared {
+    pub(crate) fn emit_status(
+        &self,
+        code: StatusCode,
+        node: Option<NodeId>,
+        network: Option<NetworkInfo>,
+        message: &str,
+    ) {
+        tracing::debug!(?code, ?node, message, "status");
+        self.hub.emit(StatusEvent::Status(Status {
+            code,
+            endpoint: Some(EndpointInfo { node, network }),
+            message: message.into(),
+        }));
+    }
+
+    pub(crate) fn emit_error(&self, code: ErrorCode, context: impl Into<String>) {
+        let context = context.into();
+        tracing::debug!(?code, context, "error");
+        self.hub
+            .emit(StatusEvent::Error(ErrorInfo { code, context }));
+    }
+
+    /// Called after any subscription change: re-advertise the filter to peers if it changed.
+    pub(crate) fn filter_changed(&self) {
+        self.peering.set_local_filter(self, self.hub.filter());
+    }
+
+    /// A message from a client (or the API) entering this endpoint: local consumers, then the
+    /// peer graph.
+    pub(crate) fn dispatch(&self, publish: &Publish, raw: Option<&[u8]>, exclude: Exclude) {
+        self.hub.route(publish, raw, exclude);
+        self.peering.originate(publish);
+    }
+}
+
+impl Control for Shared {
+    fn add_topics(&self, id: u64, topics: &[String]) {
+        if self.hub.subscribe(id, topics) {
+            self.filter_changed();
+        }
+    }
+    fn remove_topics(&self, id: u64, topics: &[String]) {
+        if self.hub.unsubscribe(id, topics) {
+            self.filter_changed();
+        }
+    }
+    fn close(&self, id: u64) {
+        if self.hub.unregister(id) {
+            self.filter_changed();
+        }
+    }
+}
+
+/// An endpoint: routing, peering and the servers a program embeds. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), gateway::EndpointError> {
+/// use gateway::{Config, Endpoint};
+/// use broker_wasm::Data;
+/// let ep = Endpoint::new(Config::embedded());
+/// let addr = ep.listen("127.0.0.1:0".parse().unwrap()).await?;
+/// let mut sub = ep.make_subscriber(["/demo"]);
+/// ep.publish("/demo/x", Data::Count(1))?; // reaches peers and clients, not `sub` (ZB-09)
+/// # drop((addr, sub)); ep.shutdown().await; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Endpoint {
+    /// A new endpoint with a fresh random identity (ZB-01).
+    pub fn new(config: Config) -> Endpoint {
+        let id = NodeId(*uuid::Uuid::new_v4().as_bytes());
+        let metrics = Arc::new(Metrics::default());
+        let shared = Arc::new(Shared {
+            id,
+            hub: Hub::new(config.slow_consumer, metrics.clone()),
+            metrics,
+            peering: Peering::new(id),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            connections: AtomicUsize::new(0),
+            listening: Mutex::new(Vec::new()),
+            config,
+        });
+        Endpoint { shared }
+    }
+
+    /// This endpoint's id.
+    pub fn node_id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// The shared state (for the HTTP layer and tests).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Binds `addr` and serves clients, peers and the dashboard in the background; returns
+    /// the bound address (ZB-02; port 0 picks a free port).
+    pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, EndpointError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| EndpointError::Listen(addr, e.to_string()))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| EndpointError::Listen(addr, e.to_string()))?;
+        let this = self.clone();
+        self.shared.tasks.spawn(async move {
+            let _ = this.serve(listener).await;
+        });
+        Ok(bound)
+    }
+
+    /// Serves an already bound listener until shutdown.
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        if let Ok(a) = listener.local_addr() {
+            self.shared
+                .listening
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(a);
+        }
+        let token = self.shared.shutdown.clone();
+        axum::serve(
+            listener,
+            crate::http::router(self.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await
+    }
+
+    /// Addresses this endpoint listens on.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.shared
+            .listening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Publishes to peers and connected clients; not to this endpoint's own subscribers
+    /// (ZB-09). Fire-and-forget.
+    pub fn publish(
+        &self,
+        topic: impl Into<String>,
+        data: impl Into<Data>,
+    ) -> Result<(), EndpointError> {
+        let publish = Publish {
+            topic: topic.into(),
+            data: data.into(),
+        };
+        validate_user_topic(&publish.topic)?;
+        self.shared
+            .dispatch(&publish, None, Exclude::LocalSubscribers);
+        Ok(())
+    }
+
+    /// Publishes several messages in order (ZB-09 `publish_batch`).
+    pub fn publish_batch<T, D>(
+        &self,
+        batch: impl IntoIterator<Item = (T, D)>,
+    ) -> Result<(), EndpointError>
+    where
+        T: Into<String>,
+        D: Into<Data>,
+    {
+        for (t, d) in batch {
+            self.publish(t, d)?;
+        }
+        Ok(())
+    }
+
+    /// A subscriber for topic prefixes (ZB-14). Its queue holds `config.queue_size` messages;
+    /// beyond that the slow-consumer policy applies.
+    pub fn make_subscriber<I, S>(&self, topics: I) -> Subscriber
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let (tx, rx) = mpsc::channel(self.shared.config.queue_size.max(1));
+        let reg = self.shared.hub.register(Sink::Local(tx));
+        let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        self.shared.add_topics(reg.id, &topics);
+        Subscriber {
+            id: reg.id,
+            rx,
+            control: self.shared.clone(),
+        }
+    }
+
+    /// A status subscriber (ZB-20): errors always, statuses if `receive_statuses`.
+    pub fn make_status_subscriber(&self, receive_statuses: bool) -> StatusSubscriber {
+        let (tx, rx) = mpsc::channel(self.shared.config.queue_size.max(1));
+        let id = self
+            .shared
+            .hub
+            .status_only(StatusSink::Local(tx), receive_statuses);
+        StatusSubscriber {
+            id,
+            rx,
+            control: self.shared.clone(),
+        }
+    }
+
+    /// Peers with the gateway at `host:port` and waits until the handshake finished (ZB-03).
+    /// `retry`: `None` = one attempt (fails with PeerUnavailable), `Some(d)` = keep trying,
+    /// backing off up to `d`, and reconnect whenever the peering breaks.
+    pub async fn peer(
+        &self,
+        host: &str,
+        port: u16,
+        retry: Option<Duration>,
+    ) -> Result<NodeId, EndpointError> {
+        Ok(peering::peer(&self.shared, host, port, retry).await?)
+    }
+
+    /// Like [`Endpoint::peer`] with an overall timeout.
+    pub async fn peer_timeout(
+        &self,
+        host: &str,
+        port: u16,
+        retry: Option<Duration>,
+        timeout: Duration,
+    ) -> Result<NodeId, EndpointError> {
+        match tokio::time::timeout(timeout, self.peer(host, port, retry)).await {
+            Ok(r) => r,
+            Err(_) => Err(PeerError::Timeout(format!("{host}:{port}")).into()),
+        }
+    }
+
+    /// Starts peering without waiting (ZB-04); the outcome arrives as statuses.
+    pub fn peer_nosync(&self, host: &str, port: u16, retry: Option<Duration>) {
+        let this = self.clone();
+        let host = host.to_owned();
+        self.shared.tasks.spawn(async move {
+            let _ = this.peer(&host, port, retry).await;
+        });
+    }
+
+    /// Ends a peering gracefully (ZB-05); unknown peers give PeerInvalid.
+    pub async fn unpeer(&self, host: &str, port: u16) -> Result<(), EndpointError> {
+        Ok(self.shared.peering.unpeer(&self.shared, host, port).await?)
+    }
+
+    /// Direct peers (ZB-06).
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.shared.peering.peers()
+    }
+
+    /// The union of the filters of direct peers (ZB-07).
+    pub fn peer_subscriptions(&self) -> Vec<String> {
+        self.shared.peering.peer_subscriptions()
+    }
+
+    /// Waits until `node` is a direct peer, or `timeout` passes (ZB-13).
+    pub async fn await_peer(&self, node: NodeId, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.peers().iter().any(|p| p.endpoint.node == Some(node)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        let s = &self.shared;
+        let (local, native, zeek) = s.hub.consumer_counts();
+        let peers = s.peering.peers().len() as u64;
+        s.metrics.render(&[
+            (
+                "subscribers_local",
+                "Subscribers of the embedding program.",
+                local as u64,
+            ),
+            (
+                "clients_native",
+                "Native-protocol client sessions.",
+                native as u64,
+            ),
+            (
+                "clients_zeek",
+                "Zeek JSON API client sessions.",
+                zeek as u64,
+            ),
+            (
+                "subscriptions",
+                "Subscription prefixes held, over all consumers.",
+                s.hub.subscriptions() as u64,
+            ),
+            (
+                "queued_messages",
+                "Messages waiting in consumer queues.",
+                s.hub.queued() as u64,
+            ),
+            ("peers", "Direct peers.", peers),
+            (
+                "reachable_endpoints",
+                "Endpoints reachable through the peer graph.",
+                s.peering.reachable().len() as u64,
+            ),
+        ])
+    }
+
+    /// Unpeers everyone, closes every connection and waits for the background tasks (at most
+    /// 3 s). Live handles become inert: their queues report `Closed` once drained (ZB-08).
+    pub async fn shutdown(&self) {
+        self.shared.peering.close_all();
+        self.shared.shutdown.cancel();
+        self.shared.hub.close_all();
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.shared.tasks.wait()).await;
+    }
+}

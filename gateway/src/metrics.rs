@@ -1,0 +1,67 @@
+//! Counters and gauges, rendered in the Prometheus text format at `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! metrics {
+    ($($(#[doc = $doc:literal])* $kind:ident $name:ident,)*) => {
+        /// Process-wide counters (monotonic) and gauges (current values).
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
+        }
+
+        impl Metrics {
+            /// The Prometheus text exposition of every metric.
+            pub fn render(&self, extra: &[(&str, &str, u64)]) -> String {
+                let mut out = String::new();
+                $(
+                    let help = concat!($($doc),*).trim();
+                    let name = concat!("broker_", stringify!($name));
+                    let _ = writeln!(out, "# HELP {name} {help}");
+                    let _ = writeln!(out, "# TYPE {name} {}", stringify!($kind));
+                    let _ = writeln!(out, "{name} {}", self.$name.load(Relaxed));
+                )*
+                for (name, help, value) in extra {
+                    let _ = writeln!(out, "# HELP broker_{name} {help}");
+                    let _ = writeln!(out, "# TYPE broker_{name} gauge");
+                    let _ = writeln!(out, "broker_{name} {value}");
+                }
+                out
+            }
+        }
+    };
+}
+
+metrics! {
+    /// Open WebSocket connections of native clients.
+    gauge connections_native,
+    /// Open WebSocket connections of Zeek JSON API clients.
+    gauge connections_zeek,
+    /// Connections accepted since start.
+    counter connections_total,
+    /// Connections refused because the connection limit was reached.
+    counter connections_rejected_total,
+    /// Messages received from clients and peers.
+    counter messages_in_total,
+    /// Messages delivered to consumers (clients, subscribers, peer links).
+    counter messages_out_total,
+    /// Bytes received in WebSocket messages.
+    counter bytes_in_total,
+    /// Bytes sent in WebSocket messages.
+    counter bytes_out_total,
+    /// Messages dropped because a consumer's queue was full.
+    counter dropped_total,
+    /// Consumers disconnected because their queue was full.
+    counter slow_disconnects_total,
+    /// Malformed or refused frames and messages (each answered with an error).
+    counter errors_total,
+    /// Duplicate messages suppressed on peer links.
+    counter duplicates_total,
+}
+
+impl Metrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

@@ -1,0 +1,429 @@
+//! One native-protocol client connection: a reader loop that decodes frames and acts on them,
+//! and a writer task that batches queued messages into frames.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use broker_wasm::protocol::{
+    self, ClientMsg, Encoding, ErrorInfo, Failure, NetworkInfo, Publish, Request, Response,
+    ServerMsg, Status, Welcome,
+};
+use broker_wasm::topic::validate_user_topic;
+use broker_wasm::{ErrorCode, StatusCode};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::endpoint::Shared;
+use crate::hub::{encode_server_msg, frame_of, Exclude, Sink, StatusSink};
+use crate::metrics::Metrics;
+use crate::subscriber::Control;
+
+/// How long a client may take to send its Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest batch of messages in one outbound frame.
+const MAX_BATCH: usize = 1024;
+
+/// Limits the rate of publishes of one connection (a token bucket refilled every second).
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    per_sec: u64,
+    tokens: u64,
+    since: Instant,
+}
+
+impl RateLimit {
+    pub(crate) fn new(per_sec: u64) -> RateLimit {
+        RateLimit {
+            per_sec,
+            tokens: per_sec,
+            since: Instant::now(),
+        }
+    }
+
+    /// True if one more message is allowed now.
+    pub(crate) fn allow(&mut self) -> bool {
+        if self.per_sec == 0 {
+            return true;
+        }
+        let elapsed = self.since.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            self.tokens = self.per_sec;
+            self.since = Instant::now();
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    id: u64,
+    encoding: Encoding,
+    tx: mpsc::Sender<Bytes>,
+    rate: RateLimit,
+    rate_errors: u64,
+}
+
+impl Session {
+    fn send(&self, msg: ServerMsg) {
+        if let Some(b) = encode_server_msg(self.encoding, &msg) {
+            // Control messages are small and rare; if even they do not fit, the client is
+            // hopelessly behind and the slow-consumer accounting already reports it.
+            let _ = self.tx.try_send(b);
+        }
+    }
+
+    fn error(&self, code: ErrorCode, context: impl Into<String>) {
+        Metrics::add(&self.shared.metrics.errors_total, 1);
+        self.send(ServerMsg::Error(ErrorInfo {
+            code,
+            context: context.into(),
+        }));
+    }
+
+    fn valid_topics(&self, topics: Vec<String>) -> Vec<String> {
+        topics
+            .into_iter()
+            .filter(|t| match validate_user_topic(t) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.error(ErrorCode::InvalidTopicKey, e.to_string());
+                    false
+                }
+            })
+            .collect()
+    }
+
+    fn handle(&mut self, msg: ClientMsg, raw: Option<&[u8]>) -> bool {
+        match msg {
+            ClientMsg::Publish(p) => self.publish(p, raw),
+            ClientMsg::Subscribe { topics } => {
+                let topics = self.valid_topics(topics);
+                let held = self.shared.hub.subscription_count(self.id);
+                let max = self.shared.config.max_subscriptions;
+                if held + topics.len() > max {
+                    self.error(
+                        ErrorCode::InvalidTopicKey,
+                        format!("subscription limit of {max} prefixes per connection reached"),
+                    );
+                    return true;
+                }
+                self.shared.add_topics(self.id, &topics);
+            }
+            ClientMsg::Unsubscribe { topics } => self.shared.remove_topics(self.id, &topics),
+            ClientMsg::Request { id, request } => self.request(id, request),
+            ClientMsg::Cancel { .. } => {}
+            ClientMsg::Ping { nonce } => self.send(ServerMsg::Pong { nonce }),
+            ClientMsg::Pong { .. } => {}
+            ClientMsg::Hello(_) => {
+                self.error(ErrorCode::UnexpectedHandshakeMessage, "hello sent twice")
+            }
+            ClientMsg::Bye => return false,
+        }
+        true
+    }
+
+    fn publish(&mut self, p: Publish, raw: Option<&[u8]>) {
+        Metrics::add(&self.shared.metrics.messages_in_total, 1);
+        if !self.rate.allow() {
+            // One error per second of excess, not one per dropped message.
+            self.rate_errors += 1;
+            Metrics::add(&self.shared.metrics.dropped_total, 1);
+            if self.rate_errors == 1 || self.rate_errors % self.rate.per_sec.max(1) == 0 {
+                self.error(
+                    ErrorCode::InvalidMessage,
+                    format!(
+                        "publish rate above {} messages/s: {} messages dropped",
+                        self.rate.per_sec, self.rate_errors
+                    ),
+                );
+            }
+            return;
+        }
+        if let Err(e) = validate_user_topic(&p.topic) {
+            self.error(ErrorCode::InvalidTopicKey, e.to_string());
+            return;
+        }
+        self.shared.dispatch(&p, raw, Exclude::Consumer(self.id));
+    }
+
+    fn request(&self, id: u64, request: Request) {
+        let respond = move |result: Result<Response, Failure>| ServerMsg::Response { id, result };
+        let shared = self.shared.clone();
+        let tx = self.tx.clone();
+        let encoding = self.encoding;
+        let reply = move |msg: ServerMsg| async move {
+            if let Some(b) = encode_server_msg(encoding, &msg) {
+                let _ = tx.send(b).await;
+            }
+        };
+        match request {
+            Request::Peers => {
+                self.send(respond(Ok(Response::Peers(shared.peering.peers()))));
+            }
+            Request::PeerSubscriptions => {
+                self.send(respond(Ok(Response::Topics(
+                    shared.peering.peer_subscriptions(),
+                ))));
+            }
+            Request::Peer { host, port, retry } => {
+                let retry = retry
+                    .filter(|r| r.0 > 0)
+                    .map(|r| Duration::from_nanos(r.0 as u64));
+                let s = shared.clone();
+                shared.tasks.spawn(async move {
+                    let result = crate::peering::peer(&s, &host, port, retry)
+                        .await
+                        .map(|_| Response::Done)
+                        .map_err(|e| broker_failure(e.code(), e.to_string()));
+                    reply(respond(result)).await;
+                });
+            }
+            Request::Unpeer { host, port } => {
+                let s = shared.clone();
+                shared.tasks.spawn(async move {
+                    let result = s
+                        .peering
+                        .unpeer(&s, &host, port)
+                        .await
+                        .map(|_| Response::Done)
+                        .map_err(|e| broker_failure(e.code(), e.to_string()));
+                    reply(respond(result)).await;
+                });
+            }
+            Request::AttachMaster { .. }
+            | Request::AttachClone { .. }
+            | Request::DetachClone { .. }
+            | Request::Store { .. } => {
+                self.send(respond(Err(broker_failure(
+                    ErrorCode::NoSuchMaster,
+                    "this gateway has no data stores".into(),
+                ))));
+            }
+            Request::Namespace(_) => {
+                // DBR_ERR_NOTIMPL (17).
+                self.send(respond(Err(Failure::Namespace {
+                    code: 17,
+                    context: "this gateway has no namespaces".into(),
+                })));
+            }
+        }
+    }
+}
+
+fn broker_failure(code: ErrorCode, context: String) -> Failure {
+    Failure::Broker(ErrorInfo { code, context })
+}
+
+fn ws_payload(msg: Message) -> Option<Bytes> {
+    match msg {
+        Message::Binary(b) => Some(b),
+        Message::Text(t) => Some(Bytes::from(t.as_str().to_owned())),
+        _ => None,
+    }
+}
+
+fn decode_frame(
+    encoding: Encoding,
+    bytes: &[u8],
+    max: usize,
+    mut f: impl FnMut(ClientMsg, Option<&[u8]>),
+) -> Result<(), broker_wasm::DecodeError> {
+    match encoding {
+        Encoding::Binary => {
+            protocol::for_each_binary::<ClientMsg>(bytes, max, |m, raw| f(m, Some(raw)))
+        }
+        Encoding::Json => {
+            for m in protocol::from_json::<ClientMsg>(bytes, max)? {
+                f(m, None);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs a native client connection until it closes.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    encoding: Encoding,
+    remote: SocketAddr,
+) {
+    let (mut ws_tx, mut ws_rx) = socket.split();
+    let max = shared.config.max_frame;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.queue_size.max(1));
+    let reg = shared.hub.register(Sink::Native {
+        encoding,
+        tx: tx.clone(),
+    });
+    let mut session = Session {
+        shared: shared.clone(),
+        id: reg.id,
+        encoding,
+        tx,
+        rate: RateLimit::new(shared.config.max_publish_rate),
+        rate_errors: 0,
+    };
+    Metrics::add(&shared.metrics.connections_native, 1);
+
+    // Writer: batches queued messages into frames; reports drops; closes on kick.
+    let kick = reg.kick.clone();
+    let dropped = reg.dropped.clone();
+    let writer_shared = shared.clone();
+    let stop = shared.shutdown.child_token();
+    let writer_stop = stop.clone();
+    let writer = tokio::spawn(async move {
+        let shared = writer_shared;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut frame = Vec::new();
+        let mut reported = 0u64;
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                _ = kick.cancelled() => {
+                    let status = ServerMsg::Status(Status {
+                        code: StatusCode::PeerRemoved,
+                        endpoint: None,
+                        message: "disconnected: slow consumer (queue full)".into(),
+                    });
+                    if let Some(b) = encode_server_msg(encoding, &status) {
+                        frame.clear();
+                        frame_of(encoding, &[b], &mut frame);
+                        let _ = ws_tx.send(to_ws(encoding, std::mem::take(&mut frame))).await;
+                    }
+                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code: 1008, reason: Utf8Bytes::from_static("slow consumer") }))).await;
+                    break;
+                }
+                _ = writer_stop.cancelled() => 0,
+            };
+            if n == 0 {
+                let _ = ws_tx.send(Message::Close(None)).await;
+                break;
+            }
+            let lost = dropped.load(Relaxed);
+            if lost > reported {
+                let note = ServerMsg::Error(ErrorInfo {
+                    code: ErrorCode::Unspecified,
+                    context: format!("slow consumer: {} messages dropped", lost - reported),
+                });
+                if let Some(b) = encode_server_msg(encoding, &note) {
+                    batch.push(b);
+                }
+                reported = lost;
+            }
+            frame.clear();
+            frame_of(encoding, &batch, &mut frame);
+            batch.clear();
+            Metrics::add(&shared.metrics.bytes_out_total, frame.len() as u64);
+            if ws_tx.send(to_ws(encoding, frame.clone())).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    // Handshake: the first message must be a Hello (ZB-37 analogue for the native protocol).
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, ws_rx.next()).await;
+    let mut ok = false;
+    if let Ok(Some(Ok(msg))) = hello {
+        if let Some(bytes) = ws_payload(msg) {
+            Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+            let mut first = Vec::new();
+            let r = decode_frame(encoding, &bytes, max, |m, raw| {
+                first.push((m, raw.map(<[u8]>::to_vec)))
+            });
+            match (r, first.first()) {
+                (Ok(()), Some((ClientMsg::Hello(h), _))) => {
+                    ok = true;
+                    if h.statuses {
+                        shared.hub.add_status_sink(
+                            reg.id,
+                            StatusSink::Native {
+                                encoding,
+                                tx: session.tx.clone(),
+                            },
+                            true,
+                        );
+                    }
+                    session.send(ServerMsg::Welcome(Welcome {
+                        endpoint: shared.id,
+                        version: crate::VERSION.into(),
+                        max_frame: max as u64,
+                    }));
+                    tracing::debug!(client = h.client, %remote, "native client connected");
+                    for (m, raw) in first.into_iter().skip(1) {
+                        if !session.handle(m, raw.as_deref()) {
+                            ok = false;
+                        }
+                    }
+                }
+                (Err(e), _) => session.error(e.code(), format!("malformed first frame: {e}")),
+                _ => session.error(
+                    ErrorCode::UnexpectedHandshakeMessage,
+                    "the first message must be a hello",
+                ),
+            }
+        }
+    }
+
+    while ok {
+        let msg = tokio::select! {
+            m = ws_rx.next() => m,
+            _ = stop.cancelled() => break,
+            _ = reg.kick.cancelled() => break,
+        };
+        let Some(Ok(msg)) = msg else { break };
+        if matches!(msg, Message::Close(_)) {
+            break;
+        }
+        let Some(bytes) = ws_payload(msg) else {
+            continue;
+        };
+        Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+        let mut keep = true;
+        let r = decode_frame(encoding, &bytes, max, |m, raw| {
+            keep &= session.handle(m, raw)
+        });
+        if let Err(e) = r {
+            // The frame is dropped; the connection stays usable (ZB-40).
+            session.error(e.code(), format!("malformed frame: {e}"));
+        }
+        if !keep {
+            break;
+        }
+    }
+
+    if shared.hub.unregister(reg.id) {
+        shared.filter_changed();
+    }
+    drop(session);
+    stop.cancel();
+    let _ = writer.await;
+    shared.metrics.connections_native.fetch_sub(1, Relaxed);
+    shared.connections.fetch_sub(1, Relaxed);
+    tracing::debug!(%remote, "native client disconnected");
+}
+
+fn to_ws(encoding: Encoding, frame: Vec<u8>) -> Message {
+    match encoding {
+        Encoding::Binary => Message::Binary(Bytes::from(frame)),
+        Encoding::Json => match String::from_utf8(frame) {
+            Ok(s) => Message::Text(Utf8Bytes::from(s)),
+            Err(e) => Message::Binary(Bytes::from(e.into_bytes())),
+        },
+    }
+}
+
+/// The client's address as a [`NetworkInfo`].
+pub(crate) fn network_of(addr: SocketAddr) -> NetworkInfo {
+    NetworkInfo {
+        address: addr.ip().to_string(),
+        port: addr.port(),
+    }
+}

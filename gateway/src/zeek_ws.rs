@@ -1,0 +1,185 @@
+//! Zeek's WebSocket JSON API at `/v1/messages/json` (ZB-36..43): handshake with a topic
+//! list, ack, data messages both ways, error messages for malformed input. After the ack a
+//! client receives only `data-message` and `error` messages; never status events of the
+//! gateway (zeek/zeek#4931).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use broker_wasm::topic::validate_user_topic;
+use broker_wasm::zeek_json::{self, ZeekError};
+use broker_wasm::ErrorCode;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::endpoint::Shared;
+use crate::hub::{Exclude, Sink};
+use crate::metrics::Metrics;
+use crate::session::RateLimit;
+use crate::subscriber::Control;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn text(bytes: Bytes) -> Message {
+    match Utf8Bytes::try_from(bytes) {
+        Ok(t) => Message::Text(t),
+        Err(_) => Message::Text(Utf8Bytes::from_static("")),
+    }
+}
+
+/// Runs one Zeek API client until it disconnects (with or without a Close frame).
+pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, remote: SocketAddr) {
+    let (mut ws_tx, mut ws_rx) = socket.split();
+    Metrics::add(&shared.metrics.connections_zeek, 1);
+    let done = |shared: &Shared| {
+        shared.metrics.connections_zeek.fetch_sub(1, Relaxed);
+        shared.connections.fetch_sub(1, Relaxed);
+    };
+
+    // Handshake (ZB-37).
+    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, ws_rx.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Ok(Message::Binary(_)))) => {
+            let e = ZeekError {
+                code: ErrorCode::DeserializationFailed,
+                context: "binary frames are not supported; send JSON text".into(),
+            };
+            let _ = ws_tx
+                .send(Message::Text(zeek_json::handshake_error(&e).into()))
+                .await;
+            let _ = ws_tx.send(Message::Close(None)).await;
+            return done(&shared);
+        }
+        _ => return done(&shared),
+    };
+    Metrics::add(&shared.metrics.bytes_in_total, first.len() as u64);
+    let topics = match zeek_json::decode_handshake(first.as_bytes()).and_then(|topics| match topics
+        .iter()
+        .find_map(|t| validate_user_topic(t).err())
+    {
+        Some(e) => Err(ZeekError {
+            code: ErrorCode::InvalidTopicKey,
+            context: e.to_string(),
+        }),
+        None => Ok(topics),
+    }) {
+        Ok(t) => t,
+        Err(e) => {
+            Metrics::add(&shared.metrics.errors_total, 1);
+            let _ = ws_tx
+                .send(Message::Text(zeek_json::handshake_error(&e).into()))
+                .await;
+            let _ = ws_tx.send(Message::Close(None)).await;
+            return done(&shared);
+        }
+    };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.queue_size.max(1));
+    let reg = shared.hub.register(Sink::Zeek(tx.clone()));
+    shared.add_topics(reg.id, &topics);
+    let ack = zeek_json::ack(&shared.id.to_string(), crate::VERSION);
+    if ws_tx.send(Message::Text(ack.into())).await.is_err() {
+        shared.close(reg.id);
+        return done(&shared);
+    }
+    tracing::debug!(%remote, ?topics, "zeek client connected");
+
+    let stop = shared.shutdown.child_token();
+    let writer_stop = stop.clone();
+    let kick = reg.kick.clone();
+    let dropped = reg.dropped.clone();
+    let writer_shared = shared.clone();
+    let writer = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(256);
+        let mut reported = 0;
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut batch, 256) => n,
+                _ = kick.cancelled() => 0,
+                _ = writer_stop.cancelled() => 0,
+            };
+            if n == 0 {
+                break;
+            }
+            let lost = dropped.load(Relaxed);
+            if lost > reported {
+                let note = zeek_json::error(
+                    ErrorCode::Unspecified,
+                    &format!("slow consumer: {} messages dropped", lost - reported),
+                );
+                batch.push(Bytes::from(note));
+                reported = lost;
+            }
+            for b in batch.drain(..) {
+                Metrics::add(&writer_shared.metrics.bytes_out_total, b.len() as u64);
+                if ws_tx.feed(text(b)).await.is_err() {
+                    return;
+                }
+            }
+            if ws_tx.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = ws_tx.send(Message::Close(None)).await;
+    });
+
+    let mut n = 0u64;
+    let mut rate = RateLimit::new(shared.config.max_publish_rate);
+    let reply = |s: String| {
+        Metrics::add(&shared.metrics.errors_total, 1);
+        let _ = tx.try_send(Bytes::from(s));
+    };
+    loop {
+        let msg = tokio::select! {
+            m = ws_rx.next() => m,
+            _ = stop.cancelled() => break,
+            _ = reg.kick.cancelled() => break,
+        };
+        // A disconnect without a Close frame is a normal end too (ZB-37).
+        let Some(Ok(msg)) = msg else { break };
+        let body = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                n += 1;
+                reply(zeek_json::error(
+                    ErrorCode::DeserializationFailed,
+                    &format!("input #{n} was a binary frame; send JSON text"),
+                ));
+                continue;
+            }
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        n += 1;
+        Metrics::add(&shared.metrics.bytes_in_total, body.len() as u64);
+        Metrics::add(&shared.metrics.messages_in_total, 1);
+        match zeek_json::decode_data_message(body.as_bytes(), n) {
+            Ok(p) => {
+                if let Err(e) = validate_user_topic(&p.topic) {
+                    reply(zeek_json::error(
+                        ErrorCode::InvalidTopicKey,
+                        &format!("input #{n}: {e}"),
+                    ));
+                } else if !rate.allow() {
+                    Metrics::add(&shared.metrics.dropped_total, 1);
+                    reply(zeek_json::error(
+                        ErrorCode::InvalidMessage,
+                        &format!("input #{n} dropped: publish rate limit"),
+                    ));
+                } else {
+                    shared.dispatch(&p, None, Exclude::Consumer(reg.id));
+                }
+            }
+            Err(e) => reply(zeek_json::error(e.code, &e.context)),
+        }
+    }
+    shared.close(reg.id);
+    drop(tx);
+    stop.cancel();
+    let _ = writer.await;
+    done(&shared);
+    tracing::debug!(%remote, "zeek client disconnected");
+}

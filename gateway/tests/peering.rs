@@ -1,0 +1,312 @@
+//! Peering between gateways (ZB-03..08, ZB-23, ZB-63..68): handshake and statuses,
+//! subscription propagation, exactly-once delivery over line, ring and mesh topologies,
+//! unpeer, failures, reconnects.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use broker_wasm::{Data, ErrorCode, StatusCode};
+use common::*;
+use gateway::{Endpoint, StatusEvent};
+
+async fn peer(a: &Endpoint, b: std::net::SocketAddr) {
+    a.peer_timeout("127.0.0.1", b.port(), None, T)
+        .await
+        .expect("peering");
+}
+
+/// Waits until `ep` would forward `topic` into the peer graph.
+async fn wants(ep: &Endpoint, topic: &str) {
+    let s = ep.shared().clone();
+    let t = topic.to_owned();
+    eventually(&format!("route for {topic}"), move || s.peering.wants(&t)).await;
+}
+
+#[tokio::test]
+async fn zb23_peering_statuses_and_zb06_zb07_queries() {
+    let (a, _) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    let mut sa = a.make_status_subscriber(true);
+    let mut sb = b.make_status_subscriber(true);
+    let _sub = b.make_subscriber(["/b/", "/test"]);
+    peer(&a, b_addr).await;
+    // EndpointDiscovered, then PeerAdded, on both sides.
+    let d = expect_status(&mut sa, StatusCode::EndpointDiscovered).await;
+    assert_eq!(d.endpoint.unwrap().node, Some(b.node_id()));
+    let added = expect_status(&mut sa, StatusCode::PeerAdded).await;
+    assert_eq!(added.message, "handshake successful");
+    let net = added.endpoint.unwrap().network.unwrap();
+    assert_eq!(
+        (net.address.as_str(), net.port),
+        ("127.0.0.1", b_addr.port())
+    );
+    expect_status(&mut sb, StatusCode::EndpointDiscovered).await;
+    expect_status(&mut sb, StatusCode::PeerAdded).await;
+    let peers = a.peers();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].endpoint.node, Some(b.node_id()));
+    assert!(peers[0].outbound);
+    assert!(!b.peers()[0].outbound);
+    eventually("B's filter at A", || {
+        a.peer_subscriptions() == ["/b/", "/test"]
+    })
+    .await;
+    // Peering again with the same peer succeeds without a second connection (ZB-03).
+    peer(&a, b_addr).await;
+    assert_eq!(a.peers().len(), 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn zb65_messages_follow_subscriptions_across_a_peering() {
+    let (a, a_addr) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    peer(&a, b_addr).await;
+    let client_a = gateway::Client::connect(&url(a_addr)).await.unwrap();
+    let mut on_b = b.make_subscriber(["/t"]);
+    wants(&a, "/t/x").await;
+    client_a.publish("/t/x", Data::Count(1)).await.unwrap();
+    a.publish("/t/y", Data::Count(2)).unwrap();
+    // Two publishers: no order between them (ZB-09).
+    let mut got = on_b.get_many_timeout(2, T).await.unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("/t/x".into(), Data::Count(1)),
+            ("/t/y".into(), Data::Count(2))
+        ]
+    );
+    // ZB-17 (our divergence): removing the topic shrinks what A forwards.
+    on_b.remove_topic("/t");
+    let s = a.shared().clone();
+    eventually("route withdrawn", move || !s.peering.wants("/t/x")).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Builds gateways, peers them along `edges`, subscribes every gateway to "/m", publishes
+/// `per_node` messages from each, and checks each subscriber got every other gateway's
+/// messages exactly once.
+async fn exactly_once(n: usize, edges: &[(usize, usize)], per_node: u64) {
+    let mut eps = Vec::new();
+    for _ in 0..n {
+        eps.push(endpoint().await);
+    }
+    for &(x, y) in edges {
+        peer(&eps[x].0, eps[y].1).await;
+    }
+    let mut subs: Vec<_> = eps.iter().map(|(e, _)| e.make_subscriber(["/m"])).collect();
+    for (e, _) in &eps {
+        let s = e.shared().clone();
+        eventually("all endpoints reachable", move || {
+            s.peering.reachable().len() == n - 1
+        })
+        .await;
+        wants(e, "/m/x").await;
+    }
+    // Every remote subscription must be known before publishing.
+    for (e, _) in &eps {
+        let s = e.shared().clone();
+        let count = n - 1;
+        eventually("every advert", move || {
+            s.peering.reachable().len() == count && s.peering.wants("/m")
+        })
+        .await;
+    }
+    for (i, (e, _)) in eps.iter().enumerate() {
+        for k in 0..per_node {
+            e.publish(format!("/m/{i}"), Data::Count(k)).unwrap();
+        }
+    }
+    let expected = (n as u64 - 1) * per_node;
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let got = sub.get_many_timeout(expected as usize, T).await.unwrap();
+        assert_eq!(
+            got.len() as u64,
+            expected,
+            "gateway {i} got {} of {expected}",
+            got.len()
+        );
+        let mut seen: HashMap<(String, Data), u32> = HashMap::new();
+        for m in got {
+            *seen.entry(m).or_default() += 1;
+        }
+        assert!(seen.values().all(|&c| c == 1), "duplicates at gateway {i}");
+        assert!(
+            !seen.keys().any(|(t, _)| t == &format!("/m/{i}")),
+            "own messages at {i}"
+        );
+    }
+    // Nothing else trickles in afterwards (duplicates would arrive late).
+    for (e, _) in &eps {
+        e.publish("/m/end", Data::None).unwrap();
+    }
+    for sub in subs.iter_mut() {
+        let tail = sub.get_many_timeout(n - 1, T).await.unwrap();
+        assert!(
+            tail.iter().all(|(t, _)| t == "/m/end"),
+            "late duplicate: {tail:?}"
+        );
+        assert_eq!(sub.available(), 0);
+    }
+    for (e, _) in &eps {
+        e.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn zb66_line_of_three_without_intermediate_subscription() {
+    let (a, _) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    let (c, c_addr) = endpoint().await;
+    peer(&a, b_addr).await;
+    peer(&b, c_addr).await;
+    let mut on_c = c.make_subscriber(["/only-c"]);
+    wants(&a, "/only-c").await;
+    a.publish("/only-c", Data::Count(42)).unwrap();
+    assert_eq!(
+        on_c.get_timeout(T).await.unwrap(),
+        Some(("/only-c".into(), Data::Count(42)))
+    );
+    for e in [a, b, c] {
+        e.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn zb66_line_of_three_exactly_once() {
+    exactly_once(3, &[(0, 1), (1, 2)], 200).await;
+}
+
+#[tokio::test]
+async fn zb66_ring_of_three_exactly_once() {
+    exactly_once(3, &[(0, 1), (1, 2), (2, 0)], 200).await;
+}
+
+#[tokio::test]
+async fn zb66_full_mesh_of_four_exactly_once() {
+    exactly_once(4, &[(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)], 200).await;
+}
+
+#[tokio::test]
+async fn zb66_ring_of_four_exactly_once() {
+    exactly_once(4, &[(0, 1), (1, 2), (2, 3), (3, 0)], 200).await;
+}
+
+#[tokio::test]
+async fn zb05_zb68_unpeer_statuses_and_no_reconnect() {
+    let (a, _) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    peer(&a, b_addr).await;
+    let mut sa = a.make_status_subscriber(true);
+    let mut sb = b.make_status_subscriber(true);
+    a.unpeer("127.0.0.1", b_addr.port()).await.unwrap();
+    expect_status(&mut sa, StatusCode::PeerRemoved).await;
+    expect_status(&mut sa, StatusCode::EndpointUnreachable).await;
+    expect_status(&mut sb, StatusCode::PeerLost).await;
+    expect_status(&mut sb, StatusCode::EndpointUnreachable).await;
+    assert!(a.peers().is_empty());
+    // Unknown peer: PeerInvalid as an error event and as the result.
+    let err = a.unpeer("127.0.0.1", 1).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PeerInvalid);
+    loop {
+        if let StatusEvent::Error(e) = sa.get_timeout(T).await.unwrap().expect("an error event") {
+            assert_eq!(e.code, ErrorCode::PeerInvalid);
+            break;
+        }
+    }
+    // Nobody reconnects after an unpeer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(a.peers().is_empty() && b.peers().is_empty());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn zb03_retry_zero_fails_fast_with_peer_unavailable() {
+    let (a, _) = endpoint().await;
+    let mut sa = a.make_status_subscriber(false);
+    // A port nobody listens on: bind one and drop it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = a.peer("127.0.0.1", port, None).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PeerUnavailable);
+    match sa.get_timeout(T).await.unwrap() {
+        Some(StatusEvent::Error(e)) => assert_eq!(e.code, ErrorCode::PeerUnavailable),
+        other => panic!("{other:?}"),
+    }
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn zb67_reconnects_after_the_peer_restarts() {
+    let (a, _) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    let mut sa = a.make_status_subscriber(true);
+    a.peer_timeout(
+        "127.0.0.1",
+        b_addr.port(),
+        Some(Duration::from_millis(200)),
+        T,
+    )
+    .await
+    .unwrap();
+    expect_status(&mut sa, StatusCode::PeerAdded).await;
+    b.shutdown().await;
+    expect_status(&mut sa, StatusCode::PeerLost).await;
+    // A new gateway on the same port: A finds it by itself.
+    let b2 = Endpoint::new(gateway::Config::embedded());
+    b2.listen(b_addr).await.unwrap();
+    let added = expect_status(&mut sa, StatusCode::PeerAdded).await;
+    assert_eq!(added.endpoint.unwrap().node, Some(b2.node_id()));
+    let mut on_b2 = b2.make_subscriber(["/again"]);
+    wants(&a, "/again").await;
+    a.publish("/again", Data::Count(1)).unwrap();
+    assert!(on_b2.get_timeout(T).await.unwrap().is_some());
+    a.shutdown().await;
+    b2.shutdown().await;
+}
+
+#[tokio::test]
+async fn zb08_shutdown_is_seen_as_peer_lost() {
+    let (a, _) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    peer(&a, b_addr).await;
+    let mut sb = b.make_status_subscriber(true);
+    a.shutdown().await;
+    expect_status(&mut sb, StatusCode::PeerLost).await;
+    expect_status(&mut sb, StatusCode::EndpointUnreachable).await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn zb23_multi_hop_endpoints_are_discovered_and_lost() {
+    let (a, _) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    let (c, c_addr) = endpoint().await;
+    let mut sa = a.make_status_subscriber(true);
+    peer(&a, b_addr).await;
+    peer(&b, c_addr).await;
+    loop {
+        let s = expect_status(&mut sa, StatusCode::EndpointDiscovered).await;
+        if s.endpoint.unwrap().node == Some(c.node_id()) {
+            break;
+        }
+    }
+    c.shutdown().await;
+    loop {
+        let s = expect_status(&mut sa, StatusCode::EndpointUnreachable).await;
+        if s.endpoint.unwrap().node == Some(c.node_id()) {
+            break;
+        }
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

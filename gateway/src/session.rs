@@ -304,6 +304,17 @@ pub(crate) async fn run(
                 _ = writer_stop.cancelled() => 0,
             };
             if n == 0 {
+                // Flush what is still queued (e.g. a last error), then close.
+                while let Ok(b) = rx.try_recv() {
+                    batch.push(b);
+                }
+                if !batch.is_empty() {
+                    frame.clear();
+                    frame_of(encoding, &batch, &mut frame);
+                    let _ = ws_tx
+                        .send(to_ws(encoding, std::mem::take(&mut frame)))
+                        .await;
+                }
                 let _ = ws_tx.send(Message::Close(None)).await;
                 break;
             }
@@ -378,7 +389,19 @@ pub(crate) async fn run(
             _ = stop.cancelled() => break,
             _ = reg.kick.cancelled() => break,
         };
-        let Some(Ok(msg)) = msg else { break };
+        let msg = match msg {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                if too_big(&e) {
+                    session.error(
+                        ErrorCode::DeserializationFailed,
+                        format!("frame exceeds the limit of {max} bytes; closing"),
+                    );
+                }
+                break;
+            }
+            None => break,
+        };
         if matches!(msg, Message::Close(_)) {
             break;
         }
@@ -408,6 +431,19 @@ pub(crate) async fn run(
     shared.metrics.connections_native.fetch_sub(1, Relaxed);
     shared.connections.fetch_sub(1, Relaxed);
     tracing::debug!(%remote, "native client disconnected");
+}
+
+/// True if a WebSocket read failed because the message exceeded the size limit.
+pub(crate) fn too_big(e: &axum::Error) -> bool {
+    use std::error::Error;
+    let mut source: Option<&(dyn Error + 'static)> = e.source();
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn to_ws(encoding: Encoding, frame: Vec<u8>) -> Message {

@@ -99,7 +99,13 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, remote: SocketAd
             let n = tokio::select! {
                 n = rx.recv_many(&mut batch, 256) => n,
                 _ = kick.cancelled() => 0,
-                _ = writer_stop.cancelled() => 0,
+                _ = writer_stop.cancelled() => {
+                    // Flush what is still queued (e.g. a last error), then close.
+                    while let Ok(b) = rx.try_recv() {
+                        let _ = ws_tx.feed(text(b)).await;
+                    }
+                    0
+                }
             };
             if n == 0 {
                 break;
@@ -139,7 +145,23 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, remote: SocketAd
             _ = reg.kick.cancelled() => break,
         };
         // A disconnect without a Close frame is a normal end too (ZB-37).
-        let Some(Ok(msg)) = msg else { break };
+        let msg = match msg {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                if crate::session::too_big(&e) {
+                    reply(zeek_json::error(
+                        ErrorCode::DeserializationFailed,
+                        &format!(
+                            "input #{} exceeds the limit of {} bytes; closing",
+                            n + 1,
+                            shared.config.max_frame
+                        ),
+                    ));
+                }
+                break;
+            }
+            None => break,
+        };
         let body = match msg {
             Message::Text(t) => t,
             Message::Binary(_) => {

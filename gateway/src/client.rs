@@ -72,6 +72,8 @@ pub struct ClientOptions {
     pub statuses: bool,
     /// Queue length of each subscriber.
     pub queue_size: usize,
+    /// Coalesce queued messages into one frame (true), or send one frame per message.
+    pub batching: bool,
 }
 
 impl Default for ClientOptions {
@@ -81,6 +83,7 @@ impl Default for ClientOptions {
             name: "rust-client".into(),
             statuses: true,
             queue_size: 65_536,
+            batching: true,
         }
     }
 }
@@ -246,12 +249,13 @@ impl Client {
 
         // Writer: coalesce queued messages into frames.
         let closed = inner.closed.clone();
+        let max_batch = if opts.batching { MAX_BATCH } else { 1 };
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             let mut frame = Vec::new();
             loop {
                 let n = tokio::select! {
-                    n = out_rx.recv_many(&mut batch, MAX_BATCH) => n,
+                    n = out_rx.recv_many(&mut batch, max_batch) => n,
                     _ = closed.cancelled() => 0,
                 };
                 if n == 0 {

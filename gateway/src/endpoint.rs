@@ -183,7 +183,12 @@ impl Endpoint {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(a);
         }
+        use axum::serve::ListenerExt;
         let token = self.shared.shutdown.clone();
+        // Small frames must not wait for Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             crate::http::router(self.clone()).into_make_service_with_connect_info::<SocketAddr>(),

@@ -19,6 +19,9 @@ use gateway::{Client, Config, Endpoint};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn ping(i: u64) -> Data {
     Data::Vector(vec![Data::string("ping"), Data::Count(i)])
 }
@@ -262,6 +265,9 @@ fn main() {
         println!("gateway at {addr}; {n} messages per throughput case");
         let r = one_to_one(addr, n, true).await;
         println!("native 1 -> 1, batched publishes      {r:>12.0} msgs/s");
+        if std::env::var_os("BENCH_ONLY_1TO1").is_some() {
+            return;
+        }
         let r = one_to_one(addr, n / 10, false).await;
         println!("native 1 -> 1, one frame per publish  {r:>12.0} msgs/s");
         let r = one_to_many(addr, n / 20, 100).await;

@@ -274,7 +274,9 @@ impl Client {
                 };
                 let bye = batch.iter().any(|m| matches!(m, ClientMsg::Bye));
                 batch.clear();
-                if ok && ws_tx.send(to_ws(encoding, frame.clone())).await.is_err() {
+                let cap = frame.len();
+                let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
+                if ok && ws_tx.send(to_ws(encoding, out)).await.is_err() {
                     break;
                 }
                 if bye {

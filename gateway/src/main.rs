@@ -6,6 +6,11 @@ use gateway::{Config, Endpoint};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+// Messages are many small allocations freed on other threads; mimalloc handles that pattern
+// far better than the system allocator (about a third of the routing time went to malloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();

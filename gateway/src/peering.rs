@@ -649,7 +649,9 @@ pub(crate) async fn drive_link<R, W>(
             frame_of(Encoding::Binary, &batch, &mut frame);
             batch.clear();
             Metrics::add(&writer_metrics.bytes_out_total, frame.len() as u64);
-            if tx_ws.send(Bytes::copy_from_slice(&frame)).await.is_err() {
+            let cap = frame.len();
+            let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
+            if tx_ws.send(Bytes::from(out)).await.is_err() {
                 break;
             }
         }

@@ -333,7 +333,9 @@ pub(crate) async fn run(
             frame_of(encoding, &batch, &mut frame);
             batch.clear();
             Metrics::add(&shared.metrics.bytes_out_total, frame.len() as u64);
-            if ws_tx.send(to_ws(encoding, frame.clone())).await.is_err() {
+            let cap = frame.len();
+            let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
+            if ws_tx.send(to_ws(encoding, out)).await.is_err() {
                 break;
             }
         }

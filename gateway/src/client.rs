@@ -435,6 +435,16 @@ impl Client {
         }
     }
 
+    /// The union of the filters of the gateway's direct peers (ZB-07).
+    pub async fn peer_subscriptions(&self) -> Result<Vec<String>, ClientError> {
+        match self.request(Request::PeerSubscriptions).await? {
+            Response::Topics(t) => Ok(t),
+            other => Err(ClientError::Handshake(format!(
+                "unexpected response {other:?}"
+            ))),
+        }
+    }
+
     /// Asks the gateway to peer with `host:port`.
     pub async fn peer(
         &self,

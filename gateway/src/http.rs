@@ -46,17 +46,21 @@ async fn metrics(State(ep): State<Endpoint>) -> impl IntoResponse {
     )
 }
 
-/// Reserves a connection slot, or refuses with 503 when the limit is reached.
-fn admit(ep: &Endpoint) -> Result<(), Response> {
+/// Reserves a connection slot; false (and counted) when the limit is reached.
+fn admit(ep: &Endpoint) -> bool {
     let s = ep.shared();
     let n = s.connections.fetch_add(1, Relaxed);
     if n >= s.config.max_connections {
         s.connections.fetch_sub(1, Relaxed);
         Metrics::add(&s.metrics.connections_rejected_total, 1);
-        return Err((StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response());
+        return false;
     }
     Metrics::add(&s.metrics.connections_total, 1);
-    Ok(())
+    true
+}
+
+fn refused() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response()
 }
 
 fn ws_limits(ws: WebSocketUpgrade, ep: &Endpoint) -> WebSocketUpgrade {
@@ -71,8 +75,8 @@ async fn client_ws(
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if let Err(r) = admit(&ep) {
-        return r;
+    if !admit(&ep) {
+        return refused();
     }
     let ws = ws_limits(ws, &ep).protocols([SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON]);
     // The encoding is the subprotocol the client offered first among ours; binary if none.
@@ -90,8 +94,8 @@ async fn zeek_ws(
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if let Err(r) = admit(&ep) {
-        return r;
+    if !admit(&ep) {
+        return refused();
     }
     let shared = ep.shared().clone();
     ws_limits(ws, &ep).on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote))
@@ -102,8 +106,8 @@ async fn peer_ws(
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if let Err(r) = admit(&ep) {
-        return r;
+    if !admit(&ep) {
+        return refused();
     }
     let shared = ep.shared().clone();
     ws_limits(ws, &ep)

@@ -385,42 +385,44 @@ pub(crate) async fn run(
         }
     }
 
-    while ok {
-        let msg = tokio::select! {
-            m = ws_rx.next() => m,
-            _ = stop.cancelled() => break,
-            _ = reg.kick.cancelled() => break,
-        };
-        let msg = match msg {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                if too_big(&e) {
-                    session.error(
-                        ErrorCode::DeserializationFailed,
-                        format!("frame exceeds the limit of {max} bytes; closing"),
-                    );
+    if ok {
+        loop {
+            let msg = tokio::select! {
+                m = ws_rx.next() => m,
+                _ = stop.cancelled() => break,
+                _ = reg.kick.cancelled() => break,
+            };
+            let msg = match msg {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    if too_big(&e) {
+                        session.error(
+                            ErrorCode::DeserializationFailed,
+                            format!("frame exceeds the limit of {max} bytes; closing"),
+                        );
+                    }
+                    break;
                 }
+                None => break,
+            };
+            if matches!(msg, Message::Close(_)) {
                 break;
             }
-            None => break,
-        };
-        if matches!(msg, Message::Close(_)) {
-            break;
-        }
-        let Some(bytes) = ws_payload(msg) else {
-            continue;
-        };
-        Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
-        let mut keep = true;
-        let r = decode_frame(encoding, &bytes, max, |m, raw| {
-            keep &= session.handle(m, raw)
-        });
-        if let Err(e) = r {
-            // The frame is dropped; the connection stays usable (ZB-40).
-            session.error(e.code(), format!("malformed frame: {e}"));
-        }
-        if !keep {
-            break;
+            let Some(bytes) = ws_payload(msg) else {
+                continue;
+            };
+            Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+            let mut keep = true;
+            let r = decode_frame(encoding, &bytes, max, |m, raw| {
+                keep &= session.handle(m, raw)
+            });
+            if let Err(e) = r {
+                // The frame is dropped; the connection stays usable (ZB-40).
+                session.error(e.code(), format!("malformed frame: {e}"));
+            }
+            if !keep {
+                break;
+            }
         }
     }
 

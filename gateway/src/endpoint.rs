@@ -322,16 +322,16 @@ impl Endpoint {
 
     /// Waits until `node` is a direct peer, or `timeout` passes (ZB-13).
     pub async fn await_peer(&self, node: NodeId, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if self.peers().iter().any(|p| p.endpoint.node == Some(node)) {
-                return true;
+        let wait = async {
+            loop {
+                let changed = self.shared.peering.changed.notified();
+                if self.peers().iter().any(|p| p.endpoint.node == Some(node)) {
+                    return;
+                }
+                changed.await;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
     /// The Prometheus text of `/metrics`.

@@ -150,6 +150,8 @@ struct State {
 pub struct Peering {
     me: NodeId,
     state: Mutex<State>,
+    /// Notified whenever a direct link is added or removed.
+    pub changed: tokio::sync::Notify,
     next_link: AtomicU64,
     next_seq: AtomicU64,
 }
@@ -165,6 +167,7 @@ impl Peering {
         Peering {
             me,
             state: Mutex::new(State::default()),
+            changed: tokio::sync::Notify::new(),
             next_link: AtomicU64::new(1),
             next_seq: AtomicU64::new(1),
         }
@@ -447,6 +450,7 @@ impl Peering {
         }
         st.reachable.insert(node);
         self.readvertise(&mut st, shared);
+        self.changed.notify_waiters();
         Some(id)
     }
 
@@ -464,6 +468,7 @@ impl Peering {
         shared.emit_status(code, Some(link.node), Some(link.network.clone()), why);
         // Drop the peer's own advert unless another path still confirms it.
         self.readvertise(&mut st, shared);
+        self.changed.notify_waiters();
     }
 
     /// Ends the peering with the peer at `host:port` (ZB-05).

@@ -310,3 +310,68 @@ async fn zb23_multi_hop_endpoints_are_discovered_and_lost() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn zb13_await_peer() {
+    let (a, _) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    assert!(!a.await_peer(b.node_id(), Duration::from_millis(50)).await);
+    let waiter = {
+        let a = a.clone();
+        let id = b.node_id();
+        tokio::spawn(async move { a.await_peer(id, T).await })
+    };
+    peer(&a, b_addr).await;
+    assert!(waiter.await.unwrap());
+    assert!(b.await_peer(a.node_id(), T).await);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A fake peer that answers the handshake with a frame of protocol version 2.
+#[tokio::test]
+async fn zb64_version_mismatch_fails_fast_with_peer_incompatible() {
+    use futures_util::{SinkExt, StreamExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+        let pick = |_: &Request, mut resp: Response| {
+            resp.headers_mut()
+                .insert("sec-websocket-protocol", "broker.v1.bin".parse().unwrap());
+            Ok(resp)
+        };
+        let mut ws = tokio_tungstenite::accept_hdr_async(tcp, pick)
+            .await
+            .unwrap();
+        let _their_hello = ws.next().await;
+        let mut frame =
+            broker_wasm::protocol::to_binary(&[broker_wasm::PeerMsg::Ping { nonce: 1 }]).unwrap();
+        frame[0] = 2;
+        let _ = ws
+            .send(tokio_tungstenite::tungstenite::Message::Binary(
+                frame.into(),
+            ))
+            .await;
+        let _ = ws.next().await;
+    });
+    let (a, _) = endpoint().await;
+    let mut sa = a.make_status_subscriber(false);
+    let err = a
+        .peer_timeout("127.0.0.1", port, None, T)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PeerIncompatible);
+    let mut codes = Vec::new();
+    while let Some(StatusEvent::Error(e)) =
+        sa.get_timeout(Duration::from_millis(200)).await.unwrap()
+    {
+        codes.push(e.code);
+    }
+    assert_eq!(
+        codes,
+        [ErrorCode::PeerIncompatible, ErrorCode::PeerUnavailable]
+    );
+    a.shutdown().await;
+}

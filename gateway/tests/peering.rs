@@ -337,6 +337,8 @@ async fn zb64_version_mismatch_fails_fast_with_peer_incompatible() {
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+        // The callback's signature is tungstenite's, large error type included.
+        #[allow(clippy::result_large_err)]
         let pick = |_: &Request, mut resp: Response| {
             resp.headers_mut()
                 .insert("sec-websocket-protocol", "broker.v1.bin".parse().unwrap());

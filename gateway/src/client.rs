@@ -107,6 +107,8 @@ struct Inner {
     closed: CancellationToken,
     queue_size: usize,
     welcome: Welcome,
+    /// Messages dropped because a subscriber's queue was full.
+    dropped: AtomicU64,
 }
 
 impl Inner {
@@ -245,6 +247,7 @@ impl Client {
             closed: CancellationToken::new(),
             queue_size: opts.queue_size,
             welcome,
+            dropped: AtomicU64::new(0),
         });
 
         // Writer: coalesce queued messages into frames.
@@ -334,6 +337,12 @@ impl Client {
     /// The gateway's version.
     pub fn gateway_version(&self) -> &str {
         &self.inner.welcome.version
+    }
+
+    /// Messages this client dropped because one of its subscribers' queues was full
+    /// ([`ClientOptions::queue_size`]).
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Relaxed)
     }
 
     /// True once the connection ended.
@@ -496,8 +505,11 @@ impl Inner {
                 let p = Arc::new(p);
                 for id in targets.iter() {
                     if let Some(tx) = s.sinks.get(id) {
-                        // A full subscriber queue drops, like the gateway's Drop policy.
-                        let _ = tx.try_send(p.clone());
+                        // A full subscriber queue drops, like the gateway's Drop policy;
+                        // counted in Client::dropped.
+                        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(p.clone()) {
+                            self.dropped.fetch_add(1, Relaxed);
+                        }
                     }
                 }
             }

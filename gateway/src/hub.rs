@@ -208,9 +208,9 @@ impl Hub {
         let mut inner = self.write();
         inner.consumers.remove(&id);
         inner.status_sinks.remove(&id);
-        let before = inner.index.filter();
-        inner.index.remove_all(id);
-        inner.index.filter() != before
+        let removed = inner.index.remove_all(id);
+        // A removed prefix leaves the filter iff nothing (itself or shorter) still covers it.
+        removed.iter().any(|t| !inner.index.any_match(t))
     }
 
     /// Adds status delivery for `id` (errors always; statuses if `statuses`).
@@ -232,21 +232,25 @@ impl Hub {
     /// Adds prefixes for `id`. Returns true if the endpoint's filter changed.
     pub fn subscribe(&self, id: ConsumerId, topics: &[String]) -> bool {
         let mut inner = self.write();
-        let before = inner.index.filter();
+        let mut changed = false;
         for t in topics {
+            // A new prefix enters the filter iff no held prefix (itself or shorter) covers it.
+            changed |= !inner.index.any_match(t);
             inner.index.insert(t, id);
         }
-        inner.index.filter() != before
+        changed
     }
 
     /// Removes prefixes of `id`. Returns true if the endpoint's filter changed.
     pub fn unsubscribe(&self, id: ConsumerId, topics: &[String]) -> bool {
         let mut inner = self.write();
-        let before = inner.index.filter();
+        let mut changed = false;
         for t in topics {
-            inner.index.remove(t, id);
+            if inner.index.remove(t, id) {
+                changed |= !inner.index.any_match(t);
+            }
         }
-        inner.index.filter() != before
+        changed
     }
 
     /// Number of prefixes `id` holds.
@@ -488,6 +492,30 @@ mod tests {
         assert_eq!(msgs, vec![ServerMsg::Message(msg("/test/x", 3))]);
         assert!(h.unregister(a.id));
         assert_eq!(h.filter(), ["/test/x"]);
+    }
+
+    #[test]
+    fn filter_changes_are_detected_without_recomputing_the_filter() {
+        let h = hub(SlowConsumerPolicy::Drop);
+        let (tx, _rx) = mpsc::channel(8);
+        let a = h.register(Sink::Local(tx.clone()));
+        let b = h.register(Sink::Local(tx));
+        let s = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert!(h.subscribe(a.id, &s(&["/a/b"])));
+        assert!(
+            h.subscribe(b.id, &s(&["/a"])),
+            "a shorter prefix replaces /a/b"
+        );
+        assert!(!h.subscribe(a.id, &s(&["/a/c"])), "covered");
+        assert!(!h.unsubscribe(a.id, &s(&["/a/b"])), "still covered by /a");
+        assert!(!h.unsubscribe(a.id, &s(&["/never"])));
+        assert!(h.unsubscribe(b.id, &s(&["/a"])), "/a leaves; /a/c appears");
+        assert_eq!(h.filter(), ["/a/c"]);
+        assert!(h.unregister(a.id));
+        assert!(h.filter().is_empty());
+        let before = h.filter();
+        assert!(!h.unregister(b.id));
+        assert_eq!(h.filter(), before);
     }
 
     #[test]

@@ -174,3 +174,23 @@ async fn clients_get_closed_after_the_gateway_goes_away() {
     );
     assert!(c.publish("/z", Data::None).await.is_err());
 }
+
+#[tokio::test]
+async fn a_full_client_side_queue_drops_and_counts() {
+    let (ep, addr) = endpoint().await;
+    let opts = gateway::client::ClientOptions {
+        queue_size: 4,
+        ..Default::default()
+    };
+    let c = Client::connect_with(&url(addr), opts).await.unwrap();
+    let mut sub = c.make_subscriber(["/q"]);
+    c.flush().await.unwrap();
+    for i in 0..100u64 {
+        ep.publish("/q", Data::Count(i)).unwrap();
+    }
+    // The gateway has sent all 100 once a round trip after them completes.
+    c.flush().await.unwrap();
+    assert_eq!(sub.poll().len(), 4);
+    assert_eq!(c.dropped(), 96);
+    ep.shutdown().await;
+}

@@ -129,6 +129,8 @@ struct Outbound {
     cancel: CancellationToken,
     status: PeerStatus,
     node: Option<NodeId>,
+    /// `peer()` calls waiting for the first outcome of this peering.
+    waiters: Vec<oneshot::Sender<Result<NodeId, PeerError>>>,
 }
 
 #[derive(Debug, Default)]
@@ -523,6 +525,16 @@ impl Peering {
         }
     }
 
+    fn resolve_waiters(&self, key: &str, result: Result<NodeId, PeerError>) {
+        let waiters = match self.lock().outbound.get_mut(key) {
+            Some(o) => std::mem::take(&mut o.waiters),
+            None => return,
+        };
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+
     fn set_outbound(&self, key: &str, status: PeerStatus, node: Option<NodeId>) {
         if let Some(o) = self.lock().outbound.get_mut(key) {
             o.status = status;
@@ -858,35 +870,44 @@ pub async fn peer(
     if shared.shutdown.is_cancelled() {
         return Err(PeerError::ShuttingDown);
     }
-    // Already peered, or already trying?
-    let existing = {
+    // Already peered? Already trying? Then wait with the attempt in progress.
+    let (first_tx, first_rx) = oneshot::channel::<Result<NodeId, PeerError>>();
+    let cancel = {
         let mut st = shared.peering.lock();
-        if let Some(o) = st.outbound.get(&key) {
-            o.node.filter(|n| st.by_node.contains_key(n))
-        } else {
-            st.outbound.insert(
-                key.clone(),
-                Outbound {
-                    cancel: shared.shutdown.child_token(),
-                    status: PeerStatus::Connecting,
-                    node: None,
-                },
-            );
-            None
+        let peered = |o: &Outbound| o.node.filter(|n| st.by_node.contains_key(n));
+        match st.outbound.get(&key) {
+            Some(o) => {
+                if let Some(node) = peered(o) {
+                    return Ok(node);
+                }
+                if let Some(o) = st.outbound.get_mut(&key) {
+                    o.waiters.push(first_tx);
+                }
+                None
+            }
+            None => {
+                let cancel = shared.shutdown.child_token();
+                st.outbound.insert(
+                    key.clone(),
+                    Outbound {
+                        cancel: cancel.clone(),
+                        status: PeerStatus::Connecting,
+                        node: None,
+                        waiters: vec![first_tx],
+                    },
+                );
+                Some(cancel)
+            }
         }
     };
-    if let Some(node) = existing {
-        return Ok(node);
-    }
-    let cancel = match shared.peering.lock().outbound.get(&key) {
-        Some(o) => o.cancel.clone(),
-        None => return Err(PeerError::Invalid(key)),
+    let Some(cancel) = cancel else {
+        return first_rx
+            .await
+            .unwrap_or_else(|_| Err(PeerError::Unavailable(key)));
     };
-    let (first_tx, first_rx) = oneshot::channel::<Result<NodeId, PeerError>>();
     let s = shared.clone();
     let (host, key2) = (host.to_owned(), key.clone());
     shared.tasks.spawn(async move {
-        let mut first = Some(first_tx);
         let mut tries = 0u32;
         loop {
             if cancel.is_cancelled() {
@@ -910,9 +931,7 @@ pub async fn peer(
                     tries = 0;
                     s.peering
                         .set_outbound(&key2, PeerStatus::Peered, Some(node));
-                    if let Some(tx) = first.take() {
-                        let _ = tx.send(Ok(node));
-                    }
+                    s.peering.resolve_waiters(&key2, Ok(node));
                     tokio::select! {
                         _ = ended => {}
                         _ = cancel.cancelled() => break,
@@ -928,9 +947,7 @@ pub async fn peer(
                     );
                     tries += 1;
                     if retry.is_none() {
-                        if let Some(tx) = first.take() {
-                            let _ = tx.send(Err(e));
-                        }
+                        s.peering.resolve_waiters(&key2, Err(e));
                         break;
                     }
                 }
@@ -941,7 +958,10 @@ pub async fn peer(
                 _ = cancel.cancelled() => break,
             }
         }
-        // Forget the outbound record unless an unpeer already did.
+        // Whoever still waits learns the attempt is over; forget the record unless an
+        // unpeer already did.
+        s.peering
+            .resolve_waiters(&key2, Err(PeerError::Unavailable(key2.clone())));
         let mut st = s.peering.lock();
         if st
             .outbound
@@ -950,12 +970,10 @@ pub async fn peer(
         {
             st.outbound.remove(&key2);
         }
-        drop(st);
-        if let Some(tx) = first.take() {
-            let _ = tx.send(Err(PeerError::Unavailable(key2)));
-        }
     });
-    first_rx.await.unwrap_or(Err(PeerError::ShuttingDown))
+    first_rx
+        .await
+        .unwrap_or_else(|_| Err(PeerError::Unavailable(key)))
 }
 
 #[cfg(test)]

@@ -377,3 +377,18 @@ async fn zb64_version_mismatch_fails_fast_with_peer_incompatible() {
     );
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn zb03_concurrent_peer_calls_share_one_attempt() {
+    let (a, _) = endpoint().await;
+    let (b, b_addr) = endpoint().await;
+    let (x, y) = tokio::join!(
+        a.peer_timeout("127.0.0.1", b_addr.port(), None, T),
+        a.peer_timeout("127.0.0.1", b_addr.port(), None, T)
+    );
+    assert_eq!(x.unwrap(), b.node_id());
+    assert_eq!(y.unwrap(), b.node_id());
+    assert_eq!(a.peers().len(), 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}

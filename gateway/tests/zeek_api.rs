@@ -2,7 +2,6 @@
 
 mod common;
 
-use broker_wasm::protocol::Encoding;
 use broker_wasm::zeek_json::{self, ServerMessage};
 use broker_wasm::{Data, Event};
 use common::*;
@@ -178,6 +177,5 @@ async fn zb24_json_clients_never_see_status_events() {
         text.starts_with(r#"{"type":"data-message","topic":"/after""#),
         "{text}"
     );
-    let _ = Encoding::Binary;
     ep.shutdown().await;
 }

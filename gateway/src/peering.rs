@@ -901,9 +901,7 @@ pub async fn peer(
         }
     };
     let Some(cancel) = cancel else {
-        return first_rx
-            .await
-            .unwrap_or_else(|_| Err(PeerError::Unavailable(key)));
+        return first_rx.await.unwrap_or(Err(PeerError::Unavailable(key)));
     };
     let s = shared.clone();
     let (host, key2) = (host.to_owned(), key.clone());
@@ -971,9 +969,7 @@ pub async fn peer(
             st.outbound.remove(&key2);
         }
     });
-    first_rx
-        .await
-        .unwrap_or_else(|_| Err(PeerError::Unavailable(key)))
+    first_rx.await.unwrap_or(Err(PeerError::Unavailable(key)))
 }
 
 #[cfg(test)]

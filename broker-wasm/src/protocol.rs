@@ -593,18 +593,19 @@ pub enum PeerMsg {
 
 /// Appends one binary frame holding `messages` to `out`.
 pub fn encode_binary<M: Serialize>(messages: &[M], out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let start = out.len();
-    out.push(PROTOCOL_VERSION);
-    out.extend_from_slice(&[0; 4]);
+    let start = begin_frame(out);
     if let Err(e) = binary::to_writer(out, messages) {
         out.truncate(start);
         return Err(e);
     }
     let body = out.len() - start - HEADER_LEN;
-    let len = u32::try_from(body).map_err(|_| {
-        EncodeError::Unrepresentable(format!("frame body of {body} bytes exceeds 4 GiB"))
-    })?;
-    out[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+    if u32::try_from(body).is_err() {
+        out.truncate(start);
+        return Err(EncodeError::Unrepresentable(format!(
+            "frame body of {body} bytes exceeds 4 GiB"
+        )));
+    }
+    finish_frame(out, start);
     Ok(())
 }
 
@@ -702,7 +703,8 @@ pub fn begin_frame(out: &mut Vec<u8>) -> usize {
     start
 }
 
-/// Writes the body length into a frame started by [`begin_frame`].
+/// Writes the body length into a frame started by [`begin_frame`]. The body must be under
+/// 4 GiB (frames are far smaller: they are bounded by the frame limit and batch sizes).
 pub fn finish_frame(out: &mut [u8], start: usize) {
     let body = (out.len() - start - HEADER_LEN) as u32;
     out[start + 1..start + HEADER_LEN].copy_from_slice(&body.to_le_bytes());

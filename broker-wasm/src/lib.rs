@@ -10,6 +10,7 @@
 //! - [`codes`]: status codes (SC) and error codes (EC) with numbers and names (ZB-21, ZB-22).
 //! - [`topic`]: topic rules, filter normalisation and the prefix-trie subscription index (ZB-12).
 //! - [`binary`]: the compact binary serde format used by native frames.
+//! - [`client`]: the sans-I/O client state machine (hello, subscriptions, batching, routing).
 //! - `serde_data`: how [`Data`] maps onto JSON (Broker's typed JSON, ZB-39) and binary.
 //! - [`protocol`]: native frames by direction ([`ClientMsg`], [`ServerMsg`], [`PeerMsg`]) in
 //!   binary and JSON form.
@@ -19,6 +20,7 @@
 //! - `wasm` (wasm32 only): the JavaScript boundary.
 
 pub mod binary;
+pub mod client;
 pub mod codes;
 pub mod data;
 pub mod error;

@@ -1,0 +1,469 @@
+//! The sans-I/O client state machine shared by every client of a gateway (JS through wasm,
+//! and any Rust program that brings its own socket).
+//!
+//! It takes events in (`on_open`, `on_frame(bytes)`, `on_close`) and API calls (`publish`,
+//! `subscribe`, `request`), and gives frames out (`take_frame`) and [`Event`]s back. It keeps
+//! the subscriptions, so after a reconnect `on_open` sends them again; it coalesces queued
+//! messages into one frame; it routes each incoming message to the local subscribers whose
+//! prefixes match.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::codes::ErrorCode;
+use crate::data::Data;
+use crate::error::DecodeError;
+use crate::protocol::{
+    ClientMsg, Encoding, ErrorInfo, Failure, Hello, Publish, Request, Response, ServerMsg, Status,
+    Welcome, DEFAULT_MAX_FRAME,
+};
+use crate::topic::{validate_user_topic, SubscriptionIndex, TopicError};
+
+/// A local subscriber's id, chosen by the client core.
+pub type SubscriberId = u32;
+
+/// What the application learns from a frame or a state change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The gateway accepted the connection.
+    Connected(Welcome),
+    /// The connection ended; requests that were in flight failed with [`ErrorCode::ShuttingDown`].
+    Disconnected,
+    /// A message for the listed local subscribers.
+    Message {
+        subscribers: Vec<SubscriberId>,
+        publish: Publish,
+    },
+    Status(Status),
+    Error(ErrorInfo),
+    Response {
+        id: u64,
+        result: Result<Response, Failure>,
+    },
+    Pong {
+        nonce: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed,
+    AwaitingWelcome,
+    Open,
+}
+
+/// The client state machine.
+#[derive(Debug)]
+pub struct ClientCore {
+    encoding: Encoding,
+    name: String,
+    token: Option<String>,
+    statuses: bool,
+    state: State,
+    index: SubscriptionIndex<SubscriberId>,
+    /// Subscribers per prefix: the gateway holds a prefix while any local subscriber does.
+    refs: BTreeMap<String, usize>,
+    next_subscriber: SubscriberId,
+    next_request: u64,
+    pending: HashMap<u64, ()>,
+    outbox: Vec<ClientMsg>,
+    max_frame: usize,
+}
+
+impl ClientCore {
+    /// A client that will introduce itself as `name`.
+    pub fn new(encoding: Encoding, name: impl Into<String>) -> ClientCore {
+        ClientCore {
+            encoding,
+            name: name.into(),
+            token: None,
+            statuses: true,
+            state: State::Closed,
+            index: SubscriptionIndex::new(),
+            refs: BTreeMap::new(),
+            next_subscriber: 1,
+            next_request: 1,
+            pending: HashMap::new(),
+            outbox: Vec::new(),
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+
+    /// Sets the access token sent in the hello.
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    /// Whether to ask the gateway for its status events.
+    pub fn set_statuses(&mut self, statuses: bool) {
+        self.statuses = statuses;
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// True between the gateway's welcome and the end of the connection.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// The transport connected: queue the hello and every current subscription (so a
+    /// reconnect restores them).
+    pub fn on_open(&mut self) {
+        self.state = State::AwaitingWelcome;
+        let mut first = vec![ClientMsg::Hello(Hello {
+            client: self.name.clone(),
+            token: self.token.clone(),
+            statuses: self.statuses,
+        })];
+        if !self.refs.is_empty() {
+            first.push(ClientMsg::Subscribe {
+                topics: self.refs.keys().cloned().collect(),
+            });
+        }
+        // Publishes queued while disconnected go out after the hello, in order.
+        first.append(&mut self.outbox);
+        self.outbox = first;
+    }
+
+    /// The transport closed. Pending requests fail; subscriptions stay for the next
+    /// connection; queued publishes stay queued.
+    pub fn on_close(&mut self) -> Vec<Event> {
+        if self.state == State::Closed {
+            return Vec::new();
+        }
+        self.state = State::Closed;
+        // Control messages of the old connection are meaningless on the next one.
+        self.outbox.retain(|m| matches!(m, ClientMsg::Publish(_)));
+        let mut events: Vec<Event> = self
+            .pending
+            .drain()
+            .map(|(id, ())| Event::Response {
+                id,
+                result: Err(Failure::Broker(ErrorInfo {
+                    code: ErrorCode::ShuttingDown,
+                    context: "the connection closed before the response arrived".into(),
+                })),
+            })
+            .collect();
+        events.sort_by_key(|e| match e {
+            Event::Response { id, .. } => *id,
+            _ => 0,
+        });
+        events.push(Event::Disconnected);
+        events
+    }
+
+    /// Queues a publish.
+    pub fn publish(&mut self, topic: String, data: Data) -> Result<(), TopicError> {
+        validate_user_topic(&topic)?;
+        self.outbox
+            .push(ClientMsg::Publish(Publish { topic, data }));
+        Ok(())
+    }
+
+    /// A new local subscriber for `topics`.
+    pub fn add_subscriber(&mut self, topics: &[String]) -> Result<SubscriberId, TopicError> {
+        for t in topics {
+            validate_user_topic(t)?;
+        }
+        let id = self.next_subscriber;
+        self.next_subscriber += 1;
+        self.add_topics(id, topics)?;
+        Ok(id)
+    }
+
+    /// Adds prefixes to a subscriber.
+    pub fn add_topics(&mut self, id: SubscriberId, topics: &[String]) -> Result<(), TopicError> {
+        for t in topics {
+            validate_user_topic(t)?;
+        }
+        let mut fresh = Vec::new();
+        for t in topics {
+            if self.index.insert(t, id) {
+                let n = self.refs.entry(t.clone()).or_default();
+                *n += 1;
+                if *n == 1 {
+                    fresh.push(t.clone());
+                }
+            }
+        }
+        if !fresh.is_empty() && self.state != State::Closed {
+            self.outbox.push(ClientMsg::Subscribe { topics: fresh });
+        }
+        Ok(())
+    }
+
+    /// Removes prefixes from a subscriber.
+    pub fn remove_topics(&mut self, id: SubscriberId, topics: &[String]) {
+        let mut gone = Vec::new();
+        for t in topics {
+            if self.index.remove(t, id) {
+                if let Some(n) = self.refs.get_mut(t) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.refs.remove(t);
+                        gone.push(t.clone());
+                    }
+                }
+            }
+        }
+        if !gone.is_empty() && self.state != State::Closed {
+            self.outbox.push(ClientMsg::Unsubscribe { topics: gone });
+        }
+    }
+
+    /// Removes a subscriber and its prefixes.
+    pub fn remove_subscriber(&mut self, id: SubscriberId) {
+        let prefixes = self.index.prefixes_of(id);
+        self.remove_topics(id, &prefixes);
+    }
+
+    /// The prefixes the gateway is asked to send.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.refs.keys().cloned().collect()
+    }
+
+    /// Queues a request; its response arrives as [`Event::Response`] with the returned id.
+    pub fn request(&mut self, request: Request) -> u64 {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.pending.insert(id, ());
+        self.outbox.push(ClientMsg::Request { id, request });
+        id
+    }
+
+    /// Queues a ping; the gateway answers after everything sent before ([`Event::Pong`]).
+    pub fn ping(&mut self) -> u64 {
+        let nonce = self.next_request;
+        self.next_request += 1;
+        self.outbox.push(ClientMsg::Ping { nonce });
+        nonce
+    }
+
+    /// Messages waiting for [`ClientCore::take_frame`].
+    pub fn queued(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Everything queued, as one frame to send; `None` if nothing is queued or the connection
+    /// is not ready (before the transport opened, only publishes wait).
+    pub fn take_frame(&mut self) -> Option<Vec<u8>> {
+        if self.outbox.is_empty() || self.state == State::Closed {
+            return None;
+        }
+        let msgs = std::mem::take(&mut self.outbox);
+        match self.encoding.encode(&msgs) {
+            Ok(frame) => Some(frame),
+            // Values that cannot be written in this encoding (a NaN in JSON) are dropped one
+            // by one so the rest still goes out.
+            Err(_) => {
+                let ok: Vec<ClientMsg> = msgs
+                    .into_iter()
+                    .filter(|m| self.encoding.encode(std::slice::from_ref(m)).is_ok())
+                    .collect();
+                self.encoding.encode(&ok).ok()
+            }
+        }
+    }
+
+    /// Handles a frame from the gateway.
+    pub fn on_frame(&mut self, bytes: &[u8]) -> Result<Vec<Event>, DecodeError> {
+        let msgs: Vec<ServerMsg> = self
+            .encoding
+            .decode(bytes, self.max_frame.max(bytes.len()))?;
+        let mut events = Vec::with_capacity(msgs.len());
+        let mut targets = Vec::new();
+        for m in msgs {
+            match m {
+                ServerMsg::Welcome(w) => {
+                    self.state = State::Open;
+                    events.push(Event::Connected(w));
+                }
+                ServerMsg::Message(p) => {
+                    targets.clear();
+                    self.index.lookup_into(&p.topic, &mut targets);
+                    if !targets.is_empty() {
+                        events.push(Event::Message {
+                            subscribers: targets.clone(),
+                            publish: p,
+                        });
+                    }
+                }
+                ServerMsg::Status(s) => events.push(Event::Status(s)),
+                ServerMsg::Error(e) => events.push(Event::Error(e)),
+                ServerMsg::Response { id, result } => {
+                    if self.pending.remove(&id).is_some() {
+                        events.push(Event::Response { id, result });
+                    }
+                }
+                ServerMsg::Ping { nonce } => self.outbox.push(ClientMsg::Pong { nonce }),
+                ServerMsg::Pong { nonce } => events.push(Event::Pong { nonce }),
+                ServerMsg::Bye => events.extend(self.on_close()),
+                // Store replication is handled by store clones (not yet in the client).
+                ServerMsg::Snapshot { .. } | ServerMsg::StoreUpdate { .. } => {}
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// Delay before reconnect attempt `attempt` (0-based): exponential from 100 ms, capped at
+/// `cap_ms`, scaled by a jitter factor in [0.5, 1) from `random` in [0, 1).
+pub fn reconnect_delay_ms(attempt: u32, cap_ms: u64, random: f64) -> u64 {
+    let base = 100u64.saturating_mul(1u64 << attempt.min(20));
+    let capped = base.min(cap_ms) as f64;
+    (capped * (0.5 + 0.5 * random.clamp(0.0, 1.0))) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{self, NodeId};
+
+    fn server(msgs: &[ServerMsg]) -> Vec<u8> {
+        protocol::to_binary(msgs).unwrap()
+    }
+
+    fn sent(frame: Vec<u8>) -> Vec<ClientMsg> {
+        protocol::from_binary(&frame, DEFAULT_MAX_FRAME).unwrap()
+    }
+
+    fn welcome() -> ServerMsg {
+        ServerMsg::Welcome(Welcome {
+            endpoint: NodeId([1; 16]),
+            version: "x".into(),
+            max_frame: 1 << 20,
+        })
+    }
+
+    #[test]
+    fn hello_subscriptions_and_coalesced_publishes() {
+        let mut c = ClientCore::new(Encoding::Binary, "t");
+        c.publish("/early".into(), Data::Count(1)).unwrap();
+        assert_eq!(
+            c.take_frame(),
+            None,
+            "nothing goes out before the transport opens"
+        );
+        let s = c.add_subscriber(&["/a".into(), "/b".into()]).unwrap();
+        c.on_open();
+        let first = sent(c.take_frame().unwrap());
+        assert!(matches!(first[0], ClientMsg::Hello(_)));
+        assert_eq!(
+            first[1],
+            ClientMsg::Subscribe {
+                topics: vec!["/a".into(), "/b".into()]
+            }
+        );
+        assert!(matches!(&first[2], ClientMsg::Publish(p) if p.topic == "/early"));
+        let ev = c.on_frame(&server(&[welcome()])).unwrap();
+        assert!(matches!(ev[0], Event::Connected(_)));
+        for i in 0..3 {
+            c.publish("/x".into(), Data::Count(i)).unwrap();
+        }
+        assert_eq!(
+            sent(c.take_frame().unwrap()).len(),
+            3,
+            "one frame for the batch"
+        );
+        let ev = c
+            .on_frame(&server(&[ServerMsg::Message(Publish {
+                topic: "/a/1".into(),
+                data: Data::None,
+            })]))
+            .unwrap();
+        assert_eq!(
+            ev,
+            vec![Event::Message {
+                subscribers: vec![s],
+                publish: Publish {
+                    topic: "/a/1".into(),
+                    data: Data::None
+                }
+            }]
+        );
+        assert!(c.publish("bad<$>".into(), Data::None).is_err());
+    }
+
+    #[test]
+    fn shared_prefixes_are_reference_counted() {
+        let mut c = ClientCore::new(Encoding::Json, "t");
+        c.on_open();
+        c.on_frame(&protocol::to_json(&[welcome()]).unwrap())
+            .unwrap();
+        let _ = c.take_frame();
+        let a = c.add_subscriber(&["/p".into()]).unwrap();
+        let b = c.add_subscriber(&["/p".into()]).unwrap();
+        let f: Vec<ClientMsg> = protocol::from_json(&c.take_frame().unwrap(), 1 << 20).unwrap();
+        assert_eq!(
+            f,
+            vec![ClientMsg::Subscribe {
+                topics: vec!["/p".into()]
+            }]
+        );
+        c.remove_subscriber(a);
+        assert_eq!(c.take_frame(), None, "b still holds /p");
+        c.remove_subscriber(b);
+        let f: Vec<ClientMsg> = protocol::from_json(&c.take_frame().unwrap(), 1 << 20).unwrap();
+        assert_eq!(
+            f,
+            vec![ClientMsg::Unsubscribe {
+                topics: vec!["/p".into()]
+            }]
+        );
+    }
+
+    #[test]
+    fn reconnect_restores_subscriptions_and_fails_pending_requests() {
+        let mut c = ClientCore::new(Encoding::Binary, "t");
+        c.add_subscriber(&["/keep".into()]).unwrap();
+        c.on_open();
+        c.on_frame(&server(&[welcome()])).unwrap();
+        let _ = c.take_frame();
+        let id = c.request(Request::Peers);
+        c.publish("/later".into(), Data::Count(2)).unwrap();
+        let ev = c.on_close();
+        assert!(matches!(&ev[0], Event::Response { id: i, result: Err(_) } if *i == id));
+        assert_eq!(ev.last(), Some(&Event::Disconnected));
+        c.on_open();
+        let again = sent(c.take_frame().unwrap());
+        assert!(matches!(again[0], ClientMsg::Hello(_)));
+        assert_eq!(
+            again[1],
+            ClientMsg::Subscribe {
+                topics: vec!["/keep".into()]
+            }
+        );
+        assert!(matches!(&again[2], ClientMsg::Publish(p) if p.topic == "/later"));
+        assert_eq!(again.len(), 3, "the stale request is not resent");
+        // A late response to the failed request is ignored.
+        let late = ServerMsg::Response {
+            id,
+            result: Ok(Response::Done),
+        };
+        assert!(c.on_frame(&server(&[late])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pings_from_the_gateway_are_answered() {
+        let mut c = ClientCore::new(Encoding::Binary, "t");
+        c.on_open();
+        let _ = c.take_frame();
+        c.on_frame(&server(&[welcome(), ServerMsg::Ping { nonce: 9 }]))
+            .unwrap();
+        assert_eq!(
+            sent(c.take_frame().unwrap()),
+            vec![ClientMsg::Pong { nonce: 9 }]
+        );
+    }
+
+    #[test]
+    fn reconnect_delays_back_off_with_jitter() {
+        assert_eq!(reconnect_delay_ms(0, 10_000, 1.0), 100);
+        assert_eq!(reconnect_delay_ms(0, 10_000, 0.0), 50);
+        assert_eq!(reconnect_delay_ms(3, 10_000, 1.0), 800);
+        assert_eq!(reconnect_delay_ms(30, 10_000, 1.0), 10_000);
+        assert!(reconnect_delay_ms(30, 10_000, 0.3) < 10_000);
+    }
+}

@@ -17,8 +17,11 @@ wasm-bindgen --target nodejs --out-dir pkg/dist/node "$wasm"
 echo '{ "type": "module" }' > pkg/dist/web/package.json
 echo '{ "type": "commonjs" }' > pkg/dist/node/package.json
 
-cp broker-wasm/js/node.mjs pkg/node.mjs
-cp broker-wasm/js/README.md pkg/README.md
+rm -rf pkg/lib
+mkdir -p pkg/lib
+cp broker-wasm/js/lib/*.js pkg/lib/
+echo '{ "type": "module" }' > pkg/lib/package.json
+cp broker-wasm/js/index.js broker-wasm/js/node.mjs broker-wasm/js/index.d.ts broker-wasm/js/README.md pkg/
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 sed "s/@VERSION@/$version/" broker-wasm/js/package.json > pkg/package.json
 echo "==> pkg/ built (broker-wasm $version, $(wc -c < pkg/dist/web/broker_wasm_bg.wasm) bytes of wasm)"

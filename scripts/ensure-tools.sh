@@ -31,3 +31,9 @@ if [ "$major" -lt 20 ]; then
   echo "Node.js 20+ is required (found $(node --version))" >&2
   exit 1
 fi
+
+# npm packages of the tests (package-lock.json pins them); again only when something changed.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "==> npm ci"
+  npm ci --no-audit --no-fund
+fi

@@ -46,6 +46,10 @@ metrics! {
     counter messages_in_total,
     /// Messages delivered to consumers (clients, subscribers, peer links).
     counter messages_out_total,
+    /// WebSocket messages (frames of the native protocol) received.
+    counter frames_in_total,
+    /// WebSocket messages sent.
+    counter frames_out_total,
     /// Bytes received in WebSocket messages.
     counter bytes_in_total,
     /// Bytes sent in WebSocket messages.

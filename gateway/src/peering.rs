@@ -666,6 +666,7 @@ pub(crate) async fn drive_link<R, W>(
             frame_of(Encoding::Binary, &batch, &mut frame);
             batch.clear();
             Metrics::add(&writer_metrics.bytes_out_total, frame.len() as u64);
+            Metrics::add(&writer_metrics.frames_out_total, 1);
             let cap = frame.len();
             let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
             if tx_ws.send(Bytes::from(out)).await.is_err() {
@@ -696,6 +697,7 @@ pub(crate) async fn drive_link<R, W>(
             let Some(item) = item else { break };
             let Some(bytes) = item else { continue };
             Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+            Metrics::add(&shared.metrics.frames_in_total, 1);
             let msgs = match protocol::from_binary::<PeerMsg>(&bytes, max) {
                 Ok(m) => m,
                 Err(e) => {

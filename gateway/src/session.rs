@@ -333,6 +333,7 @@ pub(crate) async fn run(
             frame_of(encoding, &batch, &mut frame);
             batch.clear();
             Metrics::add(&shared.metrics.bytes_out_total, frame.len() as u64);
+            Metrics::add(&shared.metrics.frames_out_total, 1);
             let cap = frame.len();
             let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
             if ws_tx.send(to_ws(encoding, out)).await.is_err() {
@@ -347,6 +348,7 @@ pub(crate) async fn run(
     if let Ok(Some(Ok(msg))) = hello {
         if let Some(bytes) = ws_payload(msg) {
             Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+            Metrics::add(&shared.metrics.frames_in_total, 1);
             let mut first = Vec::new();
             let r = decode_frame(encoding, &bytes, max, |m, raw| {
                 first.push((m, raw.map(<[u8]>::to_vec)))
@@ -412,6 +414,7 @@ pub(crate) async fn run(
                 continue;
             };
             Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+            Metrics::add(&shared.metrics.frames_in_total, 1);
             let mut keep = true;
             let r = decode_frame(encoding, &bytes, max, |m, raw| {
                 keep &= session.handle(m, raw)

@@ -121,6 +121,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, remote: SocketAd
             }
             for b in batch.drain(..) {
                 Metrics::add(&writer_shared.metrics.bytes_out_total, b.len() as u64);
+                Metrics::add(&writer_shared.metrics.frames_out_total, 1);
                 if ws_tx.feed(text(b)).await.is_err() {
                     return;
                 }
@@ -177,6 +178,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, remote: SocketAd
         };
         n += 1;
         Metrics::add(&shared.metrics.bytes_in_total, body.len() as u64);
+        Metrics::add(&shared.metrics.frames_in_total, 1);
         Metrics::add(&shared.metrics.messages_in_total, 1);
         match zeek_json::decode_data_message(body.as_bytes(), n) {
             Ok(p) => {

@@ -5,6 +5,9 @@
 //! Errors are JS `Error` objects named `BrokerError` with a stable `code` property holding
 //! Broker's error-code name (e.g. `deserialization_failed`).
 
+mod client;
+mod convert;
+
 use std::fmt::Display;
 
 use serde::de::DeserializeOwned;
@@ -16,7 +19,7 @@ use crate::error::{DecodeError, EncodeError};
 use crate::protocol::{self, ClientMsg, PeerMsg, ServerMsg, DEFAULT_MAX_FRAME};
 use crate::{binary, zeek_json, Data};
 
-fn js_error(code: ErrorCode, message: impl Display) -> JsValue {
+pub(crate) fn js_error(code: ErrorCode, message: impl Display) -> JsValue {
     let e = js_sys::Error::new(&message.to_string());
     e.set_name("BrokerError");
     // Setting a property on a fresh Error object cannot fail.
@@ -24,12 +27,19 @@ fn js_error(code: ErrorCode, message: impl Display) -> JsValue {
     e.into()
 }
 
-fn decode_err(e: DecodeError) -> JsValue {
+pub(crate) fn decode_err(e: DecodeError) -> JsValue {
     js_error(e.code(), e)
 }
 
-fn encode_err(e: EncodeError) -> JsValue {
+pub(crate) fn encode_err(e: EncodeError) -> JsValue {
     js_error(e.code(), e)
+}
+
+/// Milliseconds to wait before reconnect attempt `attempt` (0-based): exponential from
+/// 100 ms, capped at `cap_ms`, with jitter from `random` in [0, 1).
+#[wasm_bindgen(js_name = reconnectDelayMs)]
+pub fn reconnect_delay_ms(attempt: u32, cap_ms: f64, random: f64) -> f64 {
+    crate::client::reconnect_delay_ms(attempt, cap_ms.max(0.0) as u64, random) as f64
 }
 
 /// The version of the core (and of this package).

@@ -1,0 +1,371 @@
+//! `ClientCore` for JavaScript: the sans-I/O client state machine of [`crate::client`], with
+//! values converted to and from JS natively (no JSON round trip per message). The package's
+//! `Endpoint` owns the WebSocket and drives this object: frames in, events and frames out,
+//! one batch of events per frame.
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use super::convert::{conversion_error, from_js, to_js};
+use crate::client::{ClientCore, Event};
+use crate::protocol::{Encoding, EndpointInfo, Failure, PeerInfo, Request, Response};
+use crate::Timespan;
+
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&o, &(*k).into(), v);
+    }
+    o.into()
+}
+
+fn endpoint_js(e: &Option<EndpointInfo>) -> Vec<(&'static str, JsValue)> {
+    let Some(e) = e else { return Vec::new() };
+    let mut out = Vec::new();
+    if let Some(n) = e.node {
+        out.push(("node", JsValue::from_str(&n.to_string())));
+    }
+    if let Some(net) = &e.network {
+        out.push(("address", JsValue::from_str(&net.address)));
+        out.push(("port", JsValue::from_f64(f64::from(net.port))));
+    }
+    out
+}
+
+fn peer_js(p: &PeerInfo) -> JsValue {
+    let mut pairs = endpoint_js(&Some(p.endpoint.clone()));
+    let status = serde_json::to_value(p.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    pairs.push(("status", JsValue::from_str(&status)));
+    pairs.push(("outbound", JsValue::from_bool(p.outbound)));
+    obj(&pairs)
+}
+
+fn response_js(r: &Response) -> JsValue {
+    match r {
+        Response::Done => JsValue::UNDEFINED,
+        Response::Bool(b) => JsValue::from_bool(*b),
+        Response::Value(d) => to_js(d),
+        Response::Tuple { value, size } => obj(&[
+            ("value", to_js(value)),
+            ("size", JsValue::from_f64(*size as f64)),
+        ]),
+        Response::Names { names, done } => obj(&[
+            (
+                "names",
+                names
+                    .iter()
+                    .map(|n| JsValue::from_str(n))
+                    .collect::<Array>()
+                    .into(),
+            ),
+            ("done", JsValue::from_bool(*done)),
+        ]),
+        Response::Peers(p) => p.iter().map(peer_js).collect::<Array>().into(),
+        Response::Topics(t) => t
+            .iter()
+            .map(|n| JsValue::from_str(n))
+            .collect::<Array>()
+            .into(),
+        Response::Namespace(info) => serde_wasm_json(info),
+    }
+}
+
+fn serde_wasm_json<T: serde::Serialize>(v: &T) -> JsValue {
+    serde_json::to_string(v)
+        .ok()
+        .and_then(|s| js_sys::JSON::parse(&s).ok())
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+fn event_js(e: Event) -> JsValue {
+    match e {
+        Event::Connected(w) => obj(&[
+            ("type", "connected".into()),
+            ("endpoint", JsValue::from_str(&w.endpoint.to_string())),
+            ("version", JsValue::from_str(&w.version)),
+            ("maxFrame", JsValue::from_f64(w.max_frame as f64)),
+        ]),
+        Event::Disconnected => obj(&[("type", "disconnected".into())]),
+        Event::Message {
+            subscribers,
+            publish,
+        } => obj(&[
+            ("type", "message".into()),
+            (
+                "subscribers",
+                subscribers
+                    .iter()
+                    .map(|s| JsValue::from_f64(f64::from(*s)))
+                    .collect::<Array>()
+                    .into(),
+            ),
+            ("topic", JsValue::from_str(&publish.topic)),
+            ("value", to_js(&publish.data)),
+        ]),
+        Event::Status(s) => {
+            let mut pairs = vec![
+                ("type", JsValue::from_str("status")),
+                ("code", JsValue::from_str(s.code.name())),
+                ("codeNumber", JsValue::from_f64(f64::from(s.code.code()))),
+                ("message", JsValue::from_str(&s.message)),
+            ];
+            pairs.extend(endpoint_js(&s.endpoint));
+            obj(&pairs)
+        }
+        Event::Error(e) => obj(&[
+            ("type", "error".into()),
+            ("code", JsValue::from_str(e.code.name())),
+            ("codeNumber", JsValue::from_f64(f64::from(e.code.code()))),
+            ("context", JsValue::from_str(&e.context)),
+        ]),
+        Event::Response { id, result } => match result {
+            Ok(r) => obj(&[
+                ("type", "response".into()),
+                ("id", JsValue::from_f64(id as f64)),
+                ("ok", true.into()),
+                ("value", response_js(&r)),
+            ]),
+            Err(Failure::Broker(e)) => obj(&[
+                ("type", "response".into()),
+                ("id", JsValue::from_f64(id as f64)),
+                ("ok", false.into()),
+                ("code", JsValue::from_str(e.code.name())),
+                ("context", JsValue::from_str(&e.context)),
+            ]),
+            Err(Failure::Namespace { code, context }) => obj(&[
+                ("type", "response".into()),
+                ("id", JsValue::from_f64(id as f64)),
+                ("ok", false.into()),
+                ("code", JsValue::from_f64(f64::from(code))),
+                ("context", JsValue::from_str(&context)),
+            ]),
+        },
+        Event::Pong { nonce } => obj(&[
+            ("type", "pong".into()),
+            ("nonce", JsValue::from_f64(nonce as f64)),
+        ]),
+    }
+}
+
+fn events_js(events: Vec<Event>) -> Array {
+    events.into_iter().map(event_js).collect()
+}
+
+fn topic_err(e: crate::topic::TopicError) -> JsValue {
+    super::js_error(crate::ErrorCode::InvalidTopicKey, e.to_string())
+}
+
+/// The client state machine, for the package's `Endpoint`.
+#[wasm_bindgen(js_name = ClientCore)]
+#[derive(Debug)]
+pub struct WasmClient {
+    core: ClientCore,
+}
+
+#[wasm_bindgen(js_class = ClientCore)]
+impl WasmClient {
+    /// A client speaking the binary (`json = false`) or JSON encoding.
+    #[wasm_bindgen(constructor)]
+    pub fn new(json: bool, name: String) -> WasmClient {
+        let encoding = if json {
+            Encoding::Json
+        } else {
+            Encoding::Binary
+        };
+        WasmClient {
+            core: ClientCore::new(encoding, name),
+        }
+    }
+
+    /// The WebSocket subprotocol to offer.
+    #[wasm_bindgen(getter)]
+    pub fn subprotocol(&self) -> String {
+        self.core.encoding().subprotocol().to_owned()
+    }
+
+    #[wasm_bindgen(js_name = setToken)]
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.core.set_token(token);
+    }
+
+    #[wasm_bindgen(js_name = setStatuses)]
+    pub fn set_statuses(&mut self, statuses: bool) {
+        self.core.set_statuses(statuses);
+    }
+
+    /// True between the welcome and the end of the connection.
+    #[wasm_bindgen(getter, js_name = isOpen)]
+    pub fn is_open(&self) -> bool {
+        self.core.is_open()
+    }
+
+    /// The socket opened: queues the hello and every subscription.
+    #[wasm_bindgen(js_name = onOpen)]
+    pub fn on_open(&mut self) {
+        self.core.on_open();
+    }
+
+    /// The socket closed: events for failed requests, then `disconnected`.
+    #[wasm_bindgen(js_name = onClose)]
+    pub fn on_close(&mut self) -> Array {
+        events_js(self.core.on_close())
+    }
+
+    /// Queues a publish of a JS value (see the mapping table); throws on values with no
+    /// Broker type or out of range.
+    pub fn publish(&mut self, topic: String, value: &JsValue) -> Result<(), JsValue> {
+        let data = from_js(value)?;
+        self.core.publish(topic, data).map_err(topic_err)
+    }
+
+    /// Queues `[[topic, value], ...]` in order; all or nothing.
+    #[wasm_bindgen(js_name = publishBatch)]
+    pub fn publish_batch(&mut self, items: &Array) -> Result<(), JsValue> {
+        let mut batch = Vec::with_capacity(items.length() as usize);
+        for item in items.iter() {
+            let pair: Array = item
+                .dyn_into()
+                .map_err(|_| conversion_error("publishBatch takes [topic, value] pairs"))?;
+            let topic = pair
+                .get(0)
+                .as_string()
+                .ok_or_else(|| conversion_error("publishBatch: a topic must be a string"))?;
+            crate::topic::validate_user_topic(&topic).map_err(topic_err)?;
+            batch.push((topic, from_js(&pair.get(1))?));
+        }
+        for (topic, data) in batch {
+            self.core.publish(topic, data).map_err(topic_err)?;
+        }
+        Ok(())
+    }
+
+    /// A new local subscriber; returns its id.
+    #[wasm_bindgen(js_name = addSubscriber)]
+    pub fn add_subscriber(&mut self, topics: Vec<String>) -> Result<u32, JsValue> {
+        self.core.add_subscriber(&topics).map_err(topic_err)
+    }
+
+    #[wasm_bindgen(js_name = addTopics)]
+    pub fn add_topics(&mut self, id: u32, topics: Vec<String>) -> Result<(), JsValue> {
+        self.core.add_topics(id, &topics).map_err(topic_err)
+    }
+
+    #[wasm_bindgen(js_name = removeTopics)]
+    pub fn remove_topics(&mut self, id: u32, topics: Vec<String>) {
+        self.core.remove_topics(id, &topics);
+    }
+
+    #[wasm_bindgen(js_name = removeSubscriber)]
+    pub fn remove_subscriber(&mut self, id: u32) {
+        self.core.remove_subscriber(id);
+    }
+
+    /// The prefixes the gateway is asked to send.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.core.subscriptions()
+    }
+
+    /// Queues a request and returns its id. `kind`: `peers`, `peerSubscriptions`,
+    /// `peer` (`{host, port, retryMs}`), `unpeer` (`{host, port}`).
+    pub fn request(&mut self, kind: &str, args: &JsValue) -> Result<f64, JsValue> {
+        let host = || {
+            Reflect::get(args, &"host".into())
+                .ok()
+                .and_then(|h| h.as_string())
+        };
+        let port = || {
+            Reflect::get(args, &"port".into())
+                .ok()
+                .and_then(|p| p.as_f64())
+                .filter(|p| p.fract() == 0.0 && (0.0..=65535.0).contains(p))
+                .map(|p| p as u16)
+        };
+        let bad = |what: &str| conversion_error(format!("{kind}: {what}"));
+        let request = match kind {
+            "peers" => Request::Peers,
+            "peerSubscriptions" => Request::PeerSubscriptions,
+            "peer" => {
+                let retry = Reflect::get(args, &"retryMs".into())
+                    .ok()
+                    .and_then(|r| r.as_f64())
+                    .filter(|r| *r > 0.0)
+                    .map(|ms| Timespan((ms * 1e6) as i64));
+                Request::Peer {
+                    host: host().ok_or_else(|| bad("`host` must be a string"))?,
+                    port: port().ok_or_else(|| bad("`port` must be 0..65535"))?,
+                    retry,
+                }
+            }
+            "unpeer" => Request::Unpeer {
+                host: host().ok_or_else(|| bad("`host` must be a string"))?,
+                port: port().ok_or_else(|| bad("`port` must be 0..65535"))?,
+            },
+            other => return Err(conversion_error(format!("unknown request `{other}`"))),
+        };
+        Ok(self.core.request(request) as f64)
+    }
+
+    /// Queues a ping; a `pong` event with the returned nonce follows everything sent before.
+    pub fn ping(&mut self) -> f64 {
+        self.core.ping() as f64
+    }
+
+    /// Messages queued for the next frame.
+    #[wasm_bindgen(getter)]
+    pub fn queued(&self) -> u32 {
+        self.core.queued() as u32
+    }
+
+    /// Everything queued as one frame (bytes; UTF-8 JSON text for the JSON encoding), or
+    /// `undefined`.
+    #[wasm_bindgen(js_name = takeFrame)]
+    pub fn take_frame(&mut self) -> Option<Vec<u8>> {
+        self.core.take_frame()
+    }
+
+    /// Handles a binary frame; returns its events.
+    #[wasm_bindgen(js_name = onFrame)]
+    pub fn on_frame(&mut self, bytes: &[u8]) -> Result<Array, JsValue> {
+        self.core
+            .on_frame(bytes)
+            .map(events_js)
+            .map_err(super::decode_err)
+    }
+
+    /// Handles a text (JSON) frame; returns its events.
+    #[wasm_bindgen(js_name = onText)]
+    pub fn on_text(&mut self, text: &str) -> Result<Array, JsValue> {
+        self.on_frame(text.as_bytes())
+    }
+}
+
+/// Encodes a JS value (see the mapping table) in the binary value encoding.
+#[wasm_bindgen(js_name = encodeJs)]
+pub fn encode_js(value: &JsValue) -> Result<Vec<u8>, JsValue> {
+    let data = from_js(value)?;
+    crate::binary::to_vec(&data).map_err(super::encode_err)
+}
+
+/// Decodes a binary value into a JS value.
+#[wasm_bindgen(js_name = decodeJs)]
+pub fn decode_js(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    let data: crate::Data = crate::binary::from_slice(bytes).map_err(super::decode_err)?;
+    Ok(to_js(&data))
+}
+
+/// A JS value as Broker's typed JSON.
+#[wasm_bindgen(js_name = jsToTypedJson)]
+pub fn js_to_typed_json(value: &JsValue) -> Result<String, JsValue> {
+    let data = from_js(value)?;
+    crate::zeek_json::encode_value(&data).map_err(super::encode_err)
+}
+
+/// Broker's typed JSON as a JS value.
+#[wasm_bindgen(js_name = typedJsonToJs)]
+pub fn typed_json_to_js(json: &str) -> Result<JsValue, JsValue> {
+    let data = crate::zeek_json::decode_value(json.as_bytes()).map_err(super::decode_err)?;
+    Ok(to_js(&data))
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build needs when it is missing, and is quick when everything is there:
-# the wasm32 target (rustup) and the wasm-bindgen CLI of exactly the version pinned in
-# Cargo.toml. Node.js 20+ must be on the machine.
+# the wasm32 target (rustup), the wasm-bindgen CLI of exactly the version pinned in
+# Cargo.toml, Debian's Chromium and the npm packages of the tests. Node.js 20+ must be on
+# the machine. `--no-browser` skips Chromium (the run command does not need it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -30,6 +31,18 @@ major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$major" -lt 20 ]; then
   echo "Node.js 20+ is required (found $(node --version))" >&2
   exit 1
+fi
+
+# Debian's Chromium for the browser tests (playwright-core drives it; no browser download).
+if [ "${1:-}" != "--no-browser" ] && ! command -v chromium >/dev/null; then
+  echo "==> installing chromium"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
 fi
 
 # npm packages of the tests (package-lock.json pins them); again only when something changed.

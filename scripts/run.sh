@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-scripts/ensure-tools.sh
+scripts/ensure-tools.sh --no-browser
 scripts/build-pkg.sh
 cargo build --release -p gateway
 exec "$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')/release/broker-gateway" "$@"

@@ -411,16 +411,23 @@ export function createApi(wasm, WebSocketImpl) {
       }, delay);
     }
 
+    // Events of one frame: messages as `subscriber(s), topic, value` triples, other events as
+    // objects with a `type`.
     _dispatch(events) {
       for (let i = 0; i < events.length; i++) {
         const e = events[i];
+        if (typeof e === "number") {
+          this._subs.get(e)?._push([events[i + 1], events[i + 2]]);
+          i += 2;
+          continue;
+        }
+        if (Array.isArray(e)) {
+          const item = [events[i + 1], events[i + 2]];
+          for (let j = 0; j < e.length; j++) this._subs.get(e[j])?._push(item);
+          i += 2;
+          continue;
+        }
         switch (e.type) {
-          case "message": {
-            const item = [e.topic, e.value];
-            const ids = e.subscribers;
-            for (let j = 0; j < ids.length; j++) this._subs.get(ids[j])?._push(item);
-            break;
-          }
           case "connected":
             this._attempt = 0;
             this.peerId = e.endpoint;

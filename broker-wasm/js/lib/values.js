@@ -147,8 +147,30 @@ export const timestamp = (ns) => new Timestamp(ns);
 export const timespan = (ns) => new Timespan(ns);
 export const enumValue = (n) => new EnumValue(n);
 
-/** The constructors the wasm core uses for received values. */
+/**
+ * Kind codes for the wasm core's classifier (must match KIND_* in src/wasm/convert.rs):
+ * 0 none, 1 false, 2 true, 3 number, 4 string, 5 bigint, 6 array, 7 Count, 255 other.
+ */
+function kind(v) {
+  switch (typeof v) {
+    case "number": return 3;
+    case "string": return 4;
+    case "bigint": return 5;
+    case "boolean": return v ? 2 : 1;
+    case "undefined": return 0;
+    case "object":
+      if (v === null) return 0;
+      if (Array.isArray(v)) return 6;
+      if (v instanceof Count) return 7;
+      return 255;
+    default:
+      return 255;
+  }
+}
+
+/** The constructors the wasm core uses for received values, and its classifier. */
 export const factories = {
+  kind,
   count: (v) => new Count(v),
   address: (t) => new Address(t),
   subnet: (t) => new Subnet(t),

@@ -6,15 +6,15 @@
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use super::convert::{conversion_error, from_js, to_js};
+use super::convert::{conversion_error, from_js, to_js, with_key};
 use crate::client::{ClientCore, Event};
 use crate::protocol::{Encoding, EndpointInfo, Failure, PeerInfo, Request, Response};
 use crate::Timespan;
 
-fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+fn obj(pairs: &[(&'static str, JsValue)]) -> JsValue {
     let o = Object::new();
     for (k, v) in pairs {
-        let _ = Reflect::set(&o, &(*k).into(), v);
+        with_key(k, |key| Reflect::set(&o, key, v)).ok();
     }
     o.into()
 }
@@ -83,17 +83,17 @@ fn serde_wasm_json<T: serde::Serialize>(v: &T) -> JsValue {
 fn event_js(e: Event) -> JsValue {
     match e {
         Event::Connected(w) => obj(&[
-            ("type", "connected".into()),
+            ("type", with_key("connected", JsValue::clone)),
             ("endpoint", JsValue::from_str(&w.endpoint.to_string())),
             ("version", JsValue::from_str(&w.version)),
             ("maxFrame", JsValue::from_f64(w.max_frame as f64)),
         ]),
-        Event::Disconnected => obj(&[("type", "disconnected".into())]),
+        Event::Disconnected => obj(&[("type", with_key("disconnected", JsValue::clone))]),
         Event::Message {
             subscribers,
             publish,
         } => obj(&[
-            ("type", "message".into()),
+            ("type", with_key("message", JsValue::clone)),
             (
                 "subscribers",
                 subscribers
@@ -107,7 +107,7 @@ fn event_js(e: Event) -> JsValue {
         ]),
         Event::Status(s) => {
             let mut pairs = vec![
-                ("type", JsValue::from_str("status")),
+                ("type", with_key("status", JsValue::clone)),
                 ("code", JsValue::from_str(s.code.name())),
                 ("codeNumber", JsValue::from_f64(f64::from(s.code.code()))),
                 ("message", JsValue::from_str(&s.message)),
@@ -116,27 +116,27 @@ fn event_js(e: Event) -> JsValue {
             obj(&pairs)
         }
         Event::Error(e) => obj(&[
-            ("type", "error".into()),
+            ("type", with_key("error", JsValue::clone)),
             ("code", JsValue::from_str(e.code.name())),
             ("codeNumber", JsValue::from_f64(f64::from(e.code.code()))),
             ("context", JsValue::from_str(&e.context)),
         ]),
         Event::Response { id, result } => match result {
             Ok(r) => obj(&[
-                ("type", "response".into()),
+                ("type", with_key("response", JsValue::clone)),
                 ("id", JsValue::from_f64(id as f64)),
                 ("ok", true.into()),
                 ("value", response_js(&r)),
             ]),
             Err(Failure::Broker(e)) => obj(&[
-                ("type", "response".into()),
+                ("type", with_key("response", JsValue::clone)),
                 ("id", JsValue::from_f64(id as f64)),
                 ("ok", false.into()),
                 ("code", JsValue::from_str(e.code.name())),
                 ("context", JsValue::from_str(&e.context)),
             ]),
             Err(Failure::Namespace { code, context }) => obj(&[
-                ("type", "response".into()),
+                ("type", with_key("response", JsValue::clone)),
                 ("id", JsValue::from_f64(id as f64)),
                 ("ok", false.into()),
                 ("code", JsValue::from_f64(f64::from(code))),
@@ -144,14 +144,50 @@ fn event_js(e: Event) -> JsValue {
             ]),
         },
         Event::Pong { nonce } => obj(&[
-            ("type", "pong".into()),
+            ("type", with_key("pong", JsValue::clone)),
             ("nonce", JsValue::from_f64(nonce as f64)),
         ]),
     }
 }
 
-fn events_js(events: Vec<Event>) -> Array {
-    events.into_iter().map(event_js).collect()
+/// A frame's events as one array. Messages, by far the most common event, are flattened to
+/// three entries each, `subscriber, topic, value` (the subscriber a number, or an array of
+/// numbers when several match), which saves an object per message; every other event is an
+/// object with a `type`. Topics repeat, so the last topic's JS string is reused.
+fn events_js(events: Vec<Event>, last_topic: &mut Option<(String, JsValue)>) -> Array {
+    let out = Array::new();
+    for e in events {
+        match e {
+            Event::Message {
+                subscribers,
+                publish,
+            } => {
+                let subs: JsValue = match subscribers.as_slice() {
+                    [one] => JsValue::from_f64(f64::from(*one)),
+                    many => many
+                        .iter()
+                        .map(|s| JsValue::from_f64(f64::from(*s)))
+                        .collect::<Array>()
+                        .into(),
+                };
+                let topic = match last_topic {
+                    Some((t, js)) if *t == publish.topic => js.clone(),
+                    _ => {
+                        let js = JsValue::from_str(&publish.topic);
+                        *last_topic = Some((publish.topic.clone(), js.clone()));
+                        js
+                    }
+                };
+                out.push(&subs);
+                out.push(&topic);
+                out.push(&to_js(&publish.data));
+            }
+            other => {
+                out.push(&event_js(other));
+            }
+        }
+    }
+    out
 }
 
 fn topic_err(e: crate::topic::TopicError) -> JsValue {
@@ -163,6 +199,7 @@ fn topic_err(e: crate::topic::TopicError) -> JsValue {
 #[derive(Debug)]
 pub struct WasmClient {
     core: ClientCore,
+    last_topic: Option<(String, JsValue)>,
 }
 
 #[wasm_bindgen(js_class = ClientCore)]
@@ -177,6 +214,7 @@ impl WasmClient {
         };
         WasmClient {
             core: ClientCore::new(encoding, name),
+            last_topic: None,
         }
     }
 
@@ -211,7 +249,7 @@ impl WasmClient {
     /// The socket closed: events for failed requests, then `disconnected`.
     #[wasm_bindgen(js_name = onClose)]
     pub fn on_close(&mut self) -> Array {
-        events_js(self.core.on_close())
+        events_js(self.core.on_close(), &mut self.last_topic)
     }
 
     /// Queues a publish of a JS value (see the mapping table); throws on values with no
@@ -331,7 +369,7 @@ impl WasmClient {
     pub fn on_frame(&mut self, bytes: &[u8]) -> Result<Array, JsValue> {
         self.core
             .on_frame(bytes)
-            .map(events_js)
+            .map(|events| events_js(events, &mut self.last_topic))
             .map_err(super::decode_err)
     }
 

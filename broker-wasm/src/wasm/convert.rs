@@ -43,6 +43,8 @@ struct Classes {
     timestamp: Function,
     timespan: Function,
     enum_value: Function,
+    /// Optional classifier: one call tells the common kinds apart (see [`classify`]).
+    kind: Option<Function>,
 }
 
 thread_local! {
@@ -72,6 +74,7 @@ pub fn register_value_classes(factories: &JsValue) -> Result<(), JsValue> {
         timestamp: factory(factories, "timestamp")?,
         timespan: factory(factories, "timespan")?,
         enum_value: factory(factories, "enumValue")?,
+        kind: factory(factories, "kind").ok(),
     };
     CLASSES.with(|c| *c.borrow_mut() = Some(classes));
     Ok(())
@@ -82,17 +85,33 @@ pub(crate) fn conversion_error(message: impl Into<String>) -> JsValue {
     super::js_error(crate::codes::ErrorCode::ConversionFailed, message.into())
 }
 
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
+thread_local! {
+    /// JS strings for property names, made once: turning a Rust `&str` into a JS string
+    /// crosses the boundary and decodes UTF-8, which would dominate small conversions.
+    static KEYS: RefCell<std::collections::HashMap<&'static str, JsValue>> =
+        RefCell::new(std::collections::HashMap::new());
 }
 
-fn get_str(obj: &JsValue, key: &str, what: &str) -> Result<String, JsValue> {
+/// Runs `f` with the cached JS string for `key`.
+pub(crate) fn with_key<R>(key: &'static str, f: impl FnOnce(&JsValue) -> R) -> R {
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        let k = keys.entry(key).or_insert_with(|| JsValue::from_str(key));
+        f(k)
+    })
+}
+
+fn get(obj: &JsValue, key: &'static str) -> JsValue {
+    with_key(key, |k| Reflect::get(obj, k).unwrap_or(JsValue::UNDEFINED))
+}
+
+fn get_str(obj: &JsValue, key: &'static str, what: &str) -> Result<String, JsValue> {
     get(obj, key)
         .as_string()
         .ok_or_else(|| conversion_error(format!("{what}: `{key}` must be a string")))
 }
 
-fn get_bigint_i64(obj: &JsValue, key: &str, what: &str) -> Result<i64, JsValue> {
+fn get_bigint_i64(obj: &JsValue, key: &'static str, what: &str) -> Result<i64, JsValue> {
     let v = get(obj, key);
     if !v.is_bigint() {
         return Err(conversion_error(format!(
@@ -108,11 +127,78 @@ pub(crate) fn from_js(value: &JsValue) -> Result<Data, JsValue> {
     from_js_at(value, 0)
 }
 
+/// Kind codes of the registered classifier: each boundary call costs, and one call to a JS
+/// function that looks at `typeof` replaces a chain of up to eight checks.
+const KIND_NONE: u8 = 0;
+const KIND_FALSE: u8 = 1;
+const KIND_TRUE: u8 = 2;
+const KIND_NUMBER: u8 = 3;
+const KIND_STRING: u8 = 4;
+const KIND_BIGINT: u8 = 5;
+const KIND_ARRAY: u8 = 6;
+const KIND_COUNT: u8 = 7;
+
+fn classify(value: &JsValue) -> Option<u8> {
+    CLASSES.with(|c| {
+        let c = c.borrow();
+        let kind = c.as_ref()?.kind.as_ref()?;
+        kind.call1(&JsValue::NULL, value)
+            .ok()?
+            .as_f64()
+            .map(|k| k as u8)
+    })
+}
+
+fn integer(value: &JsValue) -> Result<Data, JsValue> {
+    i64::try_from(value.clone())
+        .map(Data::Integer)
+        .map_err(|_| {
+            conversion_error(
+            "a bigint outside the int64 range cannot be an integer; use new Count(n) for 0..2^64-1",
+        )
+        })
+}
+
+fn vector(value: &JsValue, depth: usize) -> Result<Data, JsValue> {
+    let arr: &Array = value.unchecked_ref();
+    let mut out = Vec::with_capacity(arr.length() as usize);
+    for v in arr.iter() {
+        out.push(from_js_at(&v, depth + 1)?);
+    }
+    Ok(Data::Vector(out))
+}
+
+fn count(obj: &JsValue) -> Result<Data, JsValue> {
+    let v = get(obj, "value");
+    if !v.is_bigint() {
+        return Err(conversion_error("Count: `value` must be a bigint"));
+    }
+    u64::try_from(v)
+        .map(Data::Count)
+        .map_err(|_| conversion_error("Count: out of the 0..2^64-1 range"))
+}
+
 fn from_js_at(value: &JsValue, depth: usize) -> Result<Data, JsValue> {
     if depth > MAX_DEPTH {
         return Err(conversion_error(format!(
             "value nested deeper than {MAX_DEPTH} levels"
         )));
+    }
+    match classify(value) {
+        Some(KIND_NONE) => return Ok(Data::None),
+        Some(KIND_FALSE) => return Ok(Data::Boolean(false)),
+        Some(KIND_TRUE) => return Ok(Data::Boolean(true)),
+        Some(KIND_NUMBER) => return Ok(Data::Real(value.as_f64().unwrap_or(f64::NAN))),
+        Some(KIND_STRING) => {
+            return Ok(Data::String(
+                value.as_string().unwrap_or_default().into_bytes(),
+            ))
+        }
+        Some(KIND_BIGINT) => return integer(value),
+        Some(KIND_ARRAY) => return vector(value, depth),
+        Some(KIND_COUNT) => return count(value),
+        // Anything else (or no classifier): the general checks below.
+        _ => {}
     }
     if value.is_null() || value.is_undefined() {
         return Ok(Data::None);
@@ -124,23 +210,25 @@ fn from_js_at(value: &JsValue, depth: usize) -> Result<Data, JsValue> {
         return Ok(Data::Real(n));
     }
     if value.is_bigint() {
-        return i64::try_from(value.clone()).map(Data::Integer).map_err(|_| {
-            conversion_error("a bigint outside the int64 range cannot be an integer; use new Count(n) for 0..2^64-1")
-        });
+        return integer(value);
     }
     if let Some(s) = value.as_string() {
         return Ok(Data::String(s.into_bytes()));
+    }
+    if !value.is_object() {
+        return Err(conversion_error(format!("{value:?} has no Broker type")));
+    }
+    // Most objects are arrays or the package's value classes: check those first.
+    if !Array::is_array(value) {
+        if let Some(tag) = get(value, "__broker").as_string() {
+            return tagged(value, &tag, depth);
+        }
     }
     if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
         return Ok(Data::String(bytes.to_vec()));
     }
     if Array::is_array(value) {
-        let arr: &Array = value.unchecked_ref();
-        let mut out = Vec::with_capacity(arr.length() as usize);
-        for v in arr.iter() {
-            out.push(from_js_at(&v, depth + 1)?);
-        }
-        return Ok(Data::Vector(out));
+        return vector(value, depth);
     }
     if let Some(set) = value.dyn_ref::<Set>() {
         let mut out = crate::data::Set::new();
@@ -195,30 +283,15 @@ fn from_js_at(value: &JsValue, depth: usize) -> Result<Data, JsValue> {
             (ms as i64).saturating_mul(1_000_000),
         )));
     }
-    if value.is_object() {
-        return tagged(value, depth);
-    }
-    Err(conversion_error(format!("{value:?} has no Broker type")))
+    Err(conversion_error(
+        "plain objects have no Broker type: use a Map for a table, or the package's value classes",
+    ))
 }
 
 /// Instances of the package's value classes.
-fn tagged(obj: &JsValue, depth: usize) -> Result<Data, JsValue> {
-    let tag = get(obj, "__broker").as_string().ok_or_else(|| {
-        conversion_error(
-            "plain objects have no Broker type: use a Map for a table, or the package's value classes",
-        )
-    })?;
-    Ok(match tag.as_str() {
-        "count" => {
-            let v = get(obj, "value");
-            if !v.is_bigint() {
-                return Err(conversion_error("Count: `value` must be a bigint"));
-            }
-            Data::Count(
-                u64::try_from(v)
-                    .map_err(|_| conversion_error("Count: out of the 0..2^64-1 range"))?,
-            )
-        }
+fn tagged(obj: &JsValue, tag: &str, depth: usize) -> Result<Data, JsValue> {
+    Ok(match tag {
+        "count" => count(obj)?,
         "address" => Data::Address(
             get_str(obj, "text", "Address")?
                 .parse::<Address>()

@@ -142,10 +142,8 @@ fn classify(value: &JsValue) -> Option<u8> {
     CLASSES.with(|c| {
         let c = c.borrow();
         let kind = c.as_ref()?.kind.as_ref()?;
-        kind.call1(&JsValue::NULL, value)
-            .ok()?
-            .as_f64()
-            .map(|k| k as u8)
+        // The classifier returns a small number; read it without an out-parameter.
+        Some(kind.call1(&JsValue::NULL, value).ok()?.unchecked_into_f64() as u8)
     })
 }
 
@@ -188,7 +186,8 @@ fn from_js_at(value: &JsValue, depth: usize) -> Result<Data, JsValue> {
         Some(KIND_NONE) => return Ok(Data::None),
         Some(KIND_FALSE) => return Ok(Data::Boolean(false)),
         Some(KIND_TRUE) => return Ok(Data::Boolean(true)),
-        Some(KIND_NUMBER) => return Ok(Data::Real(value.as_f64().unwrap_or(f64::NAN))),
+        // The classifier saw a number: read it without the checked accessor's out-parameter.
+        Some(KIND_NUMBER) => return Ok(Data::Real(value.unchecked_into_f64())),
         Some(KIND_STRING) => {
             return Ok(Data::String(
                 value.as_string().unwrap_or_default().into_bytes(),

@@ -51,6 +51,12 @@ pub fn read_varint(input: &[u8]) -> Result<(u64, usize), DecodeError> {
     Err(DecodeError::Incomplete(1))
 }
 
+/// Appends a signed integer as a zig-zag varint (how the format writes `i16`..`i64`).
+#[inline]
+pub fn write_signed(out: &mut Vec<u8>, v: i64) {
+    write_varint(out, zigzag(v));
+}
+
 #[inline]
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64

@@ -44,6 +44,22 @@ pub enum Event {
     },
 }
 
+/// A queued message: a value, or (binary encoding only) its bytes already encoded.
+#[derive(Debug, Clone)]
+enum Outgoing {
+    Msg(ClientMsg),
+    Encoded(Vec<u8>),
+}
+
+impl Outgoing {
+    fn is_publish(&self) -> bool {
+        matches!(
+            self,
+            Outgoing::Msg(ClientMsg::Publish(_)) | Outgoing::Encoded(_)
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Closed,
@@ -65,7 +81,7 @@ pub struct ClientCore {
     next_subscriber: SubscriberId,
     next_request: u64,
     pending: HashMap<u64, ()>,
-    outbox: Vec<ClientMsg>,
+    outbox: Vec<Outgoing>,
     max_frame: usize,
 }
 
@@ -111,15 +127,15 @@ impl ClientCore {
     /// reconnect restores them).
     pub fn on_open(&mut self) {
         self.state = State::AwaitingWelcome;
-        let mut first = vec![ClientMsg::Hello(Hello {
+        let mut first = vec![Outgoing::Msg(ClientMsg::Hello(Hello {
             client: self.name.clone(),
             token: self.token.clone(),
             statuses: self.statuses,
-        })];
+        }))];
         if !self.refs.is_empty() {
-            first.push(ClientMsg::Subscribe {
+            first.push(Outgoing::Msg(ClientMsg::Subscribe {
                 topics: self.refs.keys().cloned().collect(),
-            });
+            }));
         }
         // Publishes queued while disconnected go out after the hello, in order.
         first.append(&mut self.outbox);
@@ -134,7 +150,7 @@ impl ClientCore {
         }
         self.state = State::Closed;
         // Control messages of the old connection are meaningless on the next one.
-        self.outbox.retain(|m| matches!(m, ClientMsg::Publish(_)));
+        self.outbox.retain(Outgoing::is_publish);
         let mut events: Vec<Event> = self
             .pending
             .drain()
@@ -158,7 +174,25 @@ impl ClientCore {
     pub fn publish(&mut self, topic: String, data: Data) -> Result<(), TopicError> {
         validate_user_topic(&topic)?;
         self.outbox
-            .push(ClientMsg::Publish(Publish { topic, data }));
+            .push(Outgoing::Msg(ClientMsg::Publish(Publish { topic, data })));
+        Ok(())
+    }
+
+    /// Queues a publish whose value is already in the binary value encoding (`value`), as
+    /// the wasm binding does to skip building a [`Data`]. Only for the binary encoding.
+    pub fn publish_encoded(&mut self, topic: &str, value: &[u8]) -> Result<(), TopicError> {
+        validate_user_topic(topic)?;
+        assert_eq!(
+            self.encoding,
+            Encoding::Binary,
+            "pre-encoded values need the binary encoding"
+        );
+        let mut raw = Vec::with_capacity(1 + 2 + topic.len() + value.len());
+        raw.push(crate::protocol::CLIENT_PUBLISH_TAG);
+        crate::binary::write_varint(&mut raw, topic.len() as u64);
+        raw.extend_from_slice(topic.as_bytes());
+        raw.extend_from_slice(value);
+        self.outbox.push(Outgoing::Encoded(raw));
         Ok(())
     }
 
@@ -189,7 +223,8 @@ impl ClientCore {
             }
         }
         if !fresh.is_empty() && self.state != State::Closed {
-            self.outbox.push(ClientMsg::Subscribe { topics: fresh });
+            self.outbox
+                .push(Outgoing::Msg(ClientMsg::Subscribe { topics: fresh }));
         }
         Ok(())
     }
@@ -209,7 +244,8 @@ impl ClientCore {
             }
         }
         if !gone.is_empty() && self.state != State::Closed {
-            self.outbox.push(ClientMsg::Unsubscribe { topics: gone });
+            self.outbox
+                .push(Outgoing::Msg(ClientMsg::Unsubscribe { topics: gone }));
         }
     }
 
@@ -229,7 +265,8 @@ impl ClientCore {
         let id = self.next_request;
         self.next_request += 1;
         self.pending.insert(id, ());
-        self.outbox.push(ClientMsg::Request { id, request });
+        self.outbox
+            .push(Outgoing::Msg(ClientMsg::Request { id, request }));
         id
     }
 
@@ -237,7 +274,7 @@ impl ClientCore {
     pub fn ping(&mut self) -> u64 {
         let nonce = self.next_request;
         self.next_request += 1;
-        self.outbox.push(ClientMsg::Ping { nonce });
+        self.outbox.push(Outgoing::Msg(ClientMsg::Ping { nonce }));
         nonce
     }
 
@@ -252,17 +289,41 @@ impl ClientCore {
         if self.outbox.is_empty() || self.state == State::Closed {
             return None;
         }
-        let msgs = std::mem::take(&mut self.outbox);
-        match self.encoding.encode(&msgs) {
-            Ok(frame) => Some(frame),
-            // Values that cannot be written in this encoding (a NaN in JSON) are dropped one
-            // by one so the rest still goes out.
-            Err(_) => {
-                let ok: Vec<ClientMsg> = msgs
+        let items = std::mem::take(&mut self.outbox);
+        match self.encoding {
+            Encoding::Binary => {
+                let mut out = Vec::new();
+                let start = crate::protocol::begin_frame(&mut out);
+                let mut body = Vec::new();
+                let mut count = 0u64;
+                for item in &items {
+                    match item {
+                        Outgoing::Encoded(raw) => body.extend_from_slice(raw),
+                        Outgoing::Msg(m) => {
+                            // Binary encoding of our own messages does not fail; skip if so.
+                            if crate::binary::to_writer(&mut body, m).is_err() {
+                                continue;
+                            }
+                        }
+                    }
+                    count += 1;
+                }
+                crate::binary::write_varint(&mut out, count);
+                out.extend_from_slice(&body);
+                crate::protocol::finish_frame(&mut out, start);
+                Some(out)
+            }
+            Encoding::Json => {
+                // Values JSON cannot carry (a NaN) are dropped one by one so the rest goes out.
+                let msgs: Vec<ClientMsg> = items
                     .into_iter()
-                    .filter(|m| self.encoding.encode(std::slice::from_ref(m)).is_ok())
+                    .filter_map(|i| match i {
+                        Outgoing::Msg(m) => Some(m),
+                        Outgoing::Encoded(_) => None,
+                    })
+                    .filter(|m| serde_json::to_vec(m).is_ok())
                     .collect();
-                self.encoding.encode(&ok).ok()
+                crate::protocol::to_json(&msgs).ok()
             }
         }
     }
@@ -297,7 +358,9 @@ impl ClientCore {
                         events.push(Event::Response { id, result });
                     }
                 }
-                ServerMsg::Ping { nonce } => self.outbox.push(ClientMsg::Pong { nonce }),
+                ServerMsg::Ping { nonce } => {
+                    self.outbox.push(Outgoing::Msg(ClientMsg::Pong { nonce }))
+                }
                 ServerMsg::Pong { nonce } => events.push(Event::Pong { nonce }),
                 ServerMsg::Bye => events.extend(self.on_close()),
                 // Store replication is handled by store clones (not yet in the client).
@@ -443,6 +506,24 @@ mod tests {
             result: Ok(Response::Done),
         };
         assert!(c.on_frame(&server(&[late])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pre_encoded_publishes_match_encoded_ones() {
+        let value = Data::Vector(vec![Data::string("ping"), Data::Count(300)]);
+        let mut a = ClientCore::new(Encoding::Binary, "t");
+        let mut b = ClientCore::new(Encoding::Binary, "t");
+        for c in [&mut a, &mut b] {
+            c.on_open();
+            let _ = c.take_frame();
+        }
+        a.publish("/t".into(), value.clone()).unwrap();
+        a.ping();
+        b.publish_encoded("/t", &crate::binary::to_vec(&value).unwrap())
+            .unwrap();
+        b.ping();
+        assert_eq!(a.take_frame(), b.take_frame());
+        assert!(b.publish_encoded("x<$>", &[0]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
-use super::convert::{conversion_error, from_js, to_js, with_key};
+use super::convert::{conversion_error, encode_js_into, from_js, to_js, with_key};
 use crate::client::{ClientCore, Event};
 use crate::protocol::{Encoding, EndpointInfo, Failure, PeerInfo, Request, Response};
 use crate::Timespan;
@@ -200,6 +200,8 @@ fn topic_err(e: crate::topic::TopicError) -> JsValue {
 pub struct WasmClient {
     core: ClientCore,
     last_topic: Option<(String, JsValue)>,
+    /// Reused buffer for encoding published values.
+    scratch: Vec<u8>,
 }
 
 #[wasm_bindgen(js_class = ClientCore)]
@@ -215,6 +217,7 @@ impl WasmClient {
         WasmClient {
             core: ClientCore::new(encoding, name),
             last_topic: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -255,6 +258,15 @@ impl WasmClient {
     /// Queues a publish of a JS value (see the mapping table); throws on values with no
     /// Broker type or out of range.
     pub fn publish(&mut self, topic: String, value: &JsValue) -> Result<(), JsValue> {
+        if self.core.encoding() == Encoding::Binary {
+            // Straight from the JS value to bytes: no Data tree to build and free.
+            self.scratch.clear();
+            encode_js_into(value, &mut self.scratch, 0)?;
+            return self
+                .core
+                .publish_encoded(&topic, &self.scratch)
+                .map_err(topic_err);
+        }
         let data = from_js(value)?;
         self.core.publish(topic, data).map_err(topic_err)
     }
@@ -262,7 +274,9 @@ impl WasmClient {
     /// Queues `[[topic, value], ...]` in order; all or nothing.
     #[wasm_bindgen(js_name = publishBatch)]
     pub fn publish_batch(&mut self, items: &Array) -> Result<(), JsValue> {
-        let mut batch = Vec::with_capacity(items.length() as usize);
+        let binary = self.core.encoding() == Encoding::Binary;
+        let mut encoded = Vec::with_capacity(items.length() as usize);
+        let mut values = Vec::new();
         for item in items.iter() {
             let pair: Array = item
                 .dyn_into()
@@ -272,9 +286,21 @@ impl WasmClient {
                 .as_string()
                 .ok_or_else(|| conversion_error("publishBatch: a topic must be a string"))?;
             crate::topic::validate_user_topic(&topic).map_err(topic_err)?;
-            batch.push((topic, from_js(&pair.get(1))?));
+            if binary {
+                let mut bytes = Vec::new();
+                encode_js_into(&pair.get(1), &mut bytes, 0)?;
+                encoded.push((topic, bytes));
+            } else {
+                values.push((topic, from_js(&pair.get(1))?));
+            }
         }
-        for (topic, data) in batch {
+        // Everything converted: queue it all (all or nothing).
+        for (topic, bytes) in encoded {
+            self.core
+                .publish_encoded(&topic, &bytes)
+                .map_err(topic_err)?;
+        }
+        for (topic, data) in values {
             self.core.publish(topic, data).map_err(topic_err)?;
         }
         Ok(())
@@ -383,8 +409,9 @@ impl WasmClient {
 /// Encodes a JS value (see the mapping table) in the binary value encoding.
 #[wasm_bindgen(js_name = encodeJs)]
 pub fn encode_js(value: &JsValue) -> Result<Vec<u8>, JsValue> {
-    let data = from_js(value)?;
-    crate::binary::to_vec(&data).map_err(super::encode_err)
+    let mut out = Vec::new();
+    encode_js_into(value, &mut out, 0)?;
+    Ok(out)
 }
 
 /// Decodes a binary value into a JS value.

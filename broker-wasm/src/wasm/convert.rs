@@ -371,6 +371,65 @@ fn tagged(obj: &JsValue, tag: &str, depth: usize) -> Result<Data, JsValue> {
     })
 }
 
+/// Appends the binary value encoding of a JS value to `out` without building a [`Data`]
+/// for the common kinds (null, booleans, numbers, strings, bigints, arrays, `Count`); other
+/// values go through [`from_js`]. The bytes are exactly `binary::to_vec(&from_js(value))`.
+pub(crate) fn encode_js_into(
+    value: &JsValue,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), JsValue> {
+    use crate::binary::{write_signed, write_varint};
+    use crate::data::DataType;
+    if depth > MAX_DEPTH {
+        return Err(conversion_error(format!(
+            "value nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    match classify(value) {
+        Some(KIND_NONE) => out.push(DataType::None as u8),
+        Some(KIND_FALSE) => out.extend_from_slice(&[DataType::Boolean as u8, 0]),
+        Some(KIND_TRUE) => out.extend_from_slice(&[DataType::Boolean as u8, 1]),
+        Some(KIND_NUMBER) => {
+            out.push(DataType::Real as u8);
+            out.extend_from_slice(&value.unchecked_into_f64().to_le_bytes());
+        }
+        Some(KIND_STRING) => {
+            let s = value.as_string().unwrap_or_default();
+            out.push(DataType::String as u8);
+            write_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Some(KIND_BIGINT) => {
+            let Data::Integer(i) = integer(value)? else {
+                unreachable!("integer() makes integers")
+            };
+            out.push(DataType::Integer as u8);
+            write_signed(out, i);
+        }
+        Some(KIND_ARRAY) => {
+            let arr: &Array = value.unchecked_ref();
+            out.push(DataType::Vector as u8);
+            write_varint(out, u64::from(arr.length()));
+            for v in arr.iter() {
+                encode_js_into(&v, out, depth + 1)?;
+            }
+        }
+        Some(KIND_COUNT) => {
+            let Data::Count(n) = count(value)? else {
+                unreachable!("count() makes counts")
+            };
+            out.push(DataType::Count as u8);
+            write_varint(out, n);
+        }
+        _ => {
+            let data = from_js_at(value, depth)?;
+            crate::binary::to_writer(out, &data).map_err(super::encode_err)?;
+        }
+    }
+    Ok(())
+}
+
 /// Converts Broker data to a JS value.
 pub(crate) fn to_js(data: &Data) -> JsValue {
     CLASSES.with(|c| {

@@ -7,7 +7,7 @@
 //! messages into one frame; it routes each incoming message to the local subscribers whose
 //! prefixes match.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::codes::ErrorCode;
 use crate::data::Data;
@@ -81,7 +81,7 @@ pub struct ClientCore {
     next_subscriber: SubscriberId,
     next_request: u64,
     pending: HashMap<u64, ()>,
-    outbox: Vec<Outgoing>,
+    outbox: VecDeque<Outgoing>,
     max_frame: usize,
 }
 
@@ -99,7 +99,7 @@ impl ClientCore {
             next_subscriber: 1,
             next_request: 1,
             pending: HashMap::new(),
-            outbox: Vec::new(),
+            outbox: VecDeque::new(),
             max_frame: DEFAULT_MAX_FRAME,
         }
     }
@@ -138,6 +138,7 @@ impl ClientCore {
             }));
         }
         // Publishes queued while disconnected go out after the hello, in order.
+        let mut first: VecDeque<Outgoing> = first.into();
         first.append(&mut self.outbox);
         self.outbox = first;
     }
@@ -174,7 +175,7 @@ impl ClientCore {
     pub fn publish(&mut self, topic: String, data: Data) -> Result<(), TopicError> {
         validate_user_topic(&topic)?;
         self.outbox
-            .push(Outgoing::Msg(ClientMsg::Publish(Publish { topic, data })));
+            .push_back(Outgoing::Msg(ClientMsg::Publish(Publish { topic, data })));
         Ok(())
     }
 
@@ -192,7 +193,7 @@ impl ClientCore {
         crate::binary::write_varint(&mut raw, topic.len() as u64);
         raw.extend_from_slice(topic.as_bytes());
         raw.extend_from_slice(value);
-        self.outbox.push(Outgoing::Encoded(raw));
+        self.outbox.push_back(Outgoing::Encoded(raw));
         Ok(())
     }
 
@@ -224,7 +225,7 @@ impl ClientCore {
         }
         if !fresh.is_empty() && self.state != State::Closed {
             self.outbox
-                .push(Outgoing::Msg(ClientMsg::Subscribe { topics: fresh }));
+                .push_back(Outgoing::Msg(ClientMsg::Subscribe { topics: fresh }));
         }
         Ok(())
     }
@@ -245,7 +246,7 @@ impl ClientCore {
         }
         if !gone.is_empty() && self.state != State::Closed {
             self.outbox
-                .push(Outgoing::Msg(ClientMsg::Unsubscribe { topics: gone }));
+                .push_back(Outgoing::Msg(ClientMsg::Unsubscribe { topics: gone }));
         }
     }
 
@@ -266,7 +267,7 @@ impl ClientCore {
         self.next_request += 1;
         self.pending.insert(id, ());
         self.outbox
-            .push(Outgoing::Msg(ClientMsg::Request { id, request }));
+            .push_back(Outgoing::Msg(ClientMsg::Request { id, request }));
         id
     }
 
@@ -274,8 +275,14 @@ impl ClientCore {
     pub fn ping(&mut self) -> u64 {
         let nonce = self.next_request;
         self.next_request += 1;
-        self.outbox.push(Outgoing::Msg(ClientMsg::Ping { nonce }));
+        self.outbox
+            .push_back(Outgoing::Msg(ClientMsg::Ping { nonce }));
         nonce
+    }
+
+    /// Queues an orderly goodbye; the gateway closes the connection after it.
+    pub fn bye(&mut self) {
+        self.outbox.push_back(Outgoing::Msg(ClientMsg::Bye));
     }
 
     /// Messages waiting for [`ClientCore::take_frame`].
@@ -286,10 +293,20 @@ impl ClientCore {
     /// Everything queued, as one frame to send; `None` if nothing is queued or the connection
     /// is not ready (before the transport opened, only publishes wait).
     pub fn take_frame(&mut self) -> Option<Vec<u8>> {
-        if self.outbox.is_empty() || self.state == State::Closed {
+        self.take_frame_max(usize::MAX)
+    }
+
+    /// Like [`ClientCore::take_frame`], with at most `max` messages in the frame (the rest
+    /// stays queued).
+    pub fn take_frame_max(&mut self, max: usize) -> Option<Vec<u8>> {
+        if self.outbox.is_empty() || self.state == State::Closed || max == 0 {
             return None;
         }
-        let items = std::mem::take(&mut self.outbox);
+        let items: Vec<Outgoing> = if max >= self.outbox.len() {
+            std::mem::take(&mut self.outbox).into()
+        } else {
+            self.outbox.drain(..max).collect()
+        };
         match self.encoding {
             Encoding::Binary => {
                 let mut out = Vec::new();
@@ -358,9 +375,9 @@ impl ClientCore {
                         events.push(Event::Response { id, result });
                     }
                 }
-                ServerMsg::Ping { nonce } => {
-                    self.outbox.push(Outgoing::Msg(ClientMsg::Pong { nonce }))
-                }
+                ServerMsg::Ping { nonce } => self
+                    .outbox
+                    .push_back(Outgoing::Msg(ClientMsg::Pong { nonce })),
                 ServerMsg::Pong { nonce } => events.push(Event::Pong { nonce }),
                 ServerMsg::Bye => events.extend(self.on_close()),
                 // Store replication is handled by store clones (not yet in the client).
@@ -524,6 +541,23 @@ mod tests {
         b.ping();
         assert_eq!(a.take_frame(), b.take_frame());
         assert!(b.publish_encoded("x<$>", &[0]).is_err());
+    }
+
+    #[test]
+    fn frames_can_be_limited_to_a_number_of_messages() {
+        let mut c = ClientCore::new(Encoding::Binary, "t");
+        c.on_open();
+        let _ = c.take_frame();
+        for i in 0..5 {
+            c.publish("/x".into(), Data::Count(i)).unwrap();
+        }
+        let first = sent(c.take_frame_max(2).unwrap());
+        assert_eq!(first.len(), 2);
+        assert!(matches!(&first[0], ClientMsg::Publish(p) if p.data == Data::Count(0)));
+        assert_eq!(c.queued(), 3);
+        let rest = sent(c.take_frame().unwrap());
+        assert!(matches!(&rest[0], ClientMsg::Publish(p) if p.data == Data::Count(2)));
+        assert_eq!(c.take_frame_max(1), None);
     }
 
     #[test]

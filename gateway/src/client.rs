@@ -1,24 +1,25 @@
 //! A native Rust client of a remote gateway (tokio-tungstenite), with the endpoint's shape:
 //! publish, subscribers, status subscribers, peering requests, shutdown.
 //!
-//! Publishes are queued to one writer task that coalesces whatever is waiting into a single
-//! frame, so a fast publisher sends few, large frames. Incoming messages are routed to the
-//! client's subscribers by a local prefix index; the gateway sees one subscription per prefix.
+//! The protocol logic is the sans-I/O [`ClientCore`] that the JS client runs as wasm: this
+//! file only owns the socket, the tasks and the queues. Publishes are queued in the core and
+//! one writer task sends whatever is waiting as a single frame, so a fast publisher sends few,
+//! large frames. Incoming messages go to the subscribers the core names.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use broker_wasm::client::{ClientCore, Event};
 use broker_wasm::protocol::{
-    self, ClientMsg, Encoding, Failure, Hello, NodeId, PeerInfo, Publish, Request, Response,
-    ServerMsg, Welcome,
+    Encoding, Failure, NodeId, PeerInfo, Publish, Request, Response, Welcome,
 };
-use broker_wasm::topic::{validate_user_topic, SubscriptionIndex, TopicError};
+use broker_wasm::topic::TopicError;
 use broker_wasm::{Data, ErrorCode};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -26,8 +27,10 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::StatusEvent;
 use crate::subscriber::{Control, StatusSubscriber, Subscriber};
 
-/// Largest batch of outgoing messages per frame.
-const MAX_BATCH: usize = 4096;
+/// Messages queued in the core before `publish` waits for the writer.
+const MAX_QUEUED: usize = 16_384;
+/// Ids of status subscribers live above those of message subscribers (the core's `u32`s).
+const STATUS_ID_BASE: u64 = 1 << 32;
 
 /// Errors of the client.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -88,22 +91,22 @@ impl Default for ClientOptions {
     }
 }
 
-#[derive(Debug, Default)]
-struct Subs {
-    index: SubscriptionIndex<u64>,
-    sinks: HashMap<u64, mpsc::Sender<Arc<Publish>>>,
-    /// How many subscribers hold each prefix; the gateway holds it while this is > 0.
-    refs: HashMap<String, usize>,
-    statuses: HashMap<u64, mpsc::Sender<StatusEvent>>,
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug)]
 struct Inner {
-    out: mpsc::Sender<ClientMsg>,
-    subs: Mutex<Subs>,
+    core: Mutex<ClientCore>,
+    /// Wakes the writer: something was queued in the core.
+    wake: Notify,
+    /// Wakes waiting publishers: the writer took a frame out of the core.
+    room: Notify,
+    sinks: Mutex<HashMap<u64, mpsc::Sender<Arc<Publish>>>>,
+    statuses: Mutex<HashMap<u64, mpsc::Sender<StatusEvent>>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Result<Response, Failure>>>>,
     pongs: Mutex<HashMap<u64, oneshot::Sender<()>>>,
-    next_id: AtomicU64,
+    next_status: AtomicU64,
     closed: CancellationToken,
     queue_size: usize,
     welcome: Welcome,
@@ -111,61 +114,86 @@ struct Inner {
     dropped: AtomicU64,
 }
 
-impl Inner {
-    fn subs(&self) -> std::sync::MutexGuard<'_, Subs> {
-        self.subs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 impl Control for Inner {
     fn add_topics(&self, id: u64, topics: &[String]) {
-        let mut fresh = Vec::new();
-        {
-            let mut s = self.subs();
-            for t in topics {
-                if s.index.insert(t, id) {
-                    let n = s.refs.entry(t.clone()).or_default();
-                    *n += 1;
-                    if *n == 1 {
-                        fresh.push(t.clone());
-                    }
-                }
-            }
-        }
-        if !fresh.is_empty() {
-            let _ = self.out.try_send(ClientMsg::Subscribe { topics: fresh });
+        if let Ok(id) = u32::try_from(id) {
+            // Topics were validated when the subscriber was made or are checked here.
+            let _ = lock(&self.core).add_topics(id, topics);
+            self.wake.notify_one();
         }
     }
 
     fn remove_topics(&self, id: u64, topics: &[String]) {
-        let mut gone = Vec::new();
-        {
-            let mut s = self.subs();
-            for t in topics {
-                if s.index.remove(t, id) {
-                    if let Some(n) = s.refs.get_mut(t) {
-                        *n -= 1;
-                        if *n == 0 {
-                            s.refs.remove(t);
-                            gone.push(t.clone());
-                        }
-                    }
-                }
-            }
-        }
-        if !gone.is_empty() {
-            let _ = self.out.try_send(ClientMsg::Unsubscribe { topics: gone });
+        if let Ok(id) = u32::try_from(id) {
+            lock(&self.core).remove_topics(id, topics);
+            self.wake.notify_one();
         }
     }
 
     fn close(&self, id: u64) {
-        let prefixes = {
-            let mut s = self.subs();
-            s.sinks.remove(&id);
-            s.statuses.remove(&id);
-            s.index.prefixes_of(id)
-        };
-        self.remove_topics(id, &prefixes);
+        if id >= STATUS_ID_BASE {
+            lock(&self.statuses).remove(&id);
+        } else if let Ok(sub) = u32::try_from(id) {
+            lock(&self.sinks).remove(&id);
+            lock(&self.core).remove_subscriber(sub);
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl Inner {
+    fn dispatch(&self, events: Vec<Event>) {
+        for e in events {
+            match e {
+                Event::Message {
+                    subscribers,
+                    publish,
+                } => {
+                    let p = Arc::new(publish);
+                    let sinks = lock(&self.sinks);
+                    for id in subscribers {
+                        if let Some(tx) = sinks.get(&u64::from(id)) {
+                            // A full subscriber queue drops, like the gateway's Drop policy;
+                            // counted in Client::dropped.
+                            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(p.clone())
+                            {
+                                self.dropped.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                }
+                Event::Status(s) => self.status(StatusEvent::Status(s)),
+                Event::Error(e) => self.status(StatusEvent::Error(e)),
+                Event::Response { id, result } => {
+                    if let Some(tx) = lock(&self.pending).remove(&id) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Event::Pong { nonce } => {
+                    if let Some(tx) = lock(&self.pongs).remove(&nonce) {
+                        let _ = tx.send(());
+                    }
+                }
+                Event::Disconnected => self.closed.cancel(),
+                Event::Connected(_) => {}
+            }
+        }
+    }
+
+    fn status(&self, ev: StatusEvent) {
+        for tx in lock(&self.statuses).values() {
+            let _ = tx.try_send(ev.clone());
+        }
+    }
+
+    /// Ends everything: subscribers drain what they have, then see `Closed`.
+    fn end(&self) {
+        self.closed.cancel();
+        lock(&self.sinks).clear();
+        lock(&self.statuses).clear();
+        lock(&self.pending).clear();
+        lock(&self.pongs).clear();
+        self.room.notify_waiters();
     }
 }
 
@@ -173,6 +201,21 @@ impl Control for Inner {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+}
+
+fn payload(msg: Message) -> Option<Bytes> {
+    match msg {
+        Message::Binary(b) => Some(b),
+        Message::Text(t) => Some(Bytes::from(t.as_str().to_owned())),
+        _ => None,
+    }
+}
+
+fn to_ws(encoding: Encoding, frame: Vec<u8>) -> Message {
+    match encoding {
+        Encoding::Binary => Message::Binary(Bytes::from(frame)),
+        Encoding::Json => Message::Text(String::from_utf8(frame).unwrap_or_default().into()),
+    }
 }
 
 impl Client {
@@ -206,20 +249,16 @@ impl Client {
         let (mut ws_tx, mut ws_rx) = ws.split();
         let encoding = opts.encoding;
 
-        // Handshake.
-        let hello = ClientMsg::Hello(Hello {
-            client: opts.name.clone(),
-            token: None,
-            statuses: opts.statuses,
-        });
-        let frame = encoding
-            .encode(&[hello])
-            .map_err(|e| ClientError::Handshake(e.to_string()))?;
+        // Handshake: the core's hello out, the welcome in.
+        let mut core = ClientCore::new(encoding, opts.name.clone());
+        core.set_statuses(opts.statuses);
+        core.on_open();
+        let hello = core.take_frame().expect("the hello is queued");
         ws_tx
-            .send(to_ws(encoding, frame))
+            .send(to_ws(encoding, hello))
             .await
             .map_err(|e| ClientError::Handshake(e.to_string()))?;
-        let welcome = loop {
+        let (welcome, early) = loop {
             let msg = tokio::time::timeout(Duration::from_secs(10), ws_rx.next())
                 .await
                 .map_err(|_| ClientError::Handshake("no welcome within 10 s".into()))?;
@@ -227,74 +266,76 @@ impl Client {
                 return Err(ClientError::Handshake("connection closed".into()));
             };
             let Some(bytes) = payload(msg) else { continue };
-            let msgs: Vec<ServerMsg> = encoding
-                .decode(&bytes, usize::MAX)
+            let mut events = core
+                .on_frame(&bytes)
                 .map_err(|e| ClientError::Handshake(e.to_string()))?;
-            match msgs.into_iter().next() {
-                Some(ServerMsg::Welcome(w)) => break w,
-                Some(ServerMsg::Error(e)) => return Err(ClientError::Handshake(e.context)),
-                other => return Err(ClientError::Handshake(format!("unexpected {other:?}"))),
+            match events.iter().position(|e| matches!(e, Event::Connected(_))) {
+                Some(i) => {
+                    let Event::Connected(w) = events.remove(i) else {
+                        unreachable!()
+                    };
+                    break (w, events);
+                }
+                None => {
+                    if let Some(Event::Error(e)) =
+                        events.into_iter().find(|e| matches!(e, Event::Error(_)))
+                    {
+                        return Err(ClientError::Handshake(e.context));
+                    }
+                }
             }
         };
 
-        let (out, mut out_rx) = mpsc::channel::<ClientMsg>(MAX_BATCH * 4);
         let inner = Arc::new(Inner {
-            out,
-            subs: Mutex::new(Subs::default()),
+            core: Mutex::new(core),
+            wake: Notify::new(),
+            room: Notify::new(),
+            sinks: Mutex::new(HashMap::new()),
+            statuses: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             pongs: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
+            next_status: AtomicU64::new(STATUS_ID_BASE),
             closed: CancellationToken::new(),
             queue_size: opts.queue_size,
             welcome,
             dropped: AtomicU64::new(0),
         });
+        inner.dispatch(early);
 
-        // Writer: coalesce queued messages into frames.
-        let closed = inner.closed.clone();
-        let max_batch = if opts.batching { MAX_BATCH } else { 1 };
+        // Writer: sends whatever the core has queued, as one frame (or one message per frame
+        // without batching).
+        let writer = inner.clone();
+        let max = if opts.batching { usize::MAX } else { 1 };
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            let mut frame = Vec::new();
-            loop {
-                let n = tokio::select! {
-                    n = out_rx.recv_many(&mut batch, max_batch) => n,
-                    _ = closed.cancelled() => 0,
-                };
-                if n == 0 {
-                    break;
+            let inner = writer;
+            'run: loop {
+                let woken = inner.wake.notified();
+                loop {
+                    let frame = lock(&inner.core).take_frame_max(max);
+                    let Some(frame) = frame else { break };
+                    inner.room.notify_waiters();
+                    if ws_tx.send(to_ws(encoding, frame)).await.is_err() {
+                        break 'run;
+                    }
                 }
-                frame.clear();
-                let ok = match encoding {
-                    Encoding::Binary => protocol::encode_binary(&batch, &mut frame).is_ok(),
-                    Encoding::Json => match protocol::to_json(&batch) {
-                        Ok(f) => {
-                            frame = f;
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                };
-                let bye = batch.iter().any(|m| matches!(m, ClientMsg::Bye));
-                batch.clear();
-                let cap = frame.len();
-                let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
-                if ok && ws_tx.send(to_ws(encoding, out)).await.is_err() {
-                    break;
-                }
-                if bye {
-                    break;
+                tokio::select! {
+                    _ = woken => {}
+                    _ = inner.closed.cancelled() => break,
                 }
             }
+            // Send what is left (e.g. a bye), then close.
+            let last = lock(&inner.core).take_frame();
+            if let Some(frame) = last {
+                let _ = ws_tx.send(to_ws(encoding, frame)).await;
+            }
             let _ = ws_tx.close().await;
-            closed.cancel();
+            inner.end();
         });
 
-        // Reader: route messages, statuses and responses.
+        // Reader: frames through the core, events to subscribers and waiters.
         let reader = inner.clone();
         tokio::spawn(async move {
             let inner = reader;
-            let mut targets = Vec::new();
             loop {
                 let msg = tokio::select! {
                     m = ws_rx.next() => m,
@@ -302,29 +343,26 @@ impl Client {
                 };
                 let Some(Ok(msg)) = msg else { break };
                 let Some(bytes) = payload(msg) else { continue };
-                let Ok(msgs) = encoding.decode::<ServerMsg>(&bytes, usize::MAX) else {
-                    continue;
+                let events = {
+                    let mut core = lock(&inner.core);
+                    let events = core.on_frame(&bytes);
+                    if core.queued() > 0 {
+                        // Pongs to the gateway's pings.
+                        inner.wake.notify_one();
+                    }
+                    events
                 };
-                for m in msgs {
-                    inner.on_message(m, &mut targets);
+                match events {
+                    Ok(events) => inner.dispatch(events),
+                    Err(e) => inner.status(StatusEvent::Error(broker_wasm::protocol::ErrorInfo {
+                        code: e.code(),
+                        context: format!("malformed frame from the gateway: {e}"),
+                    })),
                 }
             }
-            inner.closed.cancel();
-            // Ending the queues: subscribers drain what they have, then see Closed.
-            let mut s = inner.subs();
-            s.sinks.clear();
-            s.statuses.clear();
-            drop(s);
-            inner
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
-            inner
-                .pongs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
+            let events = lock(&inner.core).on_close();
+            inner.dispatch(events);
+            inner.end();
         });
         Ok(Client { inner })
     }
@@ -350,29 +388,30 @@ impl Client {
         self.inner.closed.is_cancelled()
     }
 
-    async fn send(&self, msg: ClientMsg) -> Result<(), ClientError> {
-        if self.is_closed() {
-            return Err(ClientError::Closed);
+    /// Waits while the core holds [`MAX_QUEUED`] messages the writer has not sent yet.
+    async fn room(&self) -> Result<(), ClientError> {
+        loop {
+            let room = self.inner.room.notified();
+            if self.is_closed() {
+                return Err(ClientError::Closed);
+            }
+            if lock(&self.inner.core).queued() < MAX_QUEUED {
+                return Ok(());
+            }
+            room.await;
         }
-        self.inner
-            .out
-            .send(msg)
-            .await
-            .map_err(|_| ClientError::Closed)
     }
 
-    /// Publishes one message; waits only if the outgoing queue is full.
+    /// Publishes one message; waits only if many messages are still unsent.
     pub async fn publish(
         &self,
         topic: impl Into<String>,
         data: impl Into<Data>,
     ) -> Result<(), ClientError> {
-        let p = Publish {
-            topic: topic.into(),
-            data: data.into(),
-        };
-        validate_user_topic(&p.topic)?;
-        self.send(ClientMsg::Publish(p)).await
+        self.room().await?;
+        lock(&self.inner.core).publish(topic.into(), data.into())?;
+        self.inner.wake.notify_one();
+        Ok(())
     }
 
     /// Publishes several messages in order.
@@ -387,29 +426,46 @@ impl Client {
     }
 
     /// A subscriber for prefixes; messages the gateway sends for them are queued here.
+    ///
+    /// # Panics
+    /// If a topic contains the reserved `<$>` (use [`Client::try_make_subscriber`]).
     pub fn make_subscriber<I, S>(&self, topics: I) -> Subscriber
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let id = self.inner.next_id.fetch_add(1, Relaxed);
-        let (tx, rx) = mpsc::channel(self.inner.queue_size.max(1));
-        self.inner.subs().sinks.insert(id, tx);
+        self.try_make_subscriber(topics)
+            .expect("valid subscription topics")
+    }
+
+    /// A subscriber for prefixes, or an error for an invalid topic.
+    pub fn try_make_subscriber<I, S>(&self, topics: I) -> Result<Subscriber, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
         let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
-        self.inner.add_topics(id, &topics);
-        Subscriber {
-            id,
+        let (tx, rx) = mpsc::channel(self.inner.queue_size.max(1));
+        let id = {
+            let mut core = lock(&self.inner.core);
+            let id = core.add_subscriber(&topics)?;
+            lock(&self.inner.sinks).insert(u64::from(id), tx);
+            id
+        };
+        self.inner.wake.notify_one();
+        Ok(Subscriber {
+            id: u64::from(id),
             rx,
             control: self.inner.clone(),
-        }
+        })
     }
 
     /// A status subscriber for the gateway's statuses and errors (if the client asked for
     /// them in [`ClientOptions::statuses`]) and errors about this connection.
     pub fn make_status_subscriber(&self) -> StatusSubscriber {
-        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        let id = self.inner.next_status.fetch_add(1, Relaxed);
         let (tx, rx) = mpsc::channel(self.inner.queue_size.max(1));
-        self.inner.subs().statuses.insert(id, tx);
+        lock(&self.inner.statuses).insert(id, tx);
         StatusSubscriber {
             id,
             rx,
@@ -419,14 +475,17 @@ impl Client {
 
     /// Sends a request and waits for its response.
     pub async fn request(&self, request: Request) -> Result<Response, ClientError> {
-        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        if self.is_closed() {
+            return Err(ClientError::Closed);
+        }
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
-        self.send(ClientMsg::Request { id, request }).await?;
+        {
+            // Register the waiter before the writer can send the request.
+            let mut core = lock(&self.inner.core);
+            let id = core.request(request);
+            lock(&self.inner.pending).insert(id, tx);
+        }
+        self.inner.wake.notify_one();
         match rx.await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(f)) => Err(ClientError::Failed(f)),
@@ -473,94 +532,27 @@ impl Client {
 
     /// Waits until the gateway has processed everything sent before (a ping round trip).
     pub async fn flush(&self) -> Result<(), ClientError> {
-        let nonce = self.inner.next_id.fetch_add(1, Relaxed);
+        if self.is_closed() {
+            return Err(ClientError::Closed);
+        }
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .pongs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(nonce, tx);
-        self.send(ClientMsg::Ping { nonce }).await?;
+        {
+            let mut core = lock(&self.inner.core);
+            let nonce = core.ping();
+            lock(&self.inner.pongs).insert(nonce, tx);
+        }
+        self.inner.wake.notify_one();
         rx.await.map_err(|_| ClientError::Closed)
     }
 
     /// Says goodbye and closes the connection; subscribers end after draining.
     pub async fn shutdown(&self) {
-        let _ = self.send(ClientMsg::Bye).await;
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.inner.closed.cancelled()).await;
+        if !self.is_closed() {
+            lock(&self.inner.core).bye();
+            self.inner.wake.notify_one();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(3), self.inner.closed.cancelled()).await;
+        }
         self.inner.closed.cancel();
-    }
-}
-
-impl Inner {
-    fn on_message(&self, m: ServerMsg, targets: &mut Vec<u64>) {
-        match m {
-            ServerMsg::Message(p) => {
-                let s = self.subs();
-                targets.clear();
-                s.index.lookup_into(&p.topic, targets);
-                if targets.is_empty() {
-                    return;
-                }
-                let p = Arc::new(p);
-                for id in targets.iter() {
-                    if let Some(tx) = s.sinks.get(id) {
-                        // A full subscriber queue drops, like the gateway's Drop policy;
-                        // counted in Client::dropped.
-                        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(p.clone()) {
-                            self.dropped.fetch_add(1, Relaxed);
-                        }
-                    }
-                }
-            }
-            ServerMsg::Status(st) => self.status(StatusEvent::Status(st)),
-            ServerMsg::Error(e) => self.status(StatusEvent::Error(e)),
-            ServerMsg::Response { id, result } => {
-                if let Some(tx) = self
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id)
-                {
-                    let _ = tx.send(result);
-                }
-            }
-            ServerMsg::Ping { nonce } => {
-                let _ = self.out.try_send(ClientMsg::Pong { nonce });
-            }
-            ServerMsg::Pong { nonce } => {
-                if let Some(tx) = self
-                    .pongs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&nonce)
-                {
-                    let _ = tx.send(());
-                }
-            }
-            ServerMsg::Bye => self.closed.cancel(),
-            ServerMsg::Welcome(_) | ServerMsg::Snapshot { .. } | ServerMsg::StoreUpdate { .. } => {}
-        }
-    }
-
-    fn status(&self, ev: StatusEvent) {
-        for tx in self.subs().statuses.values() {
-            let _ = tx.try_send(ev.clone());
-        }
-    }
-}
-
-fn payload(msg: Message) -> Option<Bytes> {
-    match msg {
-        Message::Binary(b) => Some(b),
-        Message::Text(t) => Some(Bytes::from(t.as_str().to_owned())),
-        _ => None,
-    }
-}
-
-fn to_ws(encoding: Encoding, frame: Vec<u8>) -> Message {
-    match encoding {
-        Encoding::Binary => Message::Binary(Bytes::from(frame)),
-        Encoding::Json => Message::Text(String::from_utf8(frame).unwrap_or_default().into()),
     }
 }

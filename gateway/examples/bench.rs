@@ -51,12 +51,21 @@ fn start_gateway() -> SocketAddr {
 /// publisher end to end to measure the rate the system sustains without loss.
 const WINDOW: u64 = 20_000;
 
-/// Waits for one message, then takes whatever else is queued; 0 after 10 s of silence.
-async fn next_batch(sub: &mut gateway::Subscriber) -> u64 {
-    match tokio::time::timeout(Duration::from_secs(10), sub.get()).await {
-        Ok(Ok(_)) => 1 + sub.poll().len() as u64,
-        _ => 0,
+/// Takes `n` messages from `sub` (or stops after 10 s of silence), reporting progress;
+/// returns how many arrived. Waits for one message, then takes whatever else is queued.
+async fn receive(sub: &mut gateway::Subscriber, n: u64, progress: &Progress) -> u64 {
+    let mut got = 0u64;
+    while got < n {
+        match tokio::time::timeout(Duration::from_secs(10), sub.get()).await {
+            Ok(Ok(_)) => {
+                let k = 1 + sub.poll().len() as u64;
+                got += k;
+                progress.add(k);
+            }
+            _ => break,
+        }
     }
+    got
 }
 
 /// Received-count shared between subscriber tasks and the publisher.
@@ -96,19 +105,7 @@ async fn one_to_one(addr: SocketAddr, n: u64, batching: bool) -> f64 {
     let progress = Arc::new(Progress::default());
     let start = Instant::now();
     let p = progress.clone();
-    let recv = tokio::spawn(async move {
-        let mut got = 0u64;
-        while got < n {
-            match next_batch(&mut sub).await {
-                0 => break,
-                k => {
-                    got += k;
-                    p.add(k);
-                }
-            }
-        }
-        got
-    });
+    let recv = tokio::spawn(async move { receive(&mut sub, n, &p).await });
     for i in 0..n {
         if i % 1024 == 0 && i > WINDOW {
             progress.wait_for(i - WINDOW).await;
@@ -137,19 +134,7 @@ async fn one_to_many(addr: SocketAddr, n: u64, subscribers: usize) -> f64 {
         c.flush().await.unwrap();
         clients.push(c);
         let p = progress.clone();
-        tasks.push(async move {
-            let mut got = 0u64;
-            while got < n {
-                match next_batch(&mut sub).await {
-                    0 => break,
-                    k => {
-                        got += k;
-                        p.add(k);
-                    }
-                }
-            }
-            got
-        });
+        tasks.push(async move { receive(&mut sub, n, &p).await });
     }
     let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
     let start = Instant::now();

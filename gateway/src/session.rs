@@ -72,11 +72,18 @@ struct Session {
 }
 
 impl Session {
+    /// Queues a control message (welcome, pong, response, error). These are never dropped:
+    /// a client waiting for a pong or a response must get it even when its queue is full of
+    /// messages, so a full queue hands the message to a task that waits for room.
     fn send(&self, msg: ServerMsg) {
-        if let Some(b) = encode_server_msg(self.encoding, &msg) {
-            // Control messages are small and rare; if even they do not fit, the client is
-            // hopelessly behind and the slow-consumer accounting already reports it.
-            let _ = self.tx.try_send(b);
+        let Some(b) = encode_server_msg(self.encoding, &msg) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(b)) = self.tx.try_send(b) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(b).await;
+            });
         }
     }
 

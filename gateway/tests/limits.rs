@@ -247,12 +247,21 @@ async fn zb18_slow_subscriber_is_bounded_while_a_fast_one_keeps_up() {
         max_queued <= 2 * queue as u64 + 8,
         "queues stay bounded: {max_queued}"
     );
-    // When the slow client reads again it learns how much it lost.
-    let mut note = None;
-    while note.is_none() {
+    // Its queue is full now. Control messages are never dropped: a ping sent now must get its
+    // pong. And when the slow client reads again it learns how much it lost.
+    send_frame(
+        &mut slow,
+        Encoding::Binary,
+        &[ClientMsg::Ping { nonce: 99 }],
+    )
+    .await;
+    let (mut note, mut pong) = (None, false);
+    while note.is_none() || !pong {
         for m in recv_frame(&mut slow, Encoding::Binary).await {
-            if let ServerMsg::Error(e) = m {
-                note = Some(e);
+            match m {
+                ServerMsg::Error(e) => note = Some(e),
+                ServerMsg::Pong { nonce: 99 } => pong = true,
+                _ => {}
             }
         }
     }

@@ -396,27 +396,17 @@ pub(crate) async fn run(
 
     if ok {
         loop {
-            let msg = tokio::select! {
-                m = ws_rx.next() => m,
-                _ = stop.cancelled() => break,
-                _ = reg.kick.cancelled() => break,
-            };
-            let msg = match msg {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
-                    if too_big(&e) {
-                        session.error(
-                            ErrorCode::DeserializationFailed,
-                            format!("frame exceeds the limit of {max} bytes; closing"),
-                        );
-                    }
+            let msg = match next_incoming(&mut ws_rx, &stop, &reg.kick).await {
+                Incoming::Message(m) => m,
+                Incoming::TooBig => {
+                    session.error(
+                        ErrorCode::DeserializationFailed,
+                        format!("frame exceeds the limit of {max} bytes; closing"),
+                    );
                     break;
                 }
-                None => break,
+                Incoming::End => break,
             };
-            if matches!(msg, Message::Close(_)) {
-                break;
-            }
             let Some(bytes) = ws_payload(msg) else {
                 continue;
             };
@@ -447,8 +437,38 @@ pub(crate) async fn run(
     tracing::debug!(%remote, "native client disconnected");
 }
 
+/// What the reader of a client connection gets next.
+pub(crate) enum Incoming {
+    /// A data message (not a Close).
+    Message(Message),
+    /// A message over the size limit: the connection is unusable now.
+    TooBig,
+    /// The connection ended (Close frame, error, disconnect without a Close frame), the
+    /// gateway shuts down, or the slow-consumer policy kicked the client.
+    End,
+}
+
+/// Waits for the next message of a client connection.
+pub(crate) async fn next_incoming(
+    ws_rx: &mut futures_util::stream::SplitStream<WebSocket>,
+    stop: &tokio_util::sync::CancellationToken,
+    kick: &tokio_util::sync::CancellationToken,
+) -> Incoming {
+    let msg = tokio::select! {
+        m = ws_rx.next() => m,
+        _ = stop.cancelled() => return Incoming::End,
+        _ = kick.cancelled() => return Incoming::End,
+    };
+    match msg {
+        Some(Ok(Message::Close(_))) | None => Incoming::End,
+        Some(Ok(m)) => Incoming::Message(m),
+        Some(Err(e)) if too_big(&e) => Incoming::TooBig,
+        Some(Err(_)) => Incoming::End,
+    }
+}
+
 /// True if a WebSocket read failed because the message exceeded the size limit.
-pub(crate) fn too_big(e: &axum::Error) -> bool {
+fn too_big(e: &axum::Error) -> bool {
     use std::error::Error;
     let mut source: Option<&(dyn Error + 'static)> = e.source();
     while let Some(s) = source {

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::endpoint::Shared;
 use crate::hub::{Exclude, Sink};
 use crate::metrics::Metrics;
-use crate::session::RateLimit;
+use crate::session::{next_incoming, Incoming, RateLimit};
 use crate::subscriber::Control;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,28 +140,21 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, remote: SocketAd
         let _ = tx.try_send(Bytes::from(s));
     };
     loop {
-        let msg = tokio::select! {
-            m = ws_rx.next() => m,
-            _ = stop.cancelled() => break,
-            _ = reg.kick.cancelled() => break,
-        };
         // A disconnect without a Close frame is a normal end too (ZB-37).
-        let msg = match msg {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                if crate::session::too_big(&e) {
-                    reply(zeek_json::error(
-                        ErrorCode::DeserializationFailed,
-                        &format!(
-                            "input #{} exceeds the limit of {} bytes; closing",
-                            n + 1,
-                            shared.config.max_frame
-                        ),
-                    ));
-                }
+        let msg = match next_incoming(&mut ws_rx, &stop, &reg.kick).await {
+            Incoming::Message(m) => m,
+            Incoming::TooBig => {
+                reply(zeek_json::error(
+                    ErrorCode::DeserializationFailed,
+                    &format!(
+                        "input #{} exceeds the limit of {} bytes; closing",
+                        n + 1,
+                        shared.config.max_frame
+                    ),
+                ));
                 break;
             }
-            None => break,
+            Incoming::End => break,
         };
         let body = match msg {
             Message::Text(t) => t,
@@ -173,7 +166,6 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, remote: SocketAd
                 ));
                 continue;
             }
-            Message::Close(_) => break,
             _ => continue,
         };
         n += 1;

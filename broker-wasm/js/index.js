@@ -9,6 +9,7 @@ export { BrokerError } from "./lib/endpoint.js";
 /** @type {any} */ export let Endpoint;
 /** @type {any} */ export let Subscriber;
 /** @type {any} */ export let StatusSubscriber;
+/** @type {any} */ export let Store;
 
 let ready;
 
@@ -22,6 +23,7 @@ export function init(input) {
     Endpoint = api.Endpoint;
     Subscriber = api.Subscriber;
     StatusSubscriber = api.StatusSubscriber;
+    Store = api.Store;
   });
   return ready;
 }

@@ -83,7 +83,12 @@ async fn acknowledged_writes_survive_sigkill() {
             missing += 1;
         }
     }
-    assert_eq!(missing, 0, "acknowledged writes lost ({} acknowledged)", acked.len());
+    assert_eq!(
+        missing,
+        0,
+        "acknowledged writes lost ({} acknowledged)",
+        acked.len()
+    );
     for ((c, i), v) in acked.iter().step_by(97) {
         let got = master
             .get(Data::Vector(vec![(*c).into(), (*i).into()]))

@@ -217,9 +217,15 @@ fn open_conn(o: &SqliteOptions) -> Result<Connection, String> {
             return Err(format!("integrity check failed: {r}"));
         }
     }
+    // Broker's schema; WITHOUT ROWID keeps each entry in one B-tree (the key's), which
+    // halves the work per write. A 64 MiB page cache and a larger WAL before checkpoints let
+    // group commits write each page once per group.
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-         CREATE TABLE IF NOT EXISTS store(key BLOB PRIMARY KEY, value BLOB, expiry INTEGER);",
+        "PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 8192;
+         CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+         CREATE TABLE IF NOT EXISTS store(key BLOB PRIMARY KEY, value BLOB, expiry INTEGER)
+             WITHOUT ROWID;",
     )
     .map_err(|e| e.to_string())?;
     conn.execute(

@@ -1,0 +1,140 @@
+//! Store benchmark: starts a gateway (its own runtime, 2 worker threads) with an SQLite master
+//! store and measures, with native clients over WebSockets:
+//! - acknowledged puts/s from 1 and from 10 clients (a put is acknowledged once committed);
+//! - the time to attach a clone to a store of 1,000,000 keys (snapshot in, replica built).
+//!
+//! Run with: `cargo run --release -p gateway --example store_bench [DATA_DIR]`. The 1M-key
+//! store stays in DATA_DIR (`bench1m.sqlite`) for `bench/store-bench.mjs` (Node clone).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use broker_wasm::client::CloneOptions;
+use broker_wasm::protocol::Backend;
+use broker_wasm::Data;
+use gateway::{Client, Config, Endpoint};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Puts each client keeps in flight.
+const WINDOW: usize = 256;
+
+fn start_gateway(dir: PathBuf) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut config = Config::embedded();
+            config.data_dir = dir;
+            config.queue_size = 1 << 16;
+            let ep = Endpoint::new(config);
+            let addr = ep.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            tx.send(addr).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// `clients` clients put `total` keys (spread evenly) into `store`, each with WINDOW in
+/// flight; returns acknowledged puts per second.
+async fn puts(url: &str, store: &str, clients: usize, total: u64, value: &Data) -> f64 {
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(Client::connect(url).await.unwrap());
+    }
+    let per = total / clients as u64;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (c, client) in conns.iter().enumerate() {
+        let s = client.store(store);
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut inflight = tokio::task::JoinSet::new();
+            for i in 0..per {
+                let s = s.clone();
+                let v = value.clone();
+                let key = Data::Count(c as u64 * per + i);
+                inflight.spawn(async move { s.put(key, v, None).await });
+                while inflight.len() >= WINDOW {
+                    inflight.join_next().await.unwrap().unwrap().unwrap();
+                }
+            }
+            while let Some(r) = inflight.join_next().await {
+                r.unwrap().unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = (per * clients as u64) as f64 / start.elapsed().as_secs_f64();
+    for c in conns {
+        c.shutdown().await;
+    }
+    rate
+}
+
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("broker-store-bench"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let addr = start_gateway(dir.clone());
+    let url = format!("ws://{addr}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let admin = Client::connect(&url).await.unwrap();
+        let value = Data::Vector(vec![Data::string("ping"), Data::Count(42)]);
+        println!("store benchmark (SQLite master, WAL + synchronous=NORMAL, gateway on 2 threads)");
+        for (clients, total) in [(1usize, 200_000u64), (10, 500_000)] {
+            let name = format!("puts{clients}");
+            admin
+                .attach_master(&name, Backend::Sqlite, Data::None)
+                .await
+                .unwrap();
+            let rate = puts(&url, &name, clients, total, &value).await;
+            println!(
+                "acknowledged puts, {clients:>2} client(s): {:>9.0} puts/s ({total} puts, {WINDOW} in flight per client)",
+                rate
+            );
+        }
+
+        // A store of 1,000,000 keys, then a clone of it.
+        admin
+            .attach_master("bench1m", Backend::Sqlite, Data::None)
+            .await
+            .unwrap();
+        let fill = Instant::now();
+        let rate = puts(&url, "bench1m", 10, 1_000_000, &value).await;
+        println!(
+            "filled bench1m: 1,000,000 keys in {:.1} s ({rate:.0} puts/s)",
+            fill.elapsed().as_secs_f64()
+        );
+        let reader = Client::connect(&url).await.unwrap();
+        let start = Instant::now();
+        let mut clone = reader.attach_clone("bench1m", CloneOptions::default());
+        clone.synced(Duration::from_secs(120)).await.unwrap();
+        let took = start.elapsed();
+        assert_eq!(clone.len(), 1_000_000);
+        println!(
+            "attach a Rust clone to 1,000,000 keys: {:.2} s (snapshot and replica)",
+            took.as_secs_f64()
+        );
+        reader.shutdown().await;
+        admin.shutdown().await;
+    });
+    println!("data left in {}", dir.display());
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use broker_wasm::client::CloneOptions;
 use broker_wasm::protocol::Backend;
 use broker_wasm::Data;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use gateway::{Client, Config, Endpoint};
 
 #[global_allocator]
@@ -56,18 +57,17 @@ async fn puts(url: &str, store: &str, clients: usize, total: u64, value: &Data) 
         let s = client.store(store);
         let value = value.clone();
         tasks.push(tokio::spawn(async move {
-            let mut inflight = tokio::task::JoinSet::new();
+            // Requests in flight as plain futures (no task per put).
+            let mut inflight = FuturesUnordered::new();
             for i in 0..per {
-                let s = s.clone();
-                let v = value.clone();
                 let key = Data::Count(c as u64 * per + i);
-                inflight.spawn(async move { s.put(key, v, None).await });
+                inflight.push(s.put(key, value.clone(), None));
                 while inflight.len() >= WINDOW {
-                    inflight.join_next().await.unwrap().unwrap().unwrap();
+                    inflight.next().await.unwrap().unwrap();
                 }
             }
-            while let Some(r) = inflight.join_next().await {
-                r.unwrap().unwrap();
+            while let Some(r) = inflight.next().await {
+                r.unwrap();
             }
         }));
     }

@@ -510,6 +510,15 @@ impl Namespaces {
         v
     }
 
+    /// Requests waiting for a value of (ns, key) now (for tests and the dashboard).
+    pub fn waiting(&self, ns: &str, key: &str) -> usize {
+        self.lock()
+            .waiters
+            .get(ns)
+            .and_then(|m| m.get(key))
+            .map_or(0, VecDeque::len)
+    }
+
     /// Runs one operation for request `id` of connection `session`.
     pub fn submit(&self, session: u64, id: u64, op: NamespaceOp) -> Outcome {
         match self.run(session, id, op) {

@@ -735,6 +735,22 @@ pub mod dbr {
             }
         }
 
+        /// Waits until a posted request completes and frees its tag: `(code, value)`, what
+        /// a loop over `test` gives, without polling.
+        pub async fn wait(&self, tag: i64) -> (i32, Option<Data>) {
+            let slot = usize::try_from(tag)
+                .ok()
+                .and_then(|t| lock(&self.tags).0.get_mut(t).and_then(Option::take));
+            let Some(s) = slot else {
+                return (DbrCode::TagError.code(), None);
+            };
+            match s.rx.await {
+                Ok(Ok(t)) => (0, t.map(|t| t.value)),
+                Ok(Err(e)) => (e.code.code(), None),
+                Err(_) => (DbrCode::Generic.code(), None),
+            }
+        }
+
         /// `dbrCancel`: stops the request (the gateway drops the waiter; a value taken in
         /// the race goes back to the head of its queue) and frees the tag.
         pub fn cancel(&self, tag: i64) -> i32 {

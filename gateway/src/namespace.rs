@@ -304,7 +304,10 @@ impl State {
         if !front || seq == space.next_seq {
             space.next_seq = seq + 1;
         }
-        let q = space.tuples.entry(key.to_owned()).or_default();
+        let q = match space.tuples.get_mut(key) {
+            Some(q) => q,
+            None => space.tuples.entry(key.to_owned()).or_default(),
+        };
         if front {
             q.push_front((seq, value));
         } else {

@@ -455,13 +455,17 @@ fn namespace_op(args: &JsValue) -> Result<NamespaceOp, JsValue> {
             return match s.as_str() {
                 "nowait" => Ok(Wait::NoWait),
                 "forever" => Ok(Wait::Forever),
-                _ => Err(bad("`wait` must be \"nowait\", \"forever\" or milliseconds")),
+                _ => Err(bad(
+                    "`wait` must be \"nowait\", \"forever\" or milliseconds",
+                )),
             };
         }
         match w.as_f64() {
             Some(ms) if ms.is_infinite() && ms > 0.0 => Ok(Wait::Forever),
             Some(ms) if ms.is_finite() => Ok(Wait::Timeout(Timespan((ms.max(0.0) * 1e6) as i64))),
-            _ => Err(bad("`wait` must be \"nowait\", \"forever\" or milliseconds")),
+            _ => Err(bad(
+                "`wait` must be \"nowait\", \"forever\" or milliseconds",
+            )),
         }
     };
     Ok(match op.as_str() {

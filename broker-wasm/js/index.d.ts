@@ -279,6 +279,12 @@ export interface Dbr {
   iterator(handle: Namespace, iterator: string | null, group: string, matchTemplate: string): Promise<[string | null, string | null]>;
   move(src: Namespace, srcGroup: string, name: string, template: string, dst: Namespace, dstGroup: string): Promise<number>;
   remove(handle: Namespace, group: string, name: string, template: string): Promise<number>;
+  /** `dbrPut_gather` (DB-26): the parts concatenated into one binary value. */
+  putGather(handle: Namespace, parts: Array<Uint8Array | string>, name: string, group: string): Promise<number>;
+  /** `dbrRead_scatter` (DB-26): one value spread over pieces of `sizes[i]` bytes. */
+  readScatter(handle: Namespace, sizes: number[], name: string, template: string, group: string, flags?: number): Promise<[Uint8Array[] | null, number]>;
+  /** `dbrGet_scatter` (DB-26). */
+  getScatter(handle: Namespace, sizes: number[], name: string, template: string, group: string, flags?: number): Promise<[Uint8Array[] | null, number]>;
   addUnits(...args: unknown[]): number;
   removeUnits(...args: unknown[]): number;
   getErrorCode(code: number): string;

@@ -845,6 +845,88 @@ pub mod dbr {
             code(handle.remove(name).await)
         }
 
+        /// `dbrPut_gather` (DB-26): the parts concatenated into one binary value; no parts
+        /// is INVALID.
+        pub async fn put_gather(
+            &self,
+            handle: &Handle,
+            parts: &[&[u8]],
+            name: &str,
+            _group: &str,
+        ) -> i32 {
+            if parts.is_empty() {
+                return DbrCode::Invalid.code();
+            }
+            code(handle.put(name, Data::String(parts.concat())).await)
+        }
+
+        /// `dbrRead_scatter` (DB-26): one value spread over pieces of `sizes[i]` bytes, in
+        /// order. A value longer than all pieces is UBUFFER. The flags keep their meaning
+        /// (the original inverted NOWAIT here).
+        pub async fn read_scatter(
+            &self,
+            handle: &Handle,
+            sizes: &[usize],
+            name: &str,
+            _template: &str,
+            _group: &str,
+            flags: u64,
+        ) -> (Vec<Vec<u8>>, i32) {
+            self.scatter(false, handle, sizes, name, flags).await
+        }
+
+        /// `dbrGet_scatter` (DB-26): like `read_scatter`, and removes the value (a value
+        /// that does not fit stays queued).
+        pub async fn get_scatter(
+            &self,
+            handle: &Handle,
+            sizes: &[usize],
+            name: &str,
+            _template: &str,
+            _group: &str,
+            flags: u64,
+        ) -> (Vec<Vec<u8>>, i32) {
+            self.scatter(true, handle, sizes, name, flags).await
+        }
+
+        async fn scatter(
+            &self,
+            get: bool,
+            handle: &Handle,
+            sizes: &[usize],
+            name: &str,
+            flags: u64,
+        ) -> (Vec<Vec<u8>>, i32) {
+            if sizes.is_empty() {
+                return (Vec::new(), DbrCode::Invalid.code());
+            }
+            let total: usize = sizes.iter().sum();
+            let mut opts = self.opts(flags & !codes::FLAGS_PARTIAL, Some(total as u64));
+            let r = if get {
+                opts.index = 0;
+                handle.get_with(name, opts).await
+            } else {
+                handle.read_with(name, opts).await
+            };
+            let bytes = match r {
+                Ok(t) => match t.value {
+                    Data::String(b) => b,
+                    other => broker_wasm::binary::to_vec(&other).unwrap_or_default(),
+                },
+                Err(e) => return (Vec::new(), e.code.code()),
+            };
+            let mut at = 0;
+            let pieces = sizes
+                .iter()
+                .map(|n| {
+                    let piece = bytes[at.min(bytes.len())..(at + n).min(bytes.len())].to_vec();
+                    at += n;
+                    piece
+                })
+                .collect();
+            (pieces, 0)
+        }
+
         /// `dbrAddUnits`: not implemented (DB-08).
         pub fn add_units(&self, _handle: &Handle, _units: &[&str]) -> i32 {
             DbrCode::NotImpl.code()

@@ -849,3 +849,81 @@ async fn db07_db30_permanent_namespaces_survive_a_restart() {
     );
     ep.shutdown().await;
 }
+
+#[tokio::test]
+async fn db26_gather_put_and_scatter_read_get() {
+    let dir = TempDir::new();
+    let (ep, url) = gateway_in(&dir).await;
+    let c = client(&url).await;
+    let d = Dbr::new(c.clone());
+    let h = d.create("db26", 0, &[]).await.unwrap();
+    assert_eq!(
+        d.put_gather(&h, &[], "k", "").await,
+        DbrCode::Invalid.code()
+    );
+    assert_eq!(d.put_gather(&h, &[b"abc", b"", b"defg"], "k", "").await, 0);
+    let (pieces, code0) = d
+        .read_scatter(&h, &[2, 2, 10], "k", "", "", DBR_FLAGS_NOWAIT)
+        .await;
+    assert_eq!(code0, 0);
+    assert_eq!(
+        pieces,
+        vec![b"ab".to_vec(), b"cd".to_vec(), b"efg".to_vec()]
+    );
+    // Too small in total: UBUFFER, and the get leaves the value queued.
+    assert_eq!(
+        d.get_scatter(&h, &[3, 3], "k", "", "", 0).await.1,
+        DbrCode::UBuffer.code()
+    );
+    let (pieces, _) = d.get_scatter(&h, &[4, 3], "k", "", "", 0).await;
+    assert_eq!(pieces.concat(), b"abcdefg");
+    // NOWAIT means no wait (the original inverted it for scatter calls).
+    let t0 = Instant::now();
+    assert_eq!(
+        d.get_scatter(&h, &[4], "k", "", "", DBR_FLAGS_NOWAIT)
+            .await
+            .1,
+        7
+    );
+    assert!(t0.elapsed() < Duration::from_secs(4));
+    assert_eq!(d.read_scatter(&h, &[], "k", "", "", 0).await.1, 2);
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn db30_storage_layout_in_sqlite() {
+    let dir = TempDir::new();
+    let (ep, url) = gateway_in(&dir).await;
+    let c = client(&url).await;
+    let ns = c
+        .create_namespace("layout", 4, vec!["grp".into()])
+        .await
+        .unwrap();
+    ns.put("q", 1u64).await.unwrap();
+    ns.put("q", 2u64).await.unwrap();
+    let other = client(&url).await;
+    other.attach_namespace("layout").await.unwrap();
+    assert_eq!(code(ns.delete().await), DbrCode::NsBusy);
+    // Namespace metadata (level, groups, delete mark) and one row per queued value, in order,
+    // namespace and tuple name in separate columns.
+    let db = rusqlite::Connection::open(dir.0.join(gateway::namespace::DB_FILE)).unwrap();
+    let (level, groups, marked): (u8, String, bool) = db
+        .query_row(
+            "SELECT level, groups, marked FROM ns_spaces WHERE name = 'layout'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((level, groups.as_str(), marked), (4, r#"["grp"]"#, true));
+    let rows: Vec<(String, String, i64)> = db
+        .prepare("SELECT ns, key, seq FROM ns_tuples ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|(n, k, _)| n == "layout" && k == "q"));
+    assert!(rows[0].2 < rows[1].2);
+    ep.shutdown().await;
+}

@@ -239,6 +239,19 @@ test("DB-28/DB-23..25: the PyDBR-style dbr object with tags", async () => {
   assert.equal(new Set(tags).size, 1024);
   assert.equal(dbr.getA(h, "never", "", "0")[0], dbr.DB_TAG_ERROR);
   for (const t of tags) dbr.cancel(t);
+  // DB-06/DB-10: bad handle INVALID, null state UBUFFER.
+  assert.equal(await dbr.query(null, {}), 2);
+  assert.equal(await dbr.query(h, null), 6);
+  assert.equal(await dbr.put(null, "v", "k", "0"), 2);
+  // DB-26: gather put, scatter read/get with the right NOWAIT meaning.
+  assert.equal(await dbr.putGather(h, [], "sg", "0"), 2);
+  assert.equal(await dbr.putGather(h, [new Uint8Array([1, 2]), "ab", new Uint8Array([255])], "sg", "0"), 0);
+  const [pieces, c0] = await dbr.readScatter(h, [3, 10], "sg", "", "0", dbr.DBR_FLAGS_NOWAIT);
+  assert.equal(c0, 0);
+  assert.deepEqual(pieces.map((p) => [...p]), [[1, 2, 97], [98, 255]]);
+  assert.equal((await dbr.getScatter(h, [2, 2], "sg", "", "0"))[1], 6);
+  assert.deepEqual((await dbr.getScatter(h, [5], "sg", "", "0"))[0].map((p) => [...p]), [[1, 2, 97, 98, 255]]);
+  assert.equal((await dbr.getScatter(h, [5], "sg", "", "0", dbr.DBR_FLAGS_NOWAIT))[1], 7);
   assert.equal(dbr.addUnits(h, []), 17);
   assert.equal(await dbr.delete("pydbr"), 0);
   assert.equal(await dbr.delete("pydbr"), 10);

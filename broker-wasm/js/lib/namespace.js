@@ -265,6 +265,17 @@ export class Namespace {
   }
 }
 
+function concat(parts) {
+  const bytes = parts.map((p) => (p instanceof Uint8Array ? p : encoder.encode(String(p))));
+  const out = new Uint8Array(bytes.reduce((a, b) => a + b.length, 0));
+  let at = 0;
+  for (const b of bytes) {
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
+}
+
 function codeOf(e) {
   return e instanceof DbrError ? e.errno : 1;
 }
@@ -347,6 +358,21 @@ export function createDbr(endpoint, { timeout = 5 } = {}) {
       return c;
     }, buffer);
     return [tag, buffer];
+  }
+
+  async function scatter(op, handle, sizes, name, flags) {
+    if (!(handle instanceof Namespace) || !Array.isArray(sizes) || sizes.length === 0) return [null, 2];
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const [value, c] = await fetch(op, handle, name, flags & ~DBR_FLAGS_PARTIAL, total, { bytes: true });
+    if (c !== 0) return [null, c];
+    const bytes = value instanceof Uint8Array ? value : encoder.encode(String(value));
+    const pieces = [];
+    let at = 0;
+    for (const n of sizes) {
+      pieces.push(bytes.subarray(at, Math.min(at + n, bytes.length)));
+      at += n;
+    }
+    return [pieces, 0];
   }
 
   const dbr = {
@@ -509,6 +535,26 @@ export function createDbr(endpoint, { timeout = 5 } = {}) {
     async remove(handle, _group, name, _template) {
       if (!(handle instanceof Namespace)) return 2;
       return code(handle.remove(name));
+    },
+    /**
+     * `dbrPut_gather` (DB-26): the parts (`Uint8Array`s or strings) concatenated into one
+     * binary value. An empty list is DBR_ERR_INVALID.
+     */
+    async putGather(handle, parts, name, _group) {
+      if (!(handle instanceof Namespace) || !Array.isArray(parts) || parts.length === 0) return 2;
+      return code(handle.put(name, concat(parts)));
+    },
+    /**
+     * `dbrRead_scatter` (DB-26): one value spread over pieces of `sizes[i]` bytes, in order:
+     * `[pieces, code]`. A value longer than all pieces together is DBR_ERR_UBUFFER (and a
+     * get leaves it queued). `flags` keep their meaning (the original inverted NOWAIT here).
+     */
+    readScatter(handle, sizes, name, _template, _group, flags = 0) {
+      return scatter("read", handle, sizes, name, flags);
+    },
+    /** `dbrGet_scatter` (DB-26): like `readScatter`, and removes the value. */
+    getScatter(handle, sizes, name, _template, _group, flags = 0) {
+      return scatter("get", handle, sizes, name, flags);
     },
     /** `dbrAddUnits` / `dbrRemoveUnits`: not implemented (DB-08). */
     addUnits() {

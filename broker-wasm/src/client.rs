@@ -271,16 +271,6 @@ impl ClientCore {
         id
     }
 
-    /// Asks the gateway to cancel a pending request (e.g. a blocked namespace `get`). The
-    /// request's response still arrives: a failure with `DBR_ERR_CANCELLED` if the
-    /// cancellation took effect, else the result the gateway had already sent.
-    pub fn cancel(&mut self, id: u64) {
-        if self.pending.contains_key(&id) {
-            self.outbox
-                .push_back(Outgoing::Msg(ClientMsg::Cancel { id }));
-        }
-    }
-
     /// Queues a ping; the gateway answers after everything sent before ([`Event::Pong`]).
     pub fn ping(&mut self) -> u64 {
         let nonce = self.next_request;
@@ -293,6 +283,16 @@ impl ClientCore {
     /// Queues an orderly goodbye; the gateway closes the connection after it.
     pub fn bye(&mut self) {
         self.outbox.push_back(Outgoing::Msg(ClientMsg::Bye));
+    }
+
+    /// Asks the gateway to cancel a pending request (e.g. a blocked namespace `get`). The
+    /// request's response still arrives: a failure with `DBR_ERR_CANCELLED` if the
+    /// cancellation took effect, else the result the gateway had already sent.
+    pub fn cancel(&mut self, id: u64) {
+        if self.pending.contains_key(&id) {
+            self.outbox
+                .push_back(Outgoing::Msg(ClientMsg::Cancel { id }));
+        }
     }
 
     /// Messages waiting for [`ClientCore::take_frame`].

@@ -454,9 +454,9 @@ pub(crate) async fn run(
     if shared.hub.unregister(reg.id) {
         shared.filter_changed();
     }
+    drop(session);
     // Namespace attachments and waiters belong to the connection (DB-33).
     shared.namespaces.release_session(reg.id);
-    drop(session);
     stop.cancel();
     let _ = writer.await;
     shared.metrics.connections_native.fetch_sub(1, Relaxed);

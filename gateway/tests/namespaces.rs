@@ -927,3 +927,37 @@ async fn db30_storage_layout_in_sqlite() {
     assert!(rows[0].2 < rows[1].2);
     ep.shutdown().await;
 }
+
+#[tokio::test]
+async fn json_encoding_clients_use_namespaces_too() {
+    let dir = TempDir::new();
+    let (ep, url) = gateway_in(&dir).await;
+    let opts = gateway::client::ClientOptions {
+        encoding: broker_wasm::protocol::Encoding::Json,
+        ..Default::default()
+    };
+    let json = Client::connect_with(&url, opts).await.unwrap();
+    let bin = client(&url).await;
+    let nj = json.create_namespace("json", 0, vec![]).await.unwrap();
+    let nb = bin.attach_namespace("json").await.unwrap();
+    let waiter = tokio::spawn(async move { nj.get_with("k", GetOptions::forever()).await });
+    waiting(&ep, "json", "k", 1).await;
+    nb.put("k", Data::String(vec![0, 159, 146, 150]))
+        .await
+        .unwrap();
+    assert_eq!(
+        waiter.await.unwrap().unwrap().value,
+        Data::String(vec![0, 159, 146, 150])
+    );
+    let e = json
+        .namespace_op(broker_wasm::protocol::NamespaceOp::Get {
+            ns: "json".into(),
+            key: "k".into(),
+            wait: broker_wasm::protocol::Wait::NoWait,
+            capacity: None,
+            partial: false,
+        })
+        .await;
+    assert_eq!(code(e), DbrCode::Unavail);
+    ep.shutdown().await;
+}

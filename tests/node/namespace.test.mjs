@@ -280,3 +280,16 @@ test("DB-04/DB-07: a producer detaches before the consumer attaches; permanent d
   await c.delete();
   await consumer.shutdown();
 });
+
+test("namespaces over the JSON encoding", async () => {
+  const g = await gateway();
+  const ep = new Endpoint({ encoding: "json" });
+  await ep.peer(g.url, { retry: false });
+  const ns = await ep.createNamespace("json");
+  await ns.put("k", new Uint8Array([0, 255]));
+  await ns.put("k", new Count(18446744073709551615n));
+  assert.deepEqual(await ns.get("k"), new Uint8Array([0, 255]));
+  assert.equal((await ns.get("k")).value, 18446744073709551615n);
+  await rejectsWith(ns.get("k", { nowait: true }), "DBR_ERR_UNAVAIL");
+  await ep.shutdown();
+});

@@ -120,6 +120,78 @@ export class StatusSubscriber {
   [Symbol.asyncIterator](): AsyncIterator<StatusEvent>;
 }
 
+/** A change of a clone (ZB-62). */
+export type StoreChange =
+  | { type: "insert"; key: BrokerValue; value: BrokerValue; expiry?: Timestamp }
+  | { type: "update"; key: BrokerValue; old: BrokerValue; value: BrokerValue; expiry?: Timestamp }
+  | { type: "erase"; key: BrokerValue }
+  | { type: "expire"; key: BrokerValue }
+  /** The master is a new instance (it restarted); the changes after this are the difference. */
+  | { type: "reset" }
+  /** A snapshot was applied: the clone is in sync. */
+  | { type: "synced" }
+  /** Attaching failed (e.g. `no_such_master`); retried every resync interval. */
+  | { type: "error"; code: string; message: string };
+
+/** Broker's clone parameters (ZB-47), in seconds. */
+export interface CloneOptions {
+  /** Pause between attach attempts while no master answers (default 10). */
+  resyncInterval?: number;
+  /** How long reads keep answering after the connection is lost (default 300; negative = forever). */
+  staleInterval?: number;
+  /** How long writes made while disconnected wait before failing with `request_timeout` (default 120). */
+  mutationBufferInterval?: number;
+}
+
+/** The keys of a clone as a live view. */
+export interface KeysView extends Iterable<BrokerValue> {
+  readonly size: number;
+  has(key: BrokerValue): boolean;
+  /** Up to `limit` keys in key order from position `start`. */
+  slice(start?: number, limit?: number): BrokerValue[];
+}
+
+/**
+ * A clone of a store: local synchronous reads, writes that go to the master as promises,
+ * and change events. Reads throw `stale_data` before the first snapshot and after the stale
+ * interval without a master.
+ */
+export class Store {
+  readonly name: string;
+  /** True while in sync with the master. */
+  readonly synced: boolean;
+  readonly size: number;
+  /** Live view of the keys. */
+  readonly keys: KeysView;
+  /** Resolves once the first snapshot arrived. */
+  ready(timeoutMs?: number): Promise<Store>;
+  get(key: BrokerValue): BrokerValue | undefined;
+  has(key: BrokerValue): boolean;
+  expiry(key: BrokerValue): Timestamp | undefined;
+  entries(start?: number, limit?: number): Array<[BrokerValue, BrokerValue]>;
+  getIndexFromValue(key: BrokerValue, index: BrokerValue): BrokerValue | undefined;
+  /** `expiry` in seconds, relative to when the master applies the write. */
+  put(key: BrokerValue, value: BrokerValue, options?: { expiry?: number }): Promise<void>;
+  putUnique(key: BrokerValue, value: BrokerValue, options?: { expiry?: number }): Promise<boolean>;
+  erase(key: BrokerValue): Promise<void>;
+  clear(): Promise<void>;
+  increment(key: BrokerValue, amount?: BrokerValue, options?: { expiry?: number }): Promise<void>;
+  decrement(key: BrokerValue, amount?: BrokerValue, options?: { expiry?: number }): Promise<void>;
+  append(key: BrokerValue, value: string, options?: { expiry?: number }): Promise<void>;
+  insertInto(key: BrokerValue, index: BrokerValue, value?: BrokerValue, options?: { expiry?: number }): Promise<void>;
+  removeFrom(key: BrokerValue, index: BrokerValue, options?: { expiry?: number }): Promise<void>;
+  push(key: BrokerValue, value: BrokerValue, options?: { expiry?: number }): Promise<void>;
+  pop(key: BrokerValue, options?: { expiry?: number }): Promise<void>;
+  /** The master's value (a round trip). */
+  fetch(key: BrokerValue): Promise<BrokerValue>;
+  exists(key: BrokerValue): Promise<boolean>;
+  /** True once in sync with every write of this endpoint applied; false after the timeout. */
+  awaitIdle(timeoutMs?: number): Promise<boolean>;
+  onChange(listener: (change: StoreChange) => void): () => void;
+  changes(): AsyncIterableIterator<StoreChange>;
+  detach(): void;
+}
+
 export interface EndpointOptions {
   /** Application name sent to the gateway. */
   name?: string;
@@ -151,6 +223,15 @@ export class Endpoint {
   peers(): Promise<Array<{ node?: string; address?: string; port?: number; status: string; outbound: boolean }>>;
   peerSubscriptions(): Promise<string[]>;
   peerGateway(host: string, port: number, options?: { retryMs?: number }): Promise<void>;
+  /** A clone of store `name` (returned at once; see `Store.ready`). */
+  attachClone(name: string, options?: CloneOptions): Store;
+  /** Creates (or re-attaches) a master on the gateway; resolves with a synced clone of it. */
+  attachMaster(
+    name: string,
+    options?: { backend?: "sqlite" | "memory"; options?: Map<string, BrokerValue>; timeoutMs?: number },
+  ): Promise<Store>;
+  /** Names of the stores the gateway holds. */
+  stores(): Promise<string[]>;
   /** Resolves once the gateway has processed everything sent before. */
   flush(): Promise<void>;
   shutdown(): Promise<void>;

@@ -10,6 +10,7 @@ export * from "./lib/namespace.js";
 /** @type {any} */ export let Endpoint;
 /** @type {any} */ export let Subscriber;
 /** @type {any} */ export let StatusSubscriber;
+/** @type {any} */ export let Store;
 
 let ready;
 
@@ -23,6 +24,7 @@ export function init(input) {
     Endpoint = api.Endpoint;
     Subscriber = api.Subscriber;
     StatusSubscriber = api.StatusSubscriber;
+    Store = api.Store;
   });
   return ready;
 }

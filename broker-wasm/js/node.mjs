@@ -8,7 +8,7 @@ const api = createApi(wasm, WebSocketImpl);
 
 export * from "./lib/values.js";
 export * from "./lib/namespace.js";
-export const { Endpoint, Subscriber, StatusSubscriber, BrokerError } = api;
+export const { Endpoint, Subscriber, StatusSubscriber, BrokerError, Store } = api;
 export const {
   version,
   encodeValue,

@@ -14,8 +14,9 @@ use crate::data::Data;
 use crate::error::DecodeError;
 use crate::protocol::{
     ClientMsg, Encoding, ErrorInfo, Failure, Hello, Publish, Request, Response, ServerMsg, Status,
-    Welcome, DEFAULT_MAX_FRAME,
+    StoreOp, Welcome, DEFAULT_MAX_FRAME,
 };
+use crate::store::{Change, Entry, Replica};
 use crate::topic::{validate_user_topic, SubscriptionIndex, TopicError};
 
 /// A local subscriber's id, chosen by the client core.
@@ -42,6 +43,58 @@ pub enum Event {
     Pong {
         nonce: u64,
     },
+    /// A clone applied a snapshot or updates (ZB-58, ZB-62). `reset`: the master is a
+    /// different one than before (it restarted); `synced`: the clone is (again) in sync.
+    StoreChanges {
+        store: String,
+        changes: Vec<Change>,
+        reset: bool,
+        synced: bool,
+    },
+    /// A clone could not attach (e.g. `no_such_master`); it tries again after its
+    /// resync interval.
+    StoreError {
+        store: String,
+        error: ErrorInfo,
+    },
+}
+
+/// The documented clone parameters of Broker (ZB-47), in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CloneOptions {
+    /// How long to wait before attaching again after a failed attach.
+    pub resync_interval_ms: f64,
+    /// How long after losing the connection reads keep answering from the cache before
+    /// they fail with `stale_data`; negative = forever.
+    pub stale_interval_ms: f64,
+    /// How long writes made while disconnected wait for the connection before they fail
+    /// with `request_timeout`; zero or negative = they fail at once.
+    pub mutation_buffer_interval_ms: f64,
+}
+
+impl Default for CloneOptions {
+    fn default() -> CloneOptions {
+        CloneOptions {
+            resync_interval_ms: 10_000.0,
+            stale_interval_ms: 300_000.0,
+            mutation_buffer_interval_ms: 120_000.0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CloneState {
+    replica: Replica,
+    opts: CloneOptions,
+    disconnected_since: Option<f64>,
+    retry_at: Option<f64>,
+}
+
+fn store_error(code: ErrorCode, context: impl Into<String>) -> ErrorInfo {
+    ErrorInfo {
+        code,
+        context: context.into(),
+    }
 }
 
 /// A queued message: a value, or (binary encoding only) its bytes already encoded.
@@ -83,6 +136,12 @@ pub struct ClientCore {
     pending: HashMap<u64, ()>,
     outbox: VecDeque<Outgoing>,
     max_frame: usize,
+    clones: BTreeMap<String, CloneState>,
+    /// Attach requests of clones: their responses are handled here, not surfaced.
+    clone_requests: HashMap<u64, String>,
+    /// Store writes made while disconnected, with the time they give up.
+    buffered: Vec<(u64, f64)>,
+    now_ms: f64,
 }
 
 impl ClientCore {
@@ -101,6 +160,10 @@ impl ClientCore {
             pending: HashMap::new(),
             outbox: VecDeque::new(),
             max_frame: DEFAULT_MAX_FRAME,
+            clones: BTreeMap::new(),
+            clone_requests: HashMap::new(),
+            buffered: Vec::new(),
+            now_ms: 0.0,
         }
     }
 
@@ -141,6 +204,13 @@ impl ClientCore {
         let mut first: VecDeque<Outgoing> = first.into();
         first.append(&mut self.outbox);
         self.outbox = first;
+        // Clones attach again: the snapshot brings them up to date (and tells a restarted
+        // master apart by its identity). Buffered writes go out after the hello, in order.
+        let names: Vec<String> = self.clones.keys().cloned().collect();
+        for name in names {
+            self.send_attach(&name);
+        }
+        self.buffered.clear();
     }
 
     /// The transport closed. Pending requests fail; subscriptions stay for the next
@@ -152,9 +222,16 @@ impl ClientCore {
         self.state = State::Closed;
         // Control messages of the old connection are meaningless on the next one.
         self.outbox.retain(Outgoing::is_publish);
+        let now = self.now_ms;
+        for c in self.clones.values_mut() {
+            c.replica.unsync();
+            c.disconnected_since.get_or_insert(now);
+        }
+        let internal = std::mem::take(&mut self.clone_requests);
         let mut events: Vec<Event> = self
             .pending
             .drain()
+            .filter(|(id, ())| !internal.contains_key(id))
             .map(|(id, ())| Event::Response {
                 id,
                 result: Err(Failure::Broker(ErrorInfo {
@@ -271,6 +348,181 @@ impl ClientCore {
         id
     }
 
+    // -----------------------------------------------------------------------------------------
+    // Stores
+
+    /// Sets the clock (milliseconds, any epoch) used for clone intervals.
+    pub fn set_now(&mut self, now_ms: f64) {
+        self.now_ms = now_ms;
+    }
+
+    /// Starts (or restarts) a clone of `store` (ZB-47): it attaches whenever connected,
+    /// gets a snapshot and then every update, and reports them as [`Event::StoreChanges`].
+    pub fn attach_clone(&mut self, store: &str, opts: CloneOptions) {
+        self.clones.insert(
+            store.to_owned(),
+            CloneState {
+                replica: Replica::new(),
+                opts,
+                disconnected_since: (self.state != State::Open).then_some(self.now_ms),
+                retry_at: None,
+            },
+        );
+        if self.state != State::Closed {
+            self.send_attach(store);
+        }
+    }
+
+    /// Ends a clone.
+    pub fn detach_clone(&mut self, store: &str) {
+        if self.clones.remove(store).is_some() && self.state != State::Closed {
+            let id = self.request(Request::DetachClone {
+                store: store.to_owned(),
+            });
+            self.clone_requests.insert(id, String::new());
+        }
+    }
+
+    fn send_attach(&mut self, store: &str) {
+        if let Some(c) = self.clones.get_mut(store) {
+            c.retry_at = None;
+        }
+        let id = self.request(Request::AttachClone {
+            store: store.to_owned(),
+        });
+        self.clone_requests.insert(id, store.to_owned());
+    }
+
+    /// The replica of a clone, if it may be read now (ZB-47, ZB-55): `stale_data` before the
+    /// first snapshot and once the connection has been gone longer than the stale interval.
+    pub fn clone_replica(&self, store: &str) -> Result<&Replica, ErrorInfo> {
+        let c = self
+            .clones
+            .get(store)
+            .ok_or_else(|| store_error(ErrorCode::NoSuchMaster, format!("no clone of {store}")))?;
+        if c.replica.master().is_none() {
+            return Err(store_error(
+                ErrorCode::StaleData,
+                format!("the clone of {store} has not synchronised yet"),
+            ));
+        }
+        if let Some(since) = c.disconnected_since {
+            let stale = c.opts.stale_interval_ms;
+            if stale >= 0.0 && self.now_ms - since > stale {
+                return Err(store_error(
+                    ErrorCode::StaleData,
+                    format!("the clone of {store} lost its master more than {stale} ms ago"),
+                ));
+            }
+        }
+        Ok(&c.replica)
+    }
+
+    /// One entry of a clone (local read).
+    pub fn clone_get(&self, store: &str, key: &Data) -> Result<Option<&Entry>, ErrorInfo> {
+        Ok(self.clone_replica(store)?.get(key))
+    }
+
+    /// True when the clone is in sync and none of this client's requests are in flight
+    /// (Broker's `await_idle` for clones, ZB-61).
+    pub fn clone_idle(&self, store: &str) -> bool {
+        self.clones
+            .get(store)
+            .is_some_and(|c| c.replica.is_synced())
+            && self
+                .pending
+                .keys()
+                .all(|id| self.clone_requests.contains_key(id))
+    }
+
+    /// Queues a store operation for the gateway. While disconnected, writes wait up to the
+    /// clone's mutation buffer interval (default 120 s) and then fail with
+    /// `request_timeout`; with an interval of zero they fail at once.
+    pub fn store_request(&mut self, store: &str, op: StoreOp) -> Result<u64, ErrorInfo> {
+        let buffer_ms = self
+            .clones
+            .get(store)
+            .map(|c| c.opts.mutation_buffer_interval_ms)
+            .unwrap_or(CloneOptions::default().mutation_buffer_interval_ms);
+        let closed = self.state == State::Closed;
+        if closed && buffer_ms <= 0.0 {
+            return Err(store_error(
+                ErrorCode::RequestTimeout,
+                "not connected and the mutation buffer is disabled",
+            ));
+        }
+        let id = self.request(Request::Store {
+            store: store.to_owned(),
+            op,
+        });
+        if closed {
+            self.buffered.push((id, self.now_ms + buffer_ms));
+        }
+        Ok(id)
+    }
+
+    /// Advances the clock: retries clones whose attach failed, fails buffered writes that
+    /// waited too long.
+    pub fn tick(&mut self, now_ms: f64) -> Vec<Event> {
+        self.now_ms = now_ms;
+        let mut events = Vec::new();
+        if self.state != State::Closed {
+            let due: Vec<String> = self
+                .clones
+                .iter()
+                .filter(|(_, c)| c.retry_at.is_some_and(|t| t <= now_ms))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in due {
+                self.send_attach(&n);
+            }
+        }
+        let expired: Vec<u64> = self
+            .buffered
+            .iter()
+            .filter(|(_, t)| *t <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        if !expired.is_empty() {
+            self.buffered.retain(|(_, t)| *t > now_ms);
+            self.outbox.retain(|o| {
+                !matches!(o, Outgoing::Msg(ClientMsg::Request { id, .. }) if expired.contains(id))
+            });
+            for id in expired {
+                self.pending.remove(&id);
+                events.push(Event::Response {
+                    id,
+                    result: Err(Failure::Broker(store_error(
+                        ErrorCode::RequestTimeout,
+                        "the master stayed unreachable longer than the mutation buffer interval",
+                    ))),
+                });
+            }
+        }
+        events
+    }
+
+    /// True if any clone waits for a timer (so the adapter knows to call [`ClientCore::tick`]).
+    pub fn needs_tick(&self) -> bool {
+        !self.buffered.is_empty() || self.clones.values().any(|c| c.retry_at.is_some())
+    }
+
+    fn on_clone_response(
+        &mut self,
+        store: String,
+        result: Result<Response, Failure>,
+    ) -> Option<Event> {
+        let Err(f) = result else { return None };
+        let now = self.now_ms;
+        let c = self.clones.get_mut(&store)?;
+        c.retry_at = Some(now + c.opts.resync_interval_ms.max(0.0));
+        let error = match f {
+            Failure::Broker(e) => e,
+            Failure::Namespace { context, .. } => store_error(ErrorCode::Unspecified, context),
+        };
+        Some(Event::StoreError { store, error })
+    }
+
     /// Queues a ping; the gateway answers after everything sent before ([`Event::Pong`]).
     pub fn ping(&mut self) -> u64 {
         let nonce = self.next_request;
@@ -382,7 +634,10 @@ impl ClientCore {
                 ServerMsg::Error(e) => events.push(Event::Error(e)),
                 ServerMsg::Response { id, result } => {
                     if self.pending.remove(&id).is_some() {
-                        events.push(Event::Response { id, result });
+                        match self.clone_requests.remove(&id) {
+                            Some(store) => events.extend(self.on_clone_response(store, result)),
+                            None => events.push(Event::Response { id, result }),
+                        }
                     }
                 }
                 ServerMsg::Ping { nonce } => self
@@ -390,8 +645,58 @@ impl ClientCore {
                     .push_back(Outgoing::Msg(ClientMsg::Pong { nonce })),
                 ServerMsg::Pong { nonce } => events.push(Event::Pong { nonce }),
                 ServerMsg::Bye => events.extend(self.on_close()),
-                // Store replication is handled by store clones (not yet in the client).
-                ServerMsg::Snapshot { .. } | ServerMsg::StoreUpdate { .. } => {}
+                ServerMsg::Snapshot {
+                    store,
+                    master,
+                    seq,
+                    entries,
+                    more,
+                } => {
+                    let Some(c) = self.clones.get_mut(&store) else {
+                        continue;
+                    };
+                    let applied = c.replica.snapshot_chunk(master, seq, entries, more);
+                    if applied.synced {
+                        c.disconnected_since = None;
+                        events.push(Event::StoreChanges {
+                            store,
+                            changes: applied.changes,
+                            reset: applied.reset,
+                            synced: true,
+                        });
+                    }
+                }
+                ServerMsg::StoreUpdate { store, seq, update } => {
+                    let Some(c) = self.clones.get_mut(&store) else {
+                        continue;
+                    };
+                    match c.replica.update(seq, update) {
+                        Ok(changes) if changes.is_empty() => {}
+                        Ok(changes) => {
+                            // Consecutive updates of one store in a frame become one event.
+                            if let Some(Event::StoreChanges {
+                                store: s,
+                                changes: prev,
+                                reset: false,
+                                ..
+                            }) = events.last_mut()
+                            {
+                                if *s == store {
+                                    prev.extend(changes);
+                                    continue;
+                                }
+                            }
+                            events.push(Event::StoreChanges {
+                                store,
+                                changes,
+                                reset: false,
+                                synced: false,
+                            });
+                        }
+                        // A gap: ask for a fresh snapshot (ZB-58).
+                        Err(_) => self.send_attach(&store),
+                    }
+                }
             }
         }
         Ok(events)

@@ -15,6 +15,7 @@
 //! - `serde_data`: how [`Data`] maps onto JSON (Broker's typed JSON, ZB-39) and binary.
 //! - [`protocol`]: native frames by direction ([`ClientMsg`], [`ServerMsg`], [`PeerMsg`]) in
 //!   binary and JSON form.
+//! - [`store`]: store semantics (ZB-48..56) and the clone replica (ZB-58..62).
 //! - [`zeek_json`]: Zeek's WebSocket JSON API messages (ZB-36..43).
 //! - [`timefmt`]: timestamp/timespan text forms.
 //! - [`error`]: typed errors per concern.
@@ -28,6 +29,7 @@ pub mod dbr;
 pub mod error;
 pub mod protocol;
 mod serde_data;
+pub mod store;
 pub mod timefmt;
 pub mod topic;
 pub mod zeek;

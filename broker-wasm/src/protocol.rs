@@ -248,6 +248,8 @@ pub enum Request {
     },
     Peers,
     PeerSubscriptions,
+    /// Names of the stores this gateway holds (masters and relayed clones).
+    Stores,
 }
 
 /// Store backends (ZB-45, ZB-46).
@@ -439,12 +441,14 @@ pub enum ServerMsg {
         id: u64,
         result: Result<Response, Failure>,
     },
-    /// A clone's initial state: every entry as of update `seq`.
+    /// A clone's initial state: every entry as of update `seq`, in chunks; the last chunk
+    /// has `more == false`.
     Snapshot {
         store: String,
         master: NodeId,
         seq: u64,
         entries: Vec<StoreEntry>,
+        more: bool,
     },
     /// One applied mutation; `seq` increases by one per update of the store.
     StoreUpdate {
@@ -570,6 +574,8 @@ pub enum PeerMsg {
         version: u64,
         peers: Vec<NodeId>,
         topics: Vec<String>,
+        /// Names of the master stores the origin holds (ZB-44 `master_exists`).
+        masters: Vec<String>,
     },
     /// A message travelling the peer graph; `(origin, seq)` identifies it for duplicate
     /// suppression and `ttl` bounds its hops.
@@ -592,6 +598,39 @@ pub enum PeerMsg {
     },
     ByeAck {
         token: u64,
+    },
+    /// The sender wants a clone feed of `store` (ZB-58): answered with `StoreSnapshot` and
+    /// then `StoreUpdate`s, or `StoreMissing`.
+    StoreAttach {
+        store: String,
+    },
+    StoreDetach {
+        store: String,
+    },
+    StoreMissing {
+        store: String,
+    },
+    StoreSnapshot {
+        store: String,
+        master: NodeId,
+        seq: u64,
+        entries: Vec<StoreEntry>,
+        more: bool,
+    },
+    StoreUpdate {
+        store: String,
+        seq: u64,
+        update: StoreUpdate,
+    },
+    /// A store operation forwarded towards the master; answered by `StoreResponse`.
+    StoreRequest {
+        id: u64,
+        store: String,
+        op: StoreOp,
+    },
+    StoreResponse {
+        id: u64,
+        result: Result<Response, Failure>,
     },
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use broker_wasm::client::{ClientCore, Event};
+use broker_wasm::client::{ClientCore, CloneOptions, Event};
 use broker_wasm::protocol::{
     Encoding, Failure, NodeId, PeerInfo, Publish, Request, Response, Welcome,
 };
@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::StatusEvent;
+use crate::store::{CloneEvent, CloneStore, Store};
 use crate::subscriber::{Control, StatusSubscriber, Subscriber};
 
 /// Messages queued in the core before `publish` waits for the writer.
@@ -112,6 +113,12 @@ struct Inner {
     welcome: Welcome,
     /// Messages dropped because a subscriber's queue was full.
     dropped: AtomicU64,
+    /// Event channels of store clones, by store name.
+    clones: Mutex<HashMap<String, mpsc::UnboundedSender<CloneEvent>>>,
+    /// Notified after every batch of events (for waits on core state).
+    activity: Notify,
+    /// The core's clock starts here.
+    start: std::time::Instant,
 }
 
 impl Control for Inner {
@@ -142,6 +149,13 @@ impl Control for Inner {
 }
 
 impl Inner {
+    /// The core, with its clock set to now.
+    fn core(&self) -> MutexGuard<'_, ClientCore> {
+        let mut core = lock(&self.core);
+        core.set_now(self.start.elapsed().as_secs_f64() * 1000.0);
+        core
+    }
+
     fn dispatch(&self, events: Vec<Event>) {
         for e in events {
             match e {
@@ -176,8 +190,28 @@ impl Inner {
                 }
                 Event::Disconnected => self.closed.cancel(),
                 Event::Connected(_) => {}
+                Event::StoreChanges {
+                    store,
+                    changes,
+                    reset,
+                    synced,
+                } => {
+                    if let Some(tx) = lock(&self.clones).get(&store) {
+                        let _ = tx.send(CloneEvent::Changes {
+                            changes,
+                            reset,
+                            synced,
+                        });
+                    }
+                }
+                Event::StoreError { store, error } => {
+                    if let Some(tx) = lock(&self.clones).get(&store) {
+                        let _ = tx.send(CloneEvent::Error(error));
+                    }
+                }
             }
         }
+        self.activity.notify_waiters();
     }
 
     fn status(&self, ev: StatusEvent) {
@@ -193,7 +227,9 @@ impl Inner {
         lock(&self.statuses).clear();
         lock(&self.pending).clear();
         lock(&self.pongs).clear();
+        lock(&self.clones).clear();
         self.room.notify_waiters();
+        self.activity.notify_waiters();
     }
 }
 
@@ -299,6 +335,9 @@ impl Client {
             queue_size: opts.queue_size,
             welcome,
             dropped: AtomicU64::new(0),
+            clones: Mutex::new(HashMap::new()),
+            activity: Notify::new(),
+            start: std::time::Instant::now(),
         });
         inner.dispatch(early);
 
@@ -318,9 +357,17 @@ impl Client {
                         break 'run;
                     }
                 }
+                // Clones with a retry due and writes buffered while disconnected need the
+                // core's timers.
+                let ticking = lock(&inner.core).needs_tick();
                 tokio::select! {
                     _ = woken => {}
                     _ = inner.closed.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(50)), if ticking => {
+                        let now = inner.start.elapsed().as_secs_f64() * 1000.0;
+                        let events = inner.core().tick(now);
+                        inner.dispatch(events);
+                    }
                 }
             }
             // Send what is left (e.g. a bye), then close.
@@ -344,10 +391,10 @@ impl Client {
                 let Some(Ok(msg)) = msg else { break };
                 let Some(bytes) = payload(msg) else { continue };
                 let events = {
-                    let mut core = lock(&inner.core);
+                    let mut core = inner.core();
                     let events = core.on_frame(&bytes);
-                    if core.queued() > 0 {
-                        // Pongs to the gateway's pings.
+                    if core.queued() > 0 || core.needs_tick() {
+                        // Pongs to the gateway's pings, clone resyncs, timers to arm.
                         inner.wake.notify_one();
                     }
                     events
@@ -360,7 +407,7 @@ impl Client {
                     })),
                 }
             }
-            let events = lock(&inner.core).on_close();
+            let events = inner.core().on_close();
             inner.dispatch(events);
             inner.end();
         });
@@ -563,6 +610,62 @@ impl Client {
         })
         .await
         .map(|_| ())
+    }
+
+    /// Runs `f` on the client core (for local clone reads).
+    pub(crate) fn with_core<T>(&self, f: impl FnOnce(&mut ClientCore) -> T) -> T {
+        f(&mut self.inner.core())
+    }
+
+    /// Waits for the next batch of events from the gateway.
+    pub(crate) fn activity(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.activity.notified()
+    }
+
+    /// Starts a clone of store `name` (ZB-47): it attaches now and gets a snapshot and then
+    /// every update. Reads on it are local. Attaching again replaces the earlier clone.
+    pub fn attach_clone(&self, name: &str, opts: CloneOptions) -> CloneStore {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.clones).insert(name.to_owned(), tx);
+        lock(&self.inner.core).attach_clone(name, opts);
+        self.inner.wake.notify_one();
+        CloneStore {
+            name: name.to_owned(),
+            client: self.clone(),
+            events: rx,
+        }
+    }
+
+    /// Operations on store `name`'s master through this connection.
+    pub fn store(&self, name: &str) -> Store {
+        Store::remote(self, name)
+    }
+
+    /// Names of the stores the gateway holds.
+    pub async fn stores(&self) -> Result<Vec<String>, ClientError> {
+        match self.request(Request::Stores).await? {
+            Response::Names { names, .. } => Ok(names),
+            other => Err(ClientError::Handshake(format!(
+                "unexpected response {other:?}"
+            ))),
+        }
+    }
+
+    /// Creates (or re-attaches) a master store on the gateway (ZB-44), if the gateway lets
+    /// clients do that.
+    pub async fn attach_master(
+        &self,
+        name: &str,
+        backend: broker_wasm::protocol::Backend,
+        options: broker_wasm::Data,
+    ) -> Result<Store, ClientError> {
+        self.request(Request::AttachMaster {
+            store: name.to_owned(),
+            backend,
+            options,
+        })
+        .await?;
+        Ok(Store::remote(self, name))
     }
 
     /// Waits until the gateway has processed everything sent before (a ping round trip).

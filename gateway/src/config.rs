@@ -40,6 +40,23 @@ pub struct Config {
     #[arg(long, env = "BROKER_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// Master stores with the SQLite backend to attach at start, each in
+    /// `<data-dir>/<name>.sqlite` (repeat the flag or separate with commas; ZB-44, ZB-46).
+    #[arg(long = "store", env = "BROKER_STORES", value_delimiter = ',')]
+    pub stores: Vec<String>,
+
+    /// Master stores with the memory backend to attach at start (ZB-45).
+    #[arg(
+        long = "memory-store",
+        env = "BROKER_MEMORY_STORES",
+        value_delimiter = ','
+    )]
+    pub memory_stores: Vec<String>,
+
+    /// Whether clients may create master stores (`attach_master` over the client protocol).
+    #[arg(long, env = "BROKER_CLIENT_MASTERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub client_masters: bool,
+
     /// Directory of the web dashboard served at `/`.
     #[arg(long, env = "BROKER_WEB_DIR", default_value_os_t = default_dir("web"))]
     pub web_dir: PathBuf,

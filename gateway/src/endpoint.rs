@@ -6,7 +6,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use broker_wasm::protocol::{EndpointInfo, ErrorInfo, NetworkInfo, PeerInfo, Publish, Status};
+use broker_wasm::protocol::{
+    Backend, EndpointInfo, ErrorInfo, NetworkInfo, PeerInfo, Publish, Status,
+};
 use broker_wasm::topic::validate_user_topic;
 use broker_wasm::{Data, ErrorCode, NodeId, StatusCode};
 use tokio::net::TcpListener;
@@ -18,6 +20,7 @@ use crate::config::Config;
 use crate::hub::{Exclude, Hub, Sink, StatusEvent, StatusSink};
 use crate::metrics::Metrics;
 use crate::peering::{self, PeerError, Peering};
+use crate::store::{Store, StoreError, Stores};
 use crate::subscriber::{Control, StatusSubscriber, Subscriber};
 
 /// Errors of the endpoint API.
@@ -50,6 +53,8 @@ pub struct Shared {
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
     pub peering: Peering,
+    /// Master stores and relays (ZB-44..62).
+    pub stores: Stores,
     /// Cancelled once, at shutdown; every task watches a child of it.
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
@@ -141,6 +146,7 @@ impl Endpoint {
             hub: Hub::new(config.slow_consumer, metrics.clone()),
             metrics,
             peering: Peering::new(id),
+            stores: Stores::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             connections: AtomicUsize::new(0),
@@ -380,12 +386,51 @@ impl Endpoint {
         ])
     }
 
+    /// Attaches (creates or re-opens) the master store `name` on this endpoint (ZB-44).
+    /// `options` are Broker's backend options (a table; `Data::None` for defaults). The same
+    /// name again returns the same store; a master of that name on a reachable peer is
+    /// `master_exists`; a backend that cannot open is `backend_failure`.
+    pub async fn attach_master(
+        &self,
+        name: &str,
+        backend: Backend,
+        options: Data,
+    ) -> Result<Store, StoreError> {
+        let h = self
+            .shared
+            .stores
+            .attach_master(&self.shared, name, backend, &options)
+            .await?;
+        Ok(Store::local(name, h))
+    }
+
+    /// Attaches the stores named by `--store` and `--memory-store`.
+    pub async fn attach_configured_stores(&self) -> Result<(), StoreError> {
+        let c = &self.shared.config;
+        let all = c
+            .stores
+            .iter()
+            .map(|n| (n.clone(), Backend::Sqlite))
+            .chain(c.memory_stores.iter().map(|n| (n.clone(), Backend::Memory)))
+            .collect::<Vec<_>>();
+        for (name, backend) in all {
+            self.attach_master(&name, backend, Data::None).await?;
+        }
+        Ok(())
+    }
+
+    /// Names of the stores this endpoint holds (masters and relays of remote masters).
+    pub fn stores(&self) -> Vec<String> {
+        self.shared.stores.names()
+    }
+
     /// Unpeers everyone, closes every connection and waits for the background tasks (at most
     /// 3 s). Live handles become inert: their queues report `Closed` once drained (ZB-08).
     pub async fn shutdown(&self) {
         self.shared.peering.close_all();
         self.shared.shutdown.cancel();
         self.shared.hub.close_all();
+        self.shared.stores.close_all();
         self.shared.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(3), self.shared.tasks.wait()).await;
     }

@@ -7,6 +7,7 @@
 //! - [`hub`]: subscriptions and delivery to consumers, encoded once per wire format.
 //! - [`peering`]: gateway-to-gateway links, adverts, loop-free forwarding, reconnects.
 //! - `session`: one native-protocol client connection.
+//! - [`store`]: master stores (memory, SQLite), relays of remote masters, clone feeds.
 //! - `zeek_ws`: one Zeek JSON API client connection.
 //! - [`http`]: routes (`/healthz`, `/metrics`, `/v1/broker`, `/v1/messages/json`, `/v1/peer`,
 //!   static files).
@@ -26,6 +27,7 @@ pub mod namespace;
 pub mod namespace_client;
 pub mod peering;
 mod session;
+pub mod store;
 pub mod subscriber;
 mod zeek_ws;
 
@@ -33,6 +35,7 @@ pub use client::Client;
 pub use config::{Config, SlowConsumerPolicy};
 pub use endpoint::{Endpoint, EndpointError, Shared};
 pub use hub::StatusEvent;
+pub use store::{CloneEvent, CloneStore, Store, StoreError};
 pub use subscriber::{Closed, StatusSubscriber, Subscriber};
 
 /// Version of the gateway.

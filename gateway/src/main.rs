@@ -33,6 +33,13 @@ async fn main() -> std::process::ExitCode {
     let peers = config.peers.clone();
     let retry = config.retry_interval();
     let endpoint = Endpoint::new(config);
+    if let Err(e) = endpoint.attach_configured_stores().await {
+        eprintln!(
+            "broker-gateway: cannot attach a store: {} ({})",
+            e.context, e.code
+        );
+        return std::process::ExitCode::FAILURE;
+    }
     // Tests and scripts read this line to find the port when listening on port 0.
     println!(
         "broker-gateway {} listening on http://{addr}",

@@ -86,6 +86,7 @@ struct Advert {
     version: u64,
     peers: Vec<NodeId>,
     topics: Vec<String>,
+    masters: Vec<String>,
 }
 
 /// Sliding window of seen sequence numbers of one origin.
@@ -140,6 +141,7 @@ struct State {
     adverts: HashMap<NodeId, Advert>,
     my_version: u64,
     my_topics: Vec<String>,
+    my_masters: Vec<String>,
     reachable: HashSet<NodeId>,
     /// Topic prefix -> first-hop links towards endpoints that want it.
     routes: SubscriptionIndex<LinkId>,
@@ -246,6 +248,50 @@ impl Peering {
             version: st.my_version,
             peers: st.by_node.keys().copied().collect(),
             topics: st.my_topics.clone(),
+            masters: st.my_masters.clone(),
+        }
+    }
+
+    /// Our master stores changed: advertise them.
+    pub fn set_local_masters(&self, shared: &Shared, masters: Vec<String>) {
+        let mut st = self.lock();
+        if st.my_masters == masters {
+            return;
+        }
+        st.my_masters = masters;
+        self.readvertise(&mut st, shared);
+    }
+
+    /// True if another reachable endpoint advertises a master store `name` (ZB-44).
+    pub fn store_master_elsewhere(&self, name: &str) -> bool {
+        let st = self.lock();
+        st.adverts
+            .iter()
+            .any(|(n, a)| st.reachable.contains(n) && a.masters.iter().any(|m| m == name))
+    }
+
+    /// Direct peers with an established link.
+    pub fn direct_peers(&self) -> Vec<NodeId> {
+        self.lock().by_node.keys().copied().collect()
+    }
+
+    /// The outbound queue of the link to direct peer `node`.
+    pub(crate) fn link_tx(&self, node: NodeId) -> Option<mpsc::Sender<Bytes>> {
+        let st = self.lock();
+        let id = st.by_node.get(&node)?;
+        st.links.get(id).map(|l| l.tx.clone())
+    }
+
+    /// A token cancelled when the link to `node` ends (already cancelled if there is none).
+    pub(crate) fn link_closed(&self, node: NodeId) -> CancellationToken {
+        let st = self.lock();
+        match st.by_node.get(&node).and_then(|id| st.links.get(id)) {
+            Some(l) => l.close.child_token(),
+            None => {
+                let t = CancellationToken::new();
+                t.cancel();
+                t
+            }
         }
     }
 
@@ -340,6 +386,7 @@ impl Peering {
             version: advert.version,
             peers: advert.peers.clone(),
             topics: advert.topics.clone(),
+            masters: advert.masters.clone(),
         });
         st.adverts.insert(origin, advert);
         for (id, link) in &st.links {
@@ -448,6 +495,7 @@ impl Peering {
                 version: a.version,
                 peers: a.peers.clone(),
                 topics: a.topics.clone(),
+                masters: a.masters.clone(),
             }));
         }
         st.reachable.insert(node);
@@ -468,6 +516,7 @@ impl Peering {
             (StatusCode::PeerLost, "lost the connection to the peer")
         };
         shared.emit_status(code, Some(link.node), Some(link.network.clone()), why);
+        shared.stores.peer_gone(link.node);
         // Drop the peer's own advert unless another path still confirms it.
         self.readvertise(&mut st, shared);
         self.changed.notify_waiters();
@@ -726,6 +775,7 @@ pub(crate) async fn drive_link<R, W>(
                         version,
                         peers,
                         topics,
+                        masters,
                     } => {
                         let mut st = shared.peering.lock();
                         shared.peering.on_advert(
@@ -737,6 +787,7 @@ pub(crate) async fn drive_link<R, W>(
                                 version,
                                 peers,
                                 topics,
+                                masters,
                             },
                         );
                     }
@@ -773,6 +824,15 @@ pub(crate) async fn drive_link<R, W>(
                         }
                     }
                     PeerMsg::Hello { .. } | PeerMsg::Pong { .. } => {}
+                    m @ (PeerMsg::StoreAttach { .. }
+                    | PeerMsg::StoreDetach { .. }
+                    | PeerMsg::StoreMissing { .. }
+                    | PeerMsg::StoreSnapshot { .. }
+                    | PeerMsg::StoreUpdate { .. }
+                    | PeerMsg::StoreRequest { .. }
+                    | PeerMsg::StoreResponse { .. }) => {
+                        shared.stores.on_peer_msg(&shared, reader_link.node, m);
+                    }
                 }
             }
         }

@@ -71,6 +71,8 @@ struct Session {
     tx: mpsc::Sender<Bytes>,
     rate: RateLimit,
     rate_errors: u64,
+    /// Clone feeds of this connection, by store name.
+    clones: std::collections::HashMap<String, tokio_util::sync::CancellationToken>,
 }
 
 impl Session {
@@ -163,7 +165,7 @@ impl Session {
         self.shared.dispatch(&p, raw, Exclude::Consumer(self.id));
     }
 
-    fn request(&self, id: u64, request: Request) {
+    fn request(&mut self, id: u64, request: Request) {
         let respond = move |result: Result<Response, Failure>| ServerMsg::Response { id, result };
         let shared = self.shared.clone();
         let tx = self.tx.clone();
@@ -207,14 +209,93 @@ impl Session {
                     reply(respond(result)).await;
                 });
             }
-            Request::AttachMaster { .. }
-            | Request::AttachClone { .. }
-            | Request::DetachClone { .. }
-            | Request::Store { .. } => {
-                self.send(respond(Err(broker_failure(
-                    ErrorCode::NoSuchMaster,
-                    "this gateway has no data stores".into(),
-                ))));
+            Request::Stores => {
+                self.send(respond(Ok(Response::Names {
+                    names: shared.stores.names(),
+                    done: true,
+                })));
+            }
+            Request::AttachMaster {
+                store,
+                backend,
+                options,
+            } => {
+                if !shared.config.client_masters {
+                    self.send(respond(Err(broker_failure(
+                        ErrorCode::BadMemberFunctionCall,
+                        "this gateway does not let clients create master stores \
+                         (--client-masters=false)"
+                            .into(),
+                    ))));
+                    return;
+                }
+                let s = shared.clone();
+                shared.tasks.spawn(async move {
+                    let result = s
+                        .stores
+                        .attach_master(&s, &store, backend, &options)
+                        .await
+                        .map(|_| Response::Done);
+                    reply(respond(crate::store::to_failure(result))).await;
+                });
+            }
+            Request::AttachClone { store } => {
+                let source = match shared.stores.source(&shared, &store) {
+                    Ok(h) => h,
+                    Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
+                };
+                let stop = shared.shutdown.child_token();
+                if let Some(old) = self.clones.insert(store, stop.clone()) {
+                    // Attaching again restarts the feed (a resync after a gap).
+                    old.cancel();
+                }
+                let tx = self.tx.clone();
+                crate::store::spawn_feed(
+                    &shared,
+                    source,
+                    self.tx.clone(),
+                    crate::store::FeedTarget::Client(encoding),
+                    stop,
+                    Box::new(move |r| {
+                        // Ahead of the snapshot in the queue: the feed waits for this reply.
+                        if let Some(b) =
+                            encode_server_msg(encoding, &respond(crate::store::to_failure(r)))
+                        {
+                            if let Err(mpsc::error::TrySendError::Full(b)) = tx.try_send(b) {
+                                tokio::spawn(async move {
+                                    let _ = tx.send(b).await;
+                                });
+                            }
+                        }
+                    }),
+                );
+            }
+            Request::DetachClone { store } => {
+                if let Some(t) = self.clones.remove(&store) {
+                    t.cancel();
+                }
+                self.send(respond(Ok(Response::Done)));
+            }
+            Request::Store { store, op } => {
+                let source = match shared.stores.source(&shared, &store) {
+                    Ok(h) => h,
+                    Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
+                };
+                let tx = self.tx.clone();
+                source.op(
+                    op,
+                    Box::new(move |r| {
+                        if let Some(b) =
+                            encode_server_msg(encoding, &respond(crate::store::to_failure(r)))
+                        {
+                            if let Err(mpsc::error::TrySendError::Full(b)) = tx.try_send(b) {
+                                tokio::spawn(async move {
+                                    let _ = tx.send(b).await;
+                                });
+                            }
+                        }
+                    }),
+                );
             }
             Request::Namespace(op) => {
                 match shared.namespaces.submit(self.id, id, op) {
@@ -302,6 +383,7 @@ pub(crate) async fn run(
         tx,
         rate: RateLimit::new(shared.config.max_publish_rate),
         rate_errors: 0,
+        clones: Default::default(),
     };
     Metrics::add(&shared.metrics.connections_native, 1);
 
@@ -453,6 +535,9 @@ pub(crate) async fn run(
 
     if shared.hub.unregister(reg.id) {
         shared.filter_changed();
+    }
+    for t in session.clones.values() {
+        t.cancel();
     }
     drop(session);
     // Namespace attachments and waiters belong to the connection (DB-33).

@@ -18,8 +18,8 @@ after(async () => {
   await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
 });
 
-async function gateway(listen) {
-  const g = await startGateway(["--web-dir", pageDir], listen);
+async function gateway(listen, args = []) {
+  const g = await startGateway(["--web-dir", pageDir, ...args], listen);
   gateways.push(g);
   return g;
 }
@@ -68,4 +68,39 @@ test("browser: connect, subscribe, receive every type, publish to Node, statuses
   // Reconnect attempts while the gateway was down log failed WebSocket connections; anything
   // else is a real problem.
   assert.deepEqual(problems.filter((p) => !p.includes("WebSocket connection to")), []);
+});
+
+test("browser: ZB-58 a clone in the page through gateway B of a master on gateway A", async () => {
+  const a = await gateway(undefined, ["--memory-store", "inventory"]);
+  const b = await gateway(undefined, ["--peer", a.addr]);
+  const node = new broker.Endpoint();
+  await node.peer(a.url);
+  const master = node.attachClone("inventory");
+  await master.ready();
+  await master.put("apples", new broker.Count(3n));
+
+  const { page, problems } = await openPage(browser, `${b.http}/`);
+  await page.evaluate(async (url) => window.start(url, []), b.url);
+  // The page clones the store through B (retrying until B has peered with A).
+  const size = await page.evaluate(async () => {
+    const s = window.ep.attachClone("inventory", { resyncInterval: 0.1 });
+    window.store = s;
+    window.changes = [];
+    s.onChange((c) => window.changes.push([c.type, c.key ?? null]));
+    await s.ready();
+    return s.size;
+  });
+  assert.equal(size, 1);
+  // A write from Node on A reaches the page; a write from the page reaches the master.
+  await master.put("pears", new broker.Count(5n));
+  await page.waitForFunction(() => window.changes.some(([t, k]) => t === "insert" && k === "pears"), null, { timeout: 10_000 });
+  await page.evaluate(async () => {
+    await window.store.increment("apples", new window.broker.Count(2n));
+    if (!(await window.store.awaitIdle())) throw new Error("not idle");
+  });
+  assert.equal(await page.evaluate(() => window.store.get("apples").value), 5n);
+  assert.equal(await master.awaitIdle(), true);
+  assert.deepEqual(master.get("apples"), new broker.Count(5n));
+  await node.shutdown();
+  assert.deepEqual(problems, []);
 });

@@ -80,6 +80,12 @@ impl Gateway {
         (status, body.to_owned())
     }
 
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(mut self) -> bool {
         #[cfg(unix)]

@@ -3,6 +3,7 @@
 
 import { factories } from "./values.js";
 import { Namespace, createDbr } from "./namespace.js";
+import { createStoreApi } from "./store.js";
 
 const PATH = "/v1/broker";
 
@@ -31,6 +32,7 @@ function asBrokerError(e) {
 export function createApi(wasm, WebSocketImpl) {
   wasm.registerValueClasses(factories);
   const textDecoder = new TextDecoder();
+  const { Store } = createStoreApi({ BrokerError, asBrokerError });
 
   /** A queue of `[topic, value]` messages for some topic prefixes (ZB-14..19). */
   class Subscriber {
@@ -183,6 +185,9 @@ export function createApi(wasm, WebSocketImpl) {
       this._statusSubs = new Set();
       this._pending = new Map();
       this._pongs = new Map();
+      this._stores = new Map();
+      this._activity = [];
+      this._tickTimer = null;
       this._waitingOpen = [];
       this._ws = null;
       this._url = null;
@@ -300,6 +305,41 @@ export function createApi(wasm, WebSocketImpl) {
     }
 
     /**
+     * A clone of store `name` (ZB-47): returned at once; `await store.ready()` for the first
+     * snapshot. Options in seconds, as Broker's: `resyncInterval` (10), `staleInterval`
+     * (300, negative = never), `mutationBufferInterval` (120). The clone follows the
+     * connection: after a reconnect it attaches again and gets the difference.
+     * @param {string} name
+     * @param {{resyncInterval?: number, staleInterval?: number, mutationBufferInterval?: number}} [options]
+     */
+    attachClone(name, options = {}) {
+      const existing = this._stores.get(name);
+      if (existing) return existing;
+      const store = new Store(this, name, options);
+      this._stores.set(name, store);
+      return store;
+    }
+
+    /**
+     * Creates (or re-attaches) a master store on the gateway (ZB-44) and resolves with a
+     * clone of it once in sync. `backend`: `"sqlite"` (default) or `"memory"`; `options`:
+     * Broker's backend options as a `Map` (e.g. `path`).
+     * @param {string} name
+     * @param {{backend?: "sqlite"|"memory", options?: Map<string, unknown>, timeoutMs?: number}} [options]
+     */
+    async attachMaster(name, { backend = "sqlite", options, timeoutMs = 10_000 } = {}) {
+      await this._request("attachMaster", { store: name, backend, options });
+      return this.attachClone(name).ready(timeoutMs);
+    }
+
+    /** Names of the stores the gateway holds (masters and relayed clones). */
+    async stores() {
+      const r = await this._request("stores", {});
+      return r.names;
+
+    }
+
+    /**
      * Creates a Data Broker namespace and attaches to it (DB-01). `level` 4 or 5
      * (`DBR_PERST_PERMANENT_*`) keeps it in the gateway's SQLite, others in memory.
      * Rejects with a `DbrError` (`DBR_ERR_EXISTS`, `DBR_ERR_NSINVAL`, ...).
@@ -346,6 +386,36 @@ export function createApi(wasm, WebSocketImpl) {
       const p = new Promise((resolve, reject) => this._pending.set(id, { resolve, reject }));
       this._schedule();
       return p;
+    }
+
+    // Store operations wait while disconnected (the clone's mutation buffer interval).
+    _storeRequest(store, op, args) {
+      let id;
+      try {
+        id = this._core.storeRequest(store, op, args);
+      } catch (e) {
+        return Promise.reject(asBrokerError(e));
+      }
+      const p = new Promise((resolve, reject) => this._pending.set(id, { resolve, reject }));
+      this._schedule();
+      this._armTick();
+      return p;
+    }
+
+    // Resolves after the next batch of events.
+    _nextActivity() {
+      return new Promise((resolve) => this._activity.push(resolve));
+    }
+
+    // Clone retries and buffered-write timeouts run on the core's timers.
+    _armTick() {
+      if (this._tickTimer || !this._core.needsTick) return;
+      this._tickTimer = setTimeout(() => {
+        this._tickTimer = null;
+        this._dispatch(this._core.tick());
+        this._flush();
+        this._armTick();
+      }, 50);
     }
 
     // A request whose promise resolves with the raw response event (ok or not), and its id
@@ -496,12 +566,18 @@ export function createApi(wasm, WebSocketImpl) {
             for (const p of this._pongs.values()) p.reject(new BrokerError("shutting_down", "disconnected"));
             this._pongs.clear();
             break;
+          case "store":
+          case "storeError":
+            this._stores.get(e.store)?._onEvent(e);
+            break;
           default:
             break;
         }
       }
+      if (this._activity.length) for (const r of this._activity.splice(0)) r();
+      this._armTick();
     }
   }
 
-  return { Endpoint, Subscriber, StatusSubscriber, BrokerError, Namespace };
+  return { Endpoint, Subscriber, StatusSubscriber, BrokerError, Store, Namespace };
 }

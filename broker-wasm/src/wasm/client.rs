@@ -7,10 +7,12 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::convert::{conversion_error, encode_js_into, from_js, to_js, with_key};
-use crate::client::{ClientCore, Event};
+use crate::client::{ClientCore, CloneOptions, Event};
 use crate::protocol::{
-    Encoding, EndpointInfo, Failure, NamespaceOp, PeerInfo, Request, Response, Wait,
+    Backend, Encoding, EndpointInfo, Failure, NamespaceOp, PeerInfo, Request, Response, StoreOp,
+    Wait,
 };
+use crate::store::Change;
 use crate::Timespan;
 
 fn obj(pairs: &[(&'static str, JsValue)]) -> JsValue {
@@ -149,7 +151,180 @@ fn event_js(e: Event) -> JsValue {
             ("type", with_key("pong", JsValue::clone)),
             ("nonce", JsValue::from_f64(nonce as f64)),
         ]),
+        Event::StoreChanges {
+            store,
+            changes,
+            reset,
+            synced,
+        } => obj(&[
+            ("type", with_key("store", JsValue::clone)),
+            ("store", JsValue::from_str(&store)),
+            (
+                "changes",
+                changes.iter().map(change_js).collect::<Array>().into(),
+            ),
+            ("reset", reset.into()),
+            ("synced", synced.into()),
+        ]),
+        Event::StoreError { store, error } => obj(&[
+            ("type", with_key("storeError", JsValue::clone)),
+            ("store", JsValue::from_str(&store)),
+            ("code", JsValue::from_str(error.code.name())),
+            ("context", JsValue::from_str(&error.context)),
+        ]),
     }
+}
+
+/// Seconds since the epoch as a JS number, or undefined.
+fn expiry_js(t: Option<crate::Timestamp>) -> JsValue {
+    match t {
+        Some(t) => to_js(&crate::Data::Timestamp(t)),
+        None => JsValue::UNDEFINED,
+    }
+}
+
+fn change_js(c: &Change) -> JsValue {
+    match c {
+        Change::Insert { key, value, expiry } => obj(&[
+            ("type", with_key("insert", JsValue::clone)),
+            ("key", to_js(key)),
+            ("value", to_js(value)),
+            ("expiry", expiry_js(*expiry)),
+        ]),
+        Change::Update {
+            key,
+            old,
+            value,
+            expiry,
+        } => obj(&[
+            ("type", with_key("update", JsValue::clone)),
+            ("key", to_js(key)),
+            ("old", to_js(old)),
+            ("value", to_js(value)),
+            ("expiry", expiry_js(*expiry)),
+        ]),
+        Change::Erase { key } => obj(&[
+            ("type", with_key("erase", JsValue::clone)),
+            ("key", to_js(key)),
+        ]),
+        Change::Expire { key } => obj(&[
+            ("type", with_key("expire", JsValue::clone)),
+            ("key", to_js(key)),
+        ]),
+    }
+}
+
+fn get(args: &JsValue, name: &str) -> JsValue {
+    Reflect::get(args, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A required value argument.
+fn data_arg(args: &JsValue, op: &str, name: &str) -> Result<crate::Data, JsValue> {
+    let v = get(args, name);
+    if v.is_undefined() {
+        return Err(conversion_error(format!("{op}: `{name}` is required")));
+    }
+    from_js(&v)
+}
+
+/// An optional relative expiry in seconds.
+fn expiry_arg(args: &JsValue, op: &str) -> Result<Option<Timespan>, JsValue> {
+    let v = get(args, "expiry");
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(s) if s.is_finite() && s >= 0.0 && s * 1e9 < i64::MAX as f64 => {
+            Ok(Some(Timespan((s * 1e9).round() as i64)))
+        }
+        _ => Err(conversion_error(format!(
+            "{op}: `expiry` must be a non-negative number of seconds"
+        ))),
+    }
+}
+
+/// A store operation from its JS name and an argument object.
+fn store_op(op: &str, args: &JsValue) -> Result<StoreOp, JsValue> {
+    let key = || data_arg(args, op, "key");
+    Ok(match op {
+        "put" => StoreOp::Put {
+            key: key()?,
+            value: data_arg(args, op, "value")?,
+            expiry: expiry_arg(args, op)?,
+        },
+        "putUnique" => StoreOp::PutUnique {
+            key: key()?,
+            value: data_arg(args, op, "value")?,
+            expiry: expiry_arg(args, op)?,
+        },
+        "erase" => StoreOp::Erase { key: key()? },
+        "clear" => StoreOp::Clear,
+        "increment" | "decrement" => {
+            let amount = match get(args, "amount") {
+                a if a.is_undefined() => crate::Data::Count(1),
+                a => from_js(&a)?,
+            };
+            let (key, expiry) = (key()?, expiry_arg(args, op)?);
+            if op == "increment" {
+                StoreOp::Increment {
+                    key,
+                    amount,
+                    expiry,
+                }
+            } else {
+                StoreOp::Decrement {
+                    key,
+                    amount,
+                    expiry,
+                }
+            }
+        }
+        "append" => StoreOp::Append {
+            key: key()?,
+            value: data_arg(args, op, "value")?,
+            expiry: expiry_arg(args, op)?,
+        },
+        "insertInto" => StoreOp::InsertInto {
+            key: key()?,
+            index: data_arg(args, op, "index")?,
+            value: match get(args, "value") {
+                v if v.is_undefined() => None,
+                v => Some(from_js(&v)?),
+            },
+            expiry: expiry_arg(args, op)?,
+        },
+        "removeFrom" => StoreOp::RemoveFrom {
+            key: key()?,
+            index: data_arg(args, op, "index")?,
+            expiry: expiry_arg(args, op)?,
+        },
+        "push" => StoreOp::Push {
+            key: key()?,
+            value: data_arg(args, op, "value")?,
+            expiry: expiry_arg(args, op)?,
+        },
+        "pop" => StoreOp::Pop {
+            key: key()?,
+            expiry: expiry_arg(args, op)?,
+        },
+        "get" => StoreOp::Get { key: key()? },
+        "exists" => StoreOp::Exists { key: key()? },
+        "keys" => StoreOp::Keys,
+        "getIndexFromValue" => StoreOp::GetIndexFromValue {
+            key: key()?,
+            index: data_arg(args, op, "index")?,
+        },
+        "awaitIdle" => StoreOp::AwaitIdle,
+        other => {
+            return Err(conversion_error(format!(
+                "unknown store operation `{other}`"
+            )))
+        }
+    })
+}
+
+fn store_err(e: crate::protocol::ErrorInfo) -> JsValue {
+    super::js_error(e.code, e.context)
 }
 
 /// A frame's events as one array. Messages, by far the most common event, are flattened to
@@ -254,6 +429,7 @@ impl WasmClient {
     /// The socket closed: events for failed requests, then `disconnected`.
     #[wasm_bindgen(js_name = onClose)]
     pub fn on_close(&mut self) -> Array {
+        self.core.set_now(js_sys::Date::now());
         events_js(self.core.on_close(), &mut self.last_topic)
     }
 
@@ -371,6 +547,26 @@ impl WasmClient {
                 port: port().ok_or_else(|| bad("`port` must be 0..65535"))?,
             },
             "namespace" => Request::Namespace(namespace_op(args)?),
+            "stores" => Request::Stores,
+            "attachMaster" => {
+                let store = get(args, "store")
+                    .as_string()
+                    .ok_or_else(|| bad("`store` must be a string"))?;
+                let backend = match get(args, "backend").as_string().as_deref() {
+                    None | Some("sqlite") => Backend::Sqlite,
+                    Some("memory") => Backend::Memory,
+                    Some(other) => return Err(bad(&format!("unknown backend `{other}`"))),
+                };
+                let options = match get(args, "options") {
+                    o if o.is_undefined() || o.is_null() => crate::Data::None,
+                    o => from_js(&o)?,
+                };
+                Request::AttachMaster {
+                    store,
+                    backend,
+                    options,
+                }
+            }
             other => return Err(conversion_error(format!("unknown request `{other}`"))),
         };
         Ok(self.core.request(request) as f64)
@@ -400,9 +596,177 @@ impl WasmClient {
         self.core.take_frame()
     }
 
-    /// Handles a binary frame; returns its events.
+    // -----------------------------------------------------------------------------------------
+    // Stores
+
+    /// Starts a clone (ZB-47). Intervals in seconds: `resyncInterval` (10),
+    /// `staleInterval` (300; negative = never stale), `mutationBufferInterval` (120).
+    #[wasm_bindgen(js_name = attachClone)]
+    pub fn attach_clone(&mut self, store: &str, opts: &JsValue) {
+        self.core.set_now(js_sys::Date::now());
+        let mut o = CloneOptions::default();
+        let secs = |name: &str| get(opts, name).as_f64().filter(|v| v.is_finite());
+        if let Some(v) = secs("resyncInterval") {
+            o.resync_interval_ms = v * 1000.0;
+        }
+        if let Some(v) = secs("staleInterval") {
+            o.stale_interval_ms = v * 1000.0;
+        }
+        if let Some(v) = secs("mutationBufferInterval") {
+            o.mutation_buffer_interval_ms = v * 1000.0;
+        }
+        self.core.attach_clone(store, o);
+    }
+
+    #[wasm_bindgen(js_name = detachClone)]
+    pub fn detach_clone(&mut self, store: &str) {
+        self.core.detach_clone(store);
+    }
+
+    /// A clone's value for `key`, or undefined; throws `stale_data` (ZB-55).
+    #[wasm_bindgen(js_name = cloneGet)]
+    pub fn clone_get(&mut self, store: &str, key: &JsValue) -> Result<JsValue, JsValue> {
+        self.core.set_now(js_sys::Date::now());
+        let key = from_js(key)?;
+        Ok(match self.core.clone_get(store, &key).map_err(store_err)? {
+            Some(e) => to_js(&e.value),
+            None => JsValue::UNDEFINED,
+        })
+    }
+
+    /// A clone's expiry for `key` (a Timestamp), or undefined.
+    #[wasm_bindgen(js_name = cloneExpiry)]
+    pub fn clone_expiry(&mut self, store: &str, key: &JsValue) -> Result<JsValue, JsValue> {
+        self.core.set_now(js_sys::Date::now());
+        let key = from_js(key)?;
+        Ok(expiry_js(
+            self.core
+                .clone_get(store, &key)
+                .map_err(store_err)?
+                .and_then(|e| e.expiry),
+        ))
+    }
+
+    #[wasm_bindgen(js_name = cloneHas)]
+    pub fn clone_has(&mut self, store: &str, key: &JsValue) -> Result<bool, JsValue> {
+        self.core.set_now(js_sys::Date::now());
+        let key = from_js(key)?;
+        Ok(self
+            .core
+            .clone_get(store, &key)
+            .map_err(store_err)?
+            .is_some())
+    }
+
+    /// Number of entries of a clone (0 before the first snapshot).
+    #[wasm_bindgen(js_name = cloneSize)]
+    pub fn clone_size(&self, store: &str) -> usize {
+        self.core.clone_replica(store).map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// A clone's keys in order, from `start` (index), at most `limit` of them.
+    #[wasm_bindgen(js_name = cloneKeys)]
+    pub fn clone_keys(
+        &mut self,
+        store: &str,
+        start: usize,
+        limit: usize,
+    ) -> Result<Array, JsValue> {
+        self.core.set_now(js_sys::Date::now());
+        let r = self.core.clone_replica(store).map_err(store_err)?;
+        Ok(r.entries()
+            .keys()
+            .skip(start)
+            .take(limit)
+            .map(to_js)
+            .collect())
+    }
+
+    /// A clone's `[key, value]` pairs in key order, from `start`, at most `limit`.
+    #[wasm_bindgen(js_name = cloneEntries)]
+    pub fn clone_entries(
+        &mut self,
+        store: &str,
+        start: usize,
+        limit: usize,
+    ) -> Result<Array, JsValue> {
+        self.core.set_now(js_sys::Date::now());
+        let r = self.core.clone_replica(store).map_err(store_err)?;
+        Ok(r.entries()
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|(k, e)| {
+                let pair = Array::new();
+                pair.push(&to_js(k));
+                pair.push(&to_js(&e.value));
+                JsValue::from(pair)
+            })
+            .collect())
+    }
+
+    /// `get_index_from_value` on a clone's local value (ZB-55): undefined if the key is
+    /// absent or the index is not there; throws `type_clash` for non-containers.
+    #[wasm_bindgen(js_name = cloneIndex)]
+    pub fn clone_index(
+        &mut self,
+        store: &str,
+        key: &JsValue,
+        index: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        self.core.set_now(js_sys::Date::now());
+        let (key, index) = (from_js(key)?, from_js(index)?);
+        let Some(e) = self.core.clone_get(store, &key).map_err(store_err)? else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        match crate::store::index_of(&e.value, &index) {
+            Ok(v) => Ok(to_js(&v)),
+            Err(e) if e.code == crate::ErrorCode::NoSuchKey => Ok(JsValue::UNDEFINED),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// True when the clone is in sync and no request of this client is in flight.
+    #[wasm_bindgen(js_name = cloneIdle)]
+    pub fn clone_idle(&self, store: &str) -> bool {
+        self.core.clone_idle(store)
+    }
+
+    #[wasm_bindgen(js_name = cloneSynced)]
+    pub fn clone_synced(&self, store: &str) -> bool {
+        self.core
+            .clone_replica(store)
+            .is_ok_and(crate::store::Replica::is_synced)
+    }
+
+    /// Queues a store operation (`put`, `putUnique`, `erase`, `clear`, `increment`,
+    /// `decrement`, `append`, `insertInto`, `removeFrom`, `push`, `pop`, `get`, `exists`,
+    /// `keys`, `getIndexFromValue`, `awaitIdle`) with `{key, value, amount, index, expiry}`;
+    /// returns the request id.
+    #[wasm_bindgen(js_name = storeRequest)]
+    pub fn store_request(&mut self, store: &str, op: &str, args: &JsValue) -> Result<f64, JsValue> {
+        self.core.set_now(js_sys::Date::now());
+        let op = store_op(op, args)?;
+        self.core
+            .store_request(store, op)
+            .map(|id| id as f64)
+            .map_err(store_err)
+    }
+
+    /// Runs the clone timers (retries, buffered-write timeouts); returns events.
+    pub fn tick(&mut self) -> Array {
+        events_js(self.core.tick(js_sys::Date::now()), &mut self.last_topic)
+    }
+
+    #[wasm_bindgen(getter, js_name = needsTick)]
+    pub fn needs_tick(&self) -> bool {
+        self.core.needs_tick()
+    }
+
+    /// Handles a frame; returns its events.
     #[wasm_bindgen(js_name = onFrame)]
     pub fn on_frame(&mut self, bytes: &[u8]) -> Result<Array, JsValue> {
+        self.core.set_now(js_sys::Date::now());
         self.core
             .on_frame(bytes)
             .map(|events| events_js(events, &mut self.last_topic))

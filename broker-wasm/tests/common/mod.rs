@@ -236,6 +236,7 @@ pub fn request(finite: bool) -> impl Strategy<Value = Request> {
         ("[a-z.]{1,10}", any::<u16>()).prop_map(|(host, port)| Request::Unpeer { host, port }),
         Just(Request::Peers),
         Just(Request::PeerSubscriptions),
+        Just(Request::Stores),
     ]
 }
 
@@ -386,6 +387,7 @@ pub fn server_msg(finite: bool) -> impl Strategy<Value = ServerMsg> {
             )
         )
             .prop_map(|(store, master, seq, entries)| ServerMsg::Snapshot {
+                more: seq % 2 == 0,
                 store,
                 master,
                 seq,
@@ -412,6 +414,7 @@ pub fn peer_msg(finite: bool) -> impl Strategy<Value = PeerMsg> {
                 origin,
                 version,
                 peers,
+                masters: topics.iter().take(1).cloned().collect(),
                 topics
             }),
         (node_id(), any::<u64>(), any::<u8>(), topic(), data(finite)).prop_map(
@@ -427,5 +430,27 @@ pub fn peer_msg(finite: bool) -> impl Strategy<Value = PeerMsg> {
         any::<u64>().prop_map(|nonce| PeerMsg::Pong { nonce }),
         any::<u64>().prop_map(|token| PeerMsg::Bye { token }),
         any::<u64>().prop_map(|token| PeerMsg::ByeAck { token }),
+        topic().prop_map(|store| PeerMsg::StoreAttach { store }),
+        topic().prop_map(|store| PeerMsg::StoreDetach { store }),
+        topic().prop_map(|store| PeerMsg::StoreMissing { store }),
+        (topic(), node_id(), any::<u64>(), data(finite), data(finite)).prop_map(
+            |(store, master, seq, key, value)| PeerMsg::StoreSnapshot {
+                store,
+                master,
+                seq,
+                entries: vec![StoreEntry {
+                    key,
+                    value,
+                    expiry: None
+                }],
+                more: seq % 2 == 1,
+            }
+        ),
+        (topic(), any::<u64>(), store_update(finite))
+            .prop_map(|(store, seq, update)| PeerMsg::StoreUpdate { store, seq, update }),
+        (any::<u64>(), topic(), store_op(finite))
+            .prop_map(|(id, store, op)| PeerMsg::StoreRequest { id, store, op }),
+        (any::<u64>(), response(finite))
+            .prop_map(|(id, r)| PeerMsg::StoreResponse { id, result: Ok(r) }),
     ]
 }

@@ -1,0 +1,446 @@
+//! Data stores (ZB-44..62): master stores living in this gateway, relays that clone a master
+//! living on a peer, and the feeds that carry snapshots and ordered updates to clones (client
+//! sessions, peer links, Rust handles).
+//!
+//! Each store is one task that owns its state: a [`master`] applies operations, replicates
+//! the resulting values and persists them (SQLite through one writer thread, or memory only);
+//! a [`relay`] follows a master on a direct peer and serves its own clones from its replica.
+//! Both speak the same [`Cmd`]s, so a session does not care which one it talks to.
+
+mod api;
+pub(crate) mod master;
+pub(crate) mod relay;
+pub mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use broker_wasm::protocol::{
+    Backend, Encoding, ErrorInfo, Failure, PeerMsg, Response, ServerMsg, StoreOp,
+};
+use broker_wasm::{Data, ErrorCode, NodeId};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::endpoint::Shared;
+
+pub use api::{CloneEvent, CloneStore, Store};
+pub use broker_wasm::store::StoreError;
+
+/// Entries per snapshot chunk.
+pub(crate) const CHUNK: usize = 4096;
+/// Items a feed may hold before its clone counts as lagging and is resynchronised.
+const FEED_CAP: usize = 1 << 16;
+/// How often masters reap expired entries (Broker's tick, ZB-56).
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+/// What a store operation answers with.
+pub type Reply = Box<dyn FnOnce(Result<Response, StoreError>) + Send>;
+
+pub(crate) fn error(code: ErrorCode, context: impl Into<String>) -> StoreError {
+    ErrorInfo {
+        code,
+        context: context.into(),
+    }
+}
+
+/// A result as it travels on the wire.
+pub(crate) fn to_failure(r: Result<Response, StoreError>) -> Result<Response, Failure> {
+    r.map_err(Failure::Broker)
+}
+
+/// One message of a clone feed, encoded at most once per wire format however many clones it
+/// goes to.
+#[derive(Debug)]
+pub(crate) struct FeedItem {
+    pub msg: ServerMsg,
+    bin: OnceLock<Option<Bytes>>,
+    json: OnceLock<Option<Bytes>>,
+    peer: OnceLock<Option<Bytes>>,
+}
+
+impl FeedItem {
+    pub(crate) fn new(msg: ServerMsg) -> Arc<FeedItem> {
+        Arc::new(FeedItem {
+            msg,
+            bin: OnceLock::new(),
+            json: OnceLock::new(),
+            peer: OnceLock::new(),
+        })
+    }
+
+    fn bytes(&self, to: FeedTarget) -> Option<Bytes> {
+        match to {
+            FeedTarget::Client(Encoding::Binary) => self
+                .bin
+                .get_or_init(|| crate::hub::encode_server_msg(Encoding::Binary, &self.msg))
+                .clone(),
+            FeedTarget::Client(Encoding::Json) => self
+                .json
+                .get_or_init(|| crate::hub::encode_server_msg(Encoding::Json, &self.msg))
+                .clone(),
+            FeedTarget::Peer => self
+                .peer
+                .get_or_init(|| {
+                    let m = match &self.msg {
+                        ServerMsg::Snapshot {
+                            store,
+                            master,
+                            seq,
+                            entries,
+                            more,
+                        } => PeerMsg::StoreSnapshot {
+                            store: store.clone(),
+                            master: *master,
+                            seq: *seq,
+                            entries: entries.clone(),
+                            more: *more,
+                        },
+                        ServerMsg::StoreUpdate { store, seq, update } => PeerMsg::StoreUpdate {
+                            store: store.clone(),
+                            seq: *seq,
+                            update: update.clone(),
+                        },
+                        _ => return None,
+                    };
+                    broker_wasm::binary::to_vec(&m).ok().map(Bytes::from)
+                })
+                .clone(),
+        }
+    }
+}
+
+/// Where a feed goes: a client session in its encoding, or a peer link.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FeedTarget {
+    Client(Encoding),
+    Peer,
+}
+
+pub(crate) type Feed = mpsc::Sender<Arc<FeedItem>>;
+
+/// Commands a store task understands.
+pub(crate) enum Cmd {
+    /// An operation from a client, a peer or the Rust API.
+    Op { op: StoreOp, reply: Reply },
+    /// A new clone: the store sends a snapshot and then every update into `feed`; `reply`
+    /// says whether that worked (a relay without a master answers `no_such_master`).
+    Attach { feed: Feed, reply: Reply },
+    /// From the peer this relay follows.
+    Peer { from: NodeId, msg: PeerMsg },
+    /// A direct peer went away.
+    PeerGone(NodeId),
+}
+
+/// A handle to a store task.
+#[derive(Clone)]
+pub(crate) struct StoreHandle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    pub is_master: bool,
+}
+
+impl StoreHandle {
+    pub(crate) fn send(&self, cmd: Cmd) {
+        if let Err(mpsc::error::SendError(cmd)) = self.tx.send(cmd) {
+            let gone = || error(ErrorCode::NoSuchMaster, "the store was closed");
+            match cmd {
+                Cmd::Op { reply, .. } | Cmd::Attach { reply, .. } => reply(Err(gone())),
+                Cmd::Peer { .. } | Cmd::PeerGone(_) => {}
+            }
+        }
+    }
+
+    pub(crate) fn op(&self, op: StoreOp, reply: Reply) {
+        self.send(Cmd::Op { op, reply });
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// The stores of one endpoint.
+#[derive(Default)]
+pub struct Stores {
+    map: Mutex<HashMap<String, StoreHandle>>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("names", &self.names())
+            .finish()
+    }
+}
+
+/// Store names: non-empty, no control characters, at most 255 bytes.
+pub fn validate_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(error(
+            ErrorCode::InvalidData,
+            format!("invalid store name {name:?}: 1..=255 bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+impl Stores {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoreHandle>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names of the stores held here (masters and relays), sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, h)| !h.is_closed())
+            .map(|(n, _)| n.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Names of the master stores held here, sorted.
+    pub fn masters(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, h)| h.is_master && !h.is_closed())
+            .map(|(n, _)| n.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<StoreHandle> {
+        self.lock().get(name).filter(|h| !h.is_closed()).cloned()
+    }
+
+    /// Creates the master `name`, or returns the one that exists (ZB-44). A relay of that name
+    /// (a clone of a master elsewhere) or a master on a direct peer means `master_exists`.
+    pub(crate) async fn attach_master(
+        &self,
+        shared: &Arc<Shared>,
+        name: &str,
+        backend: Backend,
+        options: &Data,
+    ) -> Result<StoreHandle, StoreError> {
+        validate_name(name)?;
+        if let Some(h) = self.get(name) {
+            return if h.is_master {
+                Ok(h)
+            } else {
+                Err(error(
+                    ErrorCode::MasterExists,
+                    format!("store {name} is a clone of a master on another endpoint"),
+                ))
+            };
+        }
+        if shared.peering.store_master_elsewhere(name) {
+            return Err(error(
+                ErrorCode::MasterExists,
+                format!("a peer already has a master for {name}"),
+            ));
+        }
+        let backend_state = match backend {
+            Backend::Memory => None,
+            Backend::Sqlite => {
+                let o = sqlite::SqliteOptions::parse(options, &shared.config.data_dir, name)?;
+                let store = name.to_owned();
+                Some(
+                    tokio::task::spawn_blocking(move || sqlite::open(&o, &store))
+                        .await
+                        .map_err(|e| error(ErrorCode::BackendFailure, e.to_string()))??,
+                )
+            }
+        };
+        let mut map = self.lock();
+        if let Some(h) = map.get(name).filter(|h| !h.is_closed()) {
+            // Raced with another attach; keep the first.
+            return Ok(h.clone());
+        }
+        let h = master::spawn(shared, name, backend_state);
+        map.insert(name.to_owned(), h.clone());
+        drop(map);
+        shared.peering.set_local_masters(shared, self.masters());
+        tracing::info!(store = name, ?backend, "master store attached");
+        Ok(h)
+    }
+
+    /// The store a clone of `name` should follow: the master here, a relay that already
+    /// follows it, or a new relay that looks for it on the direct peers.
+    pub(crate) fn source(
+        &self,
+        shared: &Arc<Shared>,
+        name: &str,
+    ) -> Result<StoreHandle, StoreError> {
+        validate_name(name)?;
+        let mut map = self.lock();
+        if let Some(h) = map.get(name).filter(|h| !h.is_closed()) {
+            return Ok(h.clone());
+        }
+        let h = relay::spawn(shared, name);
+        map.insert(name.to_owned(), h.clone());
+        Ok(h)
+    }
+
+    /// A store message from a direct peer.
+    pub(crate) fn on_peer_msg(&self, shared: &Arc<Shared>, from: NodeId, msg: PeerMsg) {
+        match msg {
+            PeerMsg::StoreAttach { store } => {
+                let Some(link) = shared.peering.link_tx(from) else {
+                    return;
+                };
+                // Only masters and relays that are already following serve peers: a relay
+                // never starts a search on behalf of a peer (no loops in cyclic graphs).
+                let Some(h) = self.get(&store) else {
+                    let b = PeerMsg::StoreMissing { store };
+                    let _ = link.try_send(encode_peer(&b));
+                    return;
+                };
+                let stop = shared.peering.link_closed(from);
+                let missing = link.clone();
+                let name = store.clone();
+                spawn_feed(
+                    shared,
+                    h,
+                    link,
+                    FeedTarget::Peer,
+                    stop,
+                    Box::new(move |r| {
+                        if r.is_err() {
+                            let _ = missing
+                                .try_send(encode_peer(&PeerMsg::StoreMissing { store: name }));
+                        }
+                    }),
+                );
+            }
+            PeerMsg::StoreDetach { store } => {
+                // Feeds to a peer end with the link; a detach only matters for long-lived
+                // links, where the next lagging resync would notice. Nothing to do cheaply.
+                let _ = store;
+            }
+            PeerMsg::StoreRequest { id, store, op } => {
+                let Some(link) = shared.peering.link_tx(from) else {
+                    return;
+                };
+                let reply: Reply = Box::new(move |r| {
+                    let b = encode_peer(&PeerMsg::StoreResponse {
+                        id,
+                        result: to_failure(r),
+                    });
+                    if let Err(mpsc::error::TrySendError::Full(b)) = link.try_send(b) {
+                        tokio::spawn(async move {
+                            let _ = link.send(b).await;
+                        });
+                    }
+                });
+                match self.get(&store) {
+                    Some(h) => h.op(op, reply),
+                    None => reply(Err(error(
+                        ErrorCode::NoSuchMaster,
+                        format!("no store {store} on this endpoint"),
+                    ))),
+                }
+            }
+            PeerMsg::StoreMissing { ref store }
+            | PeerMsg::StoreSnapshot { ref store, .. }
+            | PeerMsg::StoreUpdate { ref store, .. } => {
+                if let Some(h) = self.get(store).filter(|h| !h.is_master) {
+                    h.send(Cmd::Peer { from, msg });
+                }
+            }
+            PeerMsg::StoreResponse { .. } => {
+                // Responses carry no store name: every relay checks its own request ids.
+                for h in self.relays() {
+                    h.send(Cmd::Peer {
+                        from,
+                        msg: msg.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn relays(&self) -> Vec<StoreHandle> {
+        self.lock()
+            .values()
+            .filter(|h| !h.is_master && !h.is_closed())
+            .cloned()
+            .collect()
+    }
+
+    /// A direct peer is gone: relays following it look for another master.
+    pub(crate) fn peer_gone(&self, node: NodeId) {
+        for h in self.relays() {
+            h.send(Cmd::PeerGone(node));
+        }
+    }
+
+    /// Drops every store (shutdown): tasks end, SQLite writers commit what they have.
+    pub(crate) fn close_all(&self) {
+        self.lock().clear();
+    }
+}
+
+pub(crate) fn encode_peer(msg: &PeerMsg) -> Bytes {
+    Bytes::from(broker_wasm::binary::to_vec(msg).expect("binary encoding cannot fail"))
+}
+
+/// Feeds a clone: attaches to `store` and forwards the snapshot and every update into `out`
+/// until `stop`. A clone that falls behind (its feed overflowed) is dropped by the store and
+/// re-attached here, which gives it a fresh snapshot: the replica on the other side sees the
+/// difference and nothing is lost. `attached` learns the outcome of the first attach.
+pub(crate) fn spawn_feed(
+    shared: &Arc<Shared>,
+    store: StoreHandle,
+    out: mpsc::Sender<Bytes>,
+    target: FeedTarget,
+    stop: CancellationToken,
+    attached: Reply,
+) {
+    shared.tasks.spawn(async move {
+        let mut attached = Some(attached);
+        loop {
+            let (tx, mut rx) = mpsc::channel::<Arc<FeedItem>>(FEED_CAP);
+            let (ok_tx, ok_rx) = oneshot::channel();
+            store.send(Cmd::Attach {
+                feed: tx,
+                reply: Box::new(move |r| {
+                    let _ = ok_tx.send(r);
+                }),
+            });
+            let result = tokio::select! {
+                r = ok_rx => r.unwrap_or_else(|_| Err(error(ErrorCode::NoSuchMaster, "the store was closed"))),
+                _ = stop.cancelled() => return,
+            };
+            let failed = result.is_err();
+            if let Some(a) = attached.take() {
+                a(result);
+            }
+            if failed {
+                return;
+            }
+            loop {
+                let item = tokio::select! {
+                    i = rx.recv() => i,
+                    _ = stop.cancelled() => return,
+                };
+                let Some(item) = item else { break };
+                let Some(b) = item.bytes(target) else { continue };
+                tokio::select! {
+                    r = out.send(b) => if r.is_err() { return },
+                    _ = stop.cancelled() => return,
+                }
+            }
+            if store.is_closed() {
+                return;
+            }
+            tracing::debug!("clone fell behind; resynchronising");
+        }
+    });
+}

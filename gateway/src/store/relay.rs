@@ -1,0 +1,342 @@
+//! A relay: this gateway's clone of a master that lives on a direct peer (ZB-47, ZB-58).
+//!
+//! It asks every direct peer for the store, follows the first that has it (snapshot, then
+//! ordered updates), and serves its own clones (sessions, other peers) from its replica with
+//! the master's identity and sequence numbers, so a browser connected to this gateway sees
+//! the same stream as one connected to the master's. Operations go to the master over the
+//! peer link and the answers come back the same way. When the link breaks it looks again,
+//! every [`RETRY`], and its clones get the new snapshot as a difference.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker_wasm::protocol::{PeerMsg, Response, ServerMsg, StoreEntry};
+use broker_wasm::store::Replica;
+use broker_wasm::{ErrorCode, NodeId};
+use tokio::sync::mpsc;
+
+use super::{encode_peer, error, Cmd, Feed, FeedItem, Reply, StoreHandle, CHUNK};
+use crate::endpoint::Shared;
+
+/// How often a relay without a master asks its peers again.
+const RETRY: Duration = Duration::from_secs(1);
+/// How long attaches and operations wait for a master before `no_such_master`.
+const FIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Relay {
+    shared: Arc<Shared>,
+    name: String,
+    replica: Replica,
+    /// The peer whose master (or relay) we follow.
+    bound: Option<NodeId>,
+    /// Peers asked and not yet answered.
+    asked: HashSet<NodeId>,
+    feeds: Vec<Feed>,
+    /// Attaches waiting for the first snapshot.
+    waiting: Vec<(Feed, Reply)>,
+    /// Operations waiting for a master.
+    queued: Vec<(broker_wasm::protocol::StoreOp, Reply)>,
+    pending: HashMap<u64, Reply>,
+    next_id: u64,
+    /// When the current search started (for FIND_TIMEOUT).
+    searching_since: Option<tokio::time::Instant>,
+}
+
+pub(crate) fn spawn(shared: &Arc<Shared>, name: &str) -> StoreHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let r = Relay {
+        shared: shared.clone(),
+        name: name.to_owned(),
+        replica: Replica::new(),
+        bound: None,
+        asked: HashSet::new(),
+        feeds: Vec::new(),
+        waiting: Vec::new(),
+        queued: Vec::new(),
+        pending: HashMap::new(),
+        // Ids unique across relays: responses are offered to every relay.
+        next_id: u64::from(rand::random::<u32>()) << 32,
+        searching_since: None,
+    };
+    let stop = shared.shutdown.child_token();
+    shared.tasks.spawn(run(r, rx, stop));
+    StoreHandle {
+        tx,
+        is_master: false,
+    }
+}
+
+async fn run(
+    mut r: Relay,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    r.search();
+    let mut retry = tokio::time::interval(RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(c) => r.handle(c),
+                None => break,
+            },
+            _ = retry.tick() => r.on_tick(),
+            _ = stop.cancelled() => break,
+        }
+        if r.idle() {
+            // Nobody follows this store through us any more.
+            break;
+        }
+    }
+    if let Some(peer) = r.bound {
+        if let Some(link) = r.shared.peering.link_tx(peer) {
+            let _ = link.try_send(encode_peer(&PeerMsg::StoreDetach {
+                store: r.name.clone(),
+            }));
+        }
+    }
+    tracing::debug!(store = r.name, "relay closed");
+}
+
+impl Relay {
+    fn idle(&mut self) -> bool {
+        self.feeds.retain(|f| !f.is_closed());
+        self.feeds.is_empty()
+            && self.waiting.is_empty()
+            && self.queued.is_empty()
+            && self.pending.is_empty()
+            && self.searching_since.is_none()
+    }
+
+    fn search(&mut self) {
+        self.asked = self.shared.peering.direct_peers().into_iter().collect();
+        if self.searching_since.is_none() {
+            self.searching_since = Some(tokio::time::Instant::now());
+        }
+        for p in &self.asked {
+            if let Some(link) = self.shared.peering.link_tx(*p) {
+                let _ = link.try_send(encode_peer(&PeerMsg::StoreAttach {
+                    store: self.name.clone(),
+                }));
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if self.bound.is_some() {
+            return;
+        }
+        let timed_out = self
+            .searching_since
+            .is_some_and(|t| t.elapsed() >= FIND_TIMEOUT);
+        if timed_out || (self.asked.is_empty() && self.searching_since.is_some()) {
+            self.fail_waiting(if timed_out {
+                "no master found in time"
+            } else {
+                "no direct peer has a master for this store"
+            });
+        }
+        if !self.feeds.is_empty() {
+            // Our clones keep their caches; keep looking for the master.
+            self.search();
+        }
+    }
+
+    fn fail_waiting(&mut self, why: &str) {
+        let e = || {
+            error(
+                ErrorCode::NoSuchMaster,
+                format!("store {}: {why}", self.name),
+            )
+        };
+        for (_, reply) in self.waiting.drain(..) {
+            reply(Err(e()));
+        }
+        for (_, reply) in self.queued.drain(..) {
+            reply(Err(e()));
+        }
+        self.searching_since = None;
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Op { op, reply } => match self.bound {
+                Some(peer) => self.forward(peer, op, reply),
+                None => {
+                    self.queued.push((op, reply));
+                    if self.searching_since.is_none() {
+                        self.search();
+                    }
+                }
+            },
+            Cmd::Attach { feed, reply } => {
+                if self.bound.is_some() && self.replica.is_synced() {
+                    if self.send_snapshot(&feed) {
+                        self.feeds.push(feed);
+                        reply(Ok(Response::Done));
+                    } else {
+                        reply(Err(error(ErrorCode::Unspecified, "feed full")));
+                    }
+                } else {
+                    self.waiting.push((feed, reply));
+                    if self.searching_since.is_none() {
+                        self.search();
+                    }
+                }
+            }
+            Cmd::Peer { from, msg } => self.on_peer(from, msg),
+            Cmd::PeerGone(node) => {
+                self.asked.remove(&node);
+                if self.bound == Some(node) {
+                    self.bound = None;
+                    self.replica.unsync();
+                    for (_, reply) in self.pending.drain() {
+                        reply(Err(error(
+                            ErrorCode::NoSuchMaster,
+                            "lost the connection to the master",
+                        )));
+                    }
+                    self.search();
+                }
+            }
+        }
+    }
+
+    fn forward(&mut self, peer: NodeId, op: broker_wasm::protocol::StoreOp, reply: Reply) {
+        let Some(link) = self.shared.peering.link_tx(peer) else {
+            return reply(Err(error(ErrorCode::NoSuchMaster, "master unreachable")));
+        };
+        self.next_id += 1;
+        let id = self.next_id;
+        let b = encode_peer(&PeerMsg::StoreRequest {
+            id,
+            store: self.name.clone(),
+            op,
+        });
+        self.pending.insert(id, reply);
+        if let Err(mpsc::error::TrySendError::Full(b)) = link.try_send(b) {
+            tokio::spawn(async move {
+                let _ = link.send(b).await;
+            });
+        }
+    }
+
+    fn send_snapshot(&self, feed: &Feed) -> bool {
+        let Some(master) = self.replica.master() else {
+            return false;
+        };
+        let entries: Vec<StoreEntry> = self
+            .replica
+            .entries()
+            .iter()
+            .map(|(k, e)| StoreEntry {
+                key: k.clone(),
+                value: e.value.clone(),
+                expiry: e.expiry,
+            })
+            .collect();
+        let n = entries.len().div_ceil(CHUNK).max(1);
+        let mut it = entries.into_iter();
+        for i in 0..n {
+            let chunk: Vec<StoreEntry> = it.by_ref().take(CHUNK).collect();
+            let item = FeedItem::new(ServerMsg::Snapshot {
+                store: self.name.clone(),
+                master,
+                seq: self.replica.seq(),
+                entries: chunk,
+                more: i + 1 < n,
+            });
+            if feed.try_send(item).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn on_peer(&mut self, from: NodeId, msg: PeerMsg) {
+        match msg {
+            PeerMsg::StoreMissing { .. } => {
+                self.asked.remove(&from);
+            }
+            PeerMsg::StoreSnapshot {
+                master,
+                seq,
+                entries,
+                more,
+                ..
+            } => {
+                match self.bound {
+                    None => self.bound = Some(from),
+                    Some(b) if b != from => {
+                        // Someone else answered first: we follow one source only.
+                        if let Some(link) = self.shared.peering.link_tx(from) {
+                            let _ = link.try_send(encode_peer(&PeerMsg::StoreDetach {
+                                store: self.name.clone(),
+                            }));
+                        }
+                        return;
+                    }
+                    Some(_) => {}
+                }
+                let applied = self.replica.snapshot_chunk(master, seq, entries, more);
+                if applied.synced {
+                    self.searching_since = None;
+                    self.asked.clear();
+                    // Everyone gets the new state; their replicas compute the difference.
+                    let feeds = std::mem::take(&mut self.feeds);
+                    for f in feeds {
+                        if self.send_snapshot(&f) {
+                            self.feeds.push(f);
+                        }
+                    }
+                    for (f, reply) in std::mem::take(&mut self.waiting) {
+                        if self.send_snapshot(&f) {
+                            self.feeds.push(f);
+                            reply(Ok(Response::Done));
+                        } else {
+                            reply(Err(error(ErrorCode::Unspecified, "feed full")));
+                        }
+                    }
+                    for (op, reply) in std::mem::take(&mut self.queued) {
+                        self.forward(from, op, reply);
+                    }
+                }
+            }
+            PeerMsg::StoreUpdate { seq, update, .. } => {
+                if self.bound != Some(from) {
+                    return;
+                }
+                match self.replica.update(seq, update.clone()) {
+                    Ok(_) => {
+                        let item = FeedItem::new(ServerMsg::StoreUpdate {
+                            store: self.name.clone(),
+                            seq,
+                            update,
+                        });
+                        self.feeds.retain(|f| f.try_send(item.clone()).is_ok());
+                    }
+                    Err(gap) => {
+                        tracing::warn!(store = self.name, ?gap, "relay missed updates; resyncing");
+                        if let Some(link) = self.shared.peering.link_tx(from) {
+                            let _ = link.try_send(encode_peer(&PeerMsg::StoreAttach {
+                                store: self.name.clone(),
+                            }));
+                        }
+                    }
+                }
+            }
+            PeerMsg::StoreResponse { id, result } => {
+                if let Some(reply) = self.pending.remove(&id) {
+                    reply(result.map_err(|f| match f {
+                        broker_wasm::protocol::Failure::Broker(e) => e,
+                        broker_wasm::protocol::Failure::Namespace { context, .. } => {
+                            error(ErrorCode::Unspecified, context)
+                        }
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+}

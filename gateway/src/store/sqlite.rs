@@ -1,0 +1,400 @@
+//! The SQLite backend of a master store (ZB-46): Broker's schema and option names, WAL with
+//! `synchronous=NORMAL` by default, and one writer thread that commits in groups.
+//!
+//! The master keeps every entry in memory as well (reads never touch the disk); the file is
+//! the durable copy. A write is acknowledged to its client only after the transaction that
+//! holds it committed, so an acknowledged write survives a crash of the gateway.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+
+use broker_wasm::store::Entry;
+use broker_wasm::{Data, ErrorCode, Timestamp};
+use rusqlite::{params, Connection, OpenFlags};
+
+use super::{Reply, StoreError};
+use broker_wasm::protocol::Response;
+
+/// Most writes committed in one transaction.
+const MAX_GROUP: usize = 8192;
+
+/// Parsed `attach_master` options of the SQLite backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    /// `PRAGMA synchronous` value (0..=3); ours defaults to NORMAL (1).
+    pub synchronous: u8,
+    /// `PRAGMA journal_mode`; ours defaults to `wal`.
+    pub journal_mode: &'static str,
+    /// Delete and recreate a corrupt or unopenable file instead of failing.
+    pub delete_on_failure: bool,
+    pub integrity_check: bool,
+}
+
+fn failure(context: impl Into<String>) -> StoreError {
+    StoreError {
+        code: ErrorCode::BackendFailure,
+        context: context.into(),
+    }
+}
+
+impl SqliteOptions {
+    /// Reads Broker's option table (`path`, `synchronous`, `journal_mode`, `failure_mode`,
+    /// `integrity_check`). A missing path becomes `<data_dir>/<store>.sqlite`. Wrong types and
+    /// unknown values are a `backend_failure`, as in Broker.
+    pub fn parse(
+        options: &Data,
+        data_dir: &Path,
+        store: &str,
+    ) -> Result<SqliteOptions, StoreError> {
+        let mut o = SqliteOptions {
+            path: data_dir.join(format!("{}.sqlite", file_name(store))),
+            synchronous: 1,
+            journal_mode: "wal",
+            delete_on_failure: false,
+            integrity_check: false,
+        };
+        let table = match options {
+            Data::None => return Ok(o),
+            Data::Table(t) => t,
+            other => {
+                return Err(failure(format!(
+                    "backend options must be a table, got {}",
+                    other.data_type().name()
+                )))
+            }
+        };
+        let enum_of = |v: &Data, prefix: &str, key: &str| -> Result<String, StoreError> {
+            match v {
+                Data::Enum(e) => e
+                    .strip_prefix(prefix)
+                    .map(str::to_owned)
+                    .ok_or_else(|| failure(format!("{key}: expected {prefix}*, got {e}"))),
+                other => Err(failure(format!(
+                    "{key}: expected an enum value, got {}",
+                    other.data_type().name()
+                ))),
+            }
+        };
+        for (k, v) in table {
+            let Some(key) = k.as_str() else {
+                return Err(failure("option names must be strings"));
+            };
+            match key {
+                "path" => match v.as_str() {
+                    Some("") => {}
+                    Some(p) => o.path = PathBuf::from(p),
+                    None => return Err(failure("path: expected a string")),
+                },
+                "synchronous" => {
+                    o.synchronous = match enum_of(v, "Broker::SQLITE_SYNCHRONOUS_", key)?.as_str() {
+                        "OFF" => 0,
+                        "NORMAL" => 1,
+                        "FULL" => 2,
+                        "EXTRA" => 3,
+                        other => {
+                            return Err(failure(format!("synchronous: unknown value {other}")))
+                        }
+                    }
+                }
+                "journal_mode" => {
+                    o.journal_mode = match enum_of(v, "Broker::SQLITE_JOURNAL_MODE_", key)?.as_str()
+                    {
+                        "DELETE" => "delete",
+                        "WAL" => "wal",
+                        other => {
+                            return Err(failure(format!("journal_mode: unknown value {other}")))
+                        }
+                    }
+                }
+                "failure_mode" => {
+                    o.delete_on_failure =
+                        match enum_of(v, "Broker::SQLITE_FAILURE_MODE_", key)?.as_str() {
+                            "FAIL" => false,
+                            "DELETE" => true,
+                            other => {
+                                return Err(failure(format!("failure_mode: unknown value {other}")))
+                            }
+                        }
+                }
+                "integrity_check" => match v {
+                    Data::Boolean(b) => o.integrity_check = *b,
+                    _ => return Err(failure("integrity_check: expected a bool")),
+                },
+                other => return Err(failure(format!("unknown SQLite option `{other}`"))),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// A store name as a safe file name.
+fn file_name(store: &str) -> String {
+    store
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn encode(d: &Data) -> Vec<u8> {
+    broker_wasm::binary::to_vec(d).expect("data always encodes")
+}
+
+fn decode(b: &[u8]) -> Option<Data> {
+    broker_wasm::binary::from_slice(b).ok()
+}
+
+/// One change to persist.
+pub(crate) enum Write {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expiry: Option<i64>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    Clear,
+    /// Nothing to write: its reply fires once everything before it committed.
+    Barrier,
+}
+
+impl Write {
+    pub(crate) fn put(key: &Data, value: &Data, expiry: Option<Timestamp>) -> Write {
+        Write::Put {
+            key: encode(key),
+            value: encode(value),
+            expiry: expiry.map(|t| t.0),
+        }
+    }
+    pub(crate) fn delete(key: &Data) -> Write {
+        Write::Delete { key: encode(key) }
+    }
+}
+
+/// A write plus what to answer once it committed.
+pub(crate) type Job = (Write, Option<(Reply, Result<Response, StoreError>)>);
+
+/// Handle to the writer thread; dropping it lets the thread finish and close the file.
+pub(crate) struct Writer {
+    tx: std_mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(crate) fn send(&self, job: Job) {
+        if let Err(std_mpsc::SendError((_, Some((reply, _))))) = self.tx.send(job) {
+            reply(Err(failure("the store's writer stopped")));
+        }
+    }
+}
+
+fn open_conn(o: &SqliteOptions) -> Result<Connection, String> {
+    if let Some(dir) = o.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let conn = Connection::open_with_flags(
+        &o.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )
+    .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "journal_mode", o.journal_mode)
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "synchronous", o.synchronous)
+        .map_err(|e| e.to_string())?;
+    if o.integrity_check {
+        let r: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        if r != "ok" {
+            return Err(format!("integrity check failed: {r}"));
+        }
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+         CREATE TABLE IF NOT EXISTS store(key BLOB PRIMARY KEY, value BLOB, expiry INTEGER);",
+    )
+    .map_err(|e| e.to_string())?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('broker_version', ?1)",
+        params![crate::VERSION],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Opens (or creates) the file, loads every entry and starts the writer thread.
+pub(crate) fn open(
+    o: &SqliteOptions,
+    store: &str,
+) -> Result<(BTreeMap<Data, Entry>, Writer), StoreError> {
+    let conn = match open_conn(o) {
+        Ok(c) => c,
+        Err(e) if o.delete_on_failure => {
+            tracing::warn!(store, path = %o.path.display(), error = e, "recreating the store file");
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = o.path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+            open_conn(o).map_err(|e| failure(format!("{}: {e}", o.path.display())))?
+        }
+        Err(e) => return Err(failure(format!("{}: {e}", o.path.display()))),
+    };
+    let mut entries = BTreeMap::new();
+    {
+        let mut stmt = conn
+            .prepare("SELECT key, value, expiry FROM store")
+            .map_err(|e| failure(e.to_string()))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .map_err(|e| failure(e.to_string()))?;
+        for row in rows {
+            let (k, v, exp) = row.map_err(|e| failure(e.to_string()))?;
+            match (decode(&k), decode(&v)) {
+                (Some(k), Some(v)) => {
+                    entries.insert(
+                        k,
+                        Entry {
+                            value: v,
+                            expiry: exp.map(Timestamp),
+                        },
+                    );
+                }
+                _ => tracing::warn!(store, "skipping an undecodable row"),
+            }
+        }
+    }
+    let (tx, rx) = std_mpsc::channel::<Job>();
+    let name = store.to_owned();
+    std::thread::Builder::new()
+        .name(format!("store-{name}"))
+        .spawn(move || writer_loop(conn, rx, &name))
+        .map_err(|e| failure(format!("cannot start the writer: {e}")))?;
+    Ok((entries, Writer { tx }))
+}
+
+fn writer_loop(mut conn: Connection, rx: std_mpsc::Receiver<Job>, store: &str) {
+    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&mut conn, &group);
+        if let Err(e) = &result {
+            tracing::error!(store, error = %e, "store write failed");
+        }
+        for (_, answer) in group.drain(..) {
+            if let Some((reply, ok)) = answer {
+                match &result {
+                    Ok(()) => reply(ok),
+                    Err(e) => reply(Err(failure(format!("write failed: {e}")))),
+                }
+            }
+        }
+    }
+    // The master is gone: checkpoint so the file is complete on its own.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+}
+
+fn commit(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut put = tx.prepare_cached(
+            "INSERT OR REPLACE INTO store(key, value, expiry) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut del = tx.prepare_cached("DELETE FROM store WHERE key = ?1")?;
+        for (w, _) in group {
+            match w {
+                Write::Put { key, value, expiry } => {
+                    put.execute(params![key, value, expiry])?;
+                }
+                Write::Delete { key } => {
+                    del.execute(params![key])?;
+                }
+                Write::Clear => {
+                    tx.execute("DELETE FROM store", [])?;
+                }
+                Write::Barrier => {}
+            }
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, Data)]) -> Data {
+        Data::Table(
+            pairs
+                .iter()
+                .map(|(k, v)| (Data::from(*k), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn zb46_options_are_parsed_like_broker() {
+        let dir = Path::new("/tmp/x");
+        let o = SqliteOptions::parse(&Data::None, dir, "a/b").unwrap();
+        assert_eq!(o.path, dir.join("a_b.sqlite"));
+        assert_eq!((o.synchronous, o.journal_mode), (1, "wal"));
+        let o = SqliteOptions::parse(
+            &opts(&[
+                ("path", "/tmp/y.db".into()),
+                (
+                    "synchronous",
+                    Data::enum_value("Broker::SQLITE_SYNCHRONOUS_FULL"),
+                ),
+                (
+                    "journal_mode",
+                    Data::enum_value("Broker::SQLITE_JOURNAL_MODE_DELETE"),
+                ),
+                (
+                    "failure_mode",
+                    Data::enum_value("Broker::SQLITE_FAILURE_MODE_DELETE"),
+                ),
+                ("integrity_check", Data::Boolean(true)),
+            ]),
+            dir,
+            "s",
+        )
+        .unwrap();
+        assert_eq!(o.path, PathBuf::from("/tmp/y.db"));
+        assert_eq!((o.synchronous, o.journal_mode), (2, "delete"));
+        assert!(o.delete_on_failure && o.integrity_check);
+        for bad in [
+            opts(&[("synchronous", Data::enum_value("SQLITE_SYNCHRONOUS_FULL"))]),
+            opts(&[(
+                "synchronous",
+                Data::enum_value("Broker::SQLITE_SYNCHRONOUS_FAST"),
+            )]),
+            opts(&[("synchronous", "Broker::SQLITE_SYNCHRONOUS_FULL".into())]),
+            opts(&[("path", Data::Count(1))]),
+            opts(&[("bogus", Data::Count(1))]),
+            Data::Count(1),
+        ] {
+            let e = SqliteOptions::parse(&bad, dir, "s").unwrap_err();
+            assert_eq!(e.code, ErrorCode::BackendFailure, "{bad}");
+        }
+    }
+}

@@ -235,7 +235,145 @@ export class Endpoint {
   /** Resolves once the gateway has processed everything sent before. */
   flush(): Promise<void>;
   shutdown(): Promise<void>;
+  /** Creates a Data Broker namespace and attaches to it (DB-01); level 4/5 persist in SQLite. */
+  createNamespace(name: string, options?: { level?: number; groups?: string[] }): Promise<Namespace>;
+  /** Attaches to an existing namespace (DB-03). */
+  attachNamespace(name: string): Promise<Namespace>;
+  /** PyDBR's API over this endpoint (DB-28); `timeout` is DBR_TIMEOUT in seconds (0 = forever). */
+  dbr(options?: { timeout?: number }): Dbr;
 }
+
+// ---- Data Broker namespaces (DB-01..28) ----
+
+/** `[number, name, message]` of the 24 Data Broker error codes (DB-27). */
+export const DBR_CODES: ReadonlyArray<readonly [number, string, string]>;
+/** `DBR_SUCCESS`, `DBR_ERR_TIMEOUT`, ... by number. */
+export const DBR: Readonly<Record<string, number>>;
+/** The code's `DBR_*` name; "Unknown Error" outside 0..22. */
+export function getErrorCode(code: number): string;
+/** The original's message for a code; "Unknown Error" outside 0..22. */
+export function getErrorMessage(code: number): string;
+
+/** A failed namespace operation. */
+export class DbrError extends Error {
+  /** The `DBR_ERR_*` name, e.g. "DBR_ERR_TIMEOUT". */
+  readonly code: string;
+  /** The numeric code, e.g. 5. */
+  readonly errno: number;
+  /** For DBR_ERR_UBUFFER with `partial`: the value's full size. */
+  readonly size?: number;
+  constructor(errno: number, context?: string, size?: number);
+}
+
+export const DBR_FLAGS_NONE: 0;
+export const DBR_FLAGS_NOWAIT: 1;
+export const DBR_FLAGS_PARTIAL: 2;
+export const DBR_FLAGS_MAX: 3;
+export const DBR_READ_FLAGS_INDEX_SHIFT: 4;
+export const DBR_PERST_VOLATILE_SIMPLE: 0;
+export const DBR_PERST_VOLATILE_FT: 1;
+export const DBR_PERST_TEMPORARY_SIMPLE: 2;
+export const DBR_PERST_TEMPORARY_FT: 3;
+export const DBR_PERST_PERMANENT_SIMPLE: 4;
+export const DBR_PERST_PERMANENT_FT: 5;
+export const DBR_PERST_MAX: 6;
+export const DB_TAG_ERROR: -1;
+
+/** The state of a namespace (DB-06). */
+export interface NamespaceInfo {
+  name: string;
+  level: number;
+  groups: string[];
+  refcount: number;
+  markedForDelete: boolean;
+  tupleNames: number;
+  totalValues: number;
+}
+
+/** Options of `read` and `get` (DB-11..15, DB-25). */
+export interface GetOptions {
+  /** Element to read, 0 = oldest (read only). */
+  index?: number;
+  /** Fail at once with DBR_ERR_UNAVAIL when there is no value. */
+  nowait?: boolean;
+  /** Wait up to this long (default 5000 ms; Infinity = until a put), then DBR_ERR_TIMEOUT. */
+  timeoutMs?: number;
+  /** Cancels the wait (DBR_ERR_CANCELLED); a cancelled get never consumes a value. */
+  signal?: AbortSignal;
+  /** Buffer size: larger values fail with DBR_ERR_UBUFFER and stay queued. */
+  capacity?: number;
+  /** With `capacity`: the error carries the value's full `size`. */
+  partial?: boolean;
+  /** Return strings as UTF-8 bytes (for binary values that happen to be valid UTF-8). */
+  bytes?: boolean;
+  /** Resolve with `{value, size}` instead of the value. */
+  withSize?: boolean;
+}
+
+/** An attached namespace: a FIFO of values per tuple name. */
+export class Namespace {
+  readonly name: string;
+  /** False after detach or delete. */
+  readonly valid: boolean;
+  put(key: string, value: BrokerValue): Promise<void>;
+  read(key: string, options?: GetOptions): Promise<any>;
+  get(key: string, options?: GetOptions): Promise<any>;
+  remove(key: string): Promise<void>;
+  /** Moves the whole queue of `key` to `to`, atomically. */
+  move(key: string, to: Namespace): Promise<void>;
+  testKey(key: string): Promise<boolean>;
+  /** Names matching a glob (Redis rules: `*`, `?`, `[a-z]`, `[^x]`, `\`). */
+  directory(pattern?: string, options?: { limit?: number }): Promise<string[]>;
+  names(pattern?: string, options?: { pageSize?: number }): AsyncIterable<string>;
+  query(): Promise<NamespaceInfo>;
+  detach(): Promise<void>;
+  /** Rejects with DBR_ERR_NSBUSY if other attachments remain (deleted at the last detach). */
+  delete(): Promise<void>;
+}
+
+/** The buffer of `readA`/`getA`, filled when the request completes. */
+export interface DbrBuffer {
+  value: any;
+  size: number;
+}
+
+/** PyDBR's API (DB-28): the same names and argument order; blocking calls return Promises. */
+export interface Dbr {
+  readonly [constant: string]: any;
+  create(name: string, level: number, groups: unknown): Promise<Namespace | null>;
+  attach(name: string): Promise<Namespace | null>;
+  delete(name: string): Promise<number>;
+  detach(handle: Namespace): Promise<number>;
+  query(handle: Namespace, state?: object, mask?: unknown): Promise<number>;
+  put(handle: Namespace, value: BrokerValue, name: string, group: string): Promise<number>;
+  read(handle: Namespace, name: string, template: string, group: string, flag?: number, bufferSize?: number | [number]): Promise<[any, number]>;
+  get(handle: Namespace, name: string, template: string, group: string, flag?: number, bufferSize?: number | [number]): Promise<[any, number]>;
+  putA(handle: Namespace, value: BrokerValue, name: string, group: string): number;
+  readA(handle: Namespace, name: string, template: string, group: string, flag?: number, bufferSize?: number | [number]): [number, DbrBuffer];
+  getA(handle: Namespace, name: string, template: string, group: string, flag?: number, bufferSize?: number | [number]): [number, DbrBuffer];
+  test(tag: number): number;
+  /** Resolves with a tag's final code (a `test` loop without polling) and frees it. */
+  wait(tag: number): Promise<number>;
+  cancel(tag: number): number;
+  testKey(handle: Namespace, name: string): Promise<number>;
+  directory(handle: Namespace, matchTemplate: string, group: string, count: number, size: number): Promise<[string[], number, number]>;
+  iterator(handle: Namespace, iterator: string | null, group: string, matchTemplate: string): Promise<[string | null, string | null]>;
+  move(src: Namespace, srcGroup: string, name: string, template: string, dst: Namespace, dstGroup: string): Promise<number>;
+  remove(handle: Namespace, group: string, name: string, template: string): Promise<number>;
+  /** `dbrPut_gather` (DB-26): the parts concatenated into one binary value. */
+  putGather(handle: Namespace, parts: Array<Uint8Array | string>, name: string, group: string): Promise<number>;
+  /** `dbrRead_scatter` (DB-26): one value spread over pieces of `sizes[i]` bytes. */
+  readScatter(handle: Namespace, sizes: number[], name: string, template: string, group: string, flags?: number): Promise<[Uint8Array[] | null, number]>;
+  /** `dbrGet_scatter` (DB-26). */
+  getScatter(handle: Namespace, sizes: number[], name: string, template: string, group: string, flags?: number): Promise<[Uint8Array[] | null, number]>;
+  addUnits(...args: unknown[]): number;
+  removeUnits(...args: unknown[]): number;
+  getErrorCode(code: number): string;
+  getErrorMessage(code: number): string;
+}
+
+/** PyDBR's API over a connected endpoint (same as `endpoint.dbr(options)`). */
+export function createDbr(endpoint: Endpoint, options?: { timeout?: number }): Dbr;
 
 export function version(): string;
 export function encodeValue(json: string): Uint8Array;

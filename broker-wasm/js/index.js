@@ -5,6 +5,7 @@ import { createApi } from "./lib/endpoint.js";
 
 export * from "./lib/values.js";
 export { BrokerError } from "./lib/endpoint.js";
+export * from "./lib/namespace.js";
 
 /** @type {any} */ export let Endpoint;
 /** @type {any} */ export let Subscriber;

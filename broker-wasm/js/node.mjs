@@ -7,6 +7,7 @@ const WebSocketImpl = globalThis.WebSocket ?? (await import("ws")).default;
 const api = createApi(wasm, WebSocketImpl);
 
 export * from "./lib/values.js";
+export * from "./lib/namespace.js";
 export const { Endpoint, Subscriber, StatusSubscriber, BrokerError, Store } = api;
 export const {
   version,

@@ -537,6 +537,16 @@ impl ClientCore {
         self.outbox.push_back(Outgoing::Msg(ClientMsg::Bye));
     }
 
+    /// Asks the gateway to cancel a pending request (e.g. a blocked namespace `get`). The
+    /// request's response still arrives: a failure with `DBR_ERR_CANCELLED` if the
+    /// cancellation took effect, else the result the gateway had already sent.
+    pub fn cancel(&mut self, id: u64) {
+        if self.pending.contains_key(&id) {
+            self.outbox
+                .push_back(Outgoing::Msg(ClientMsg::Cancel { id }));
+        }
+    }
+
     /// Messages waiting for [`ClientCore::take_frame`].
     pub fn queued(&self) -> usize {
         self.outbox.len()

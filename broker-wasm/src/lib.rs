@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`data`]: the Broker data model (ZB-25..31) with Broker's equality and total ordering.
 //! - [`zeek`]: Zeek events as data (ZB-34).
+//! - [`dbr`]: the Data Broker's error codes, flags and limits (DB-14, DB-27, DB-36).
 //! - [`codes`]: status codes (SC) and error codes (EC) with numbers and names (ZB-21, ZB-22).
 //! - [`topic`]: topic rules, filter normalisation and the prefix-trie subscription index (ZB-12).
 //! - [`binary`]: the compact binary serde format used by native frames.
@@ -24,6 +25,7 @@ pub mod binary;
 pub mod client;
 pub mod codes;
 pub mod data;
+pub mod dbr;
 pub mod error;
 pub mod protocol;
 mod serde_data;

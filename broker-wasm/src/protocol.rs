@@ -405,6 +405,13 @@ pub enum NamespaceOp {
         after: Option<String>,
         limit: u64,
     },
+    /// Puts a value back at the head of a queue: how a client undoes a `get` whose
+    /// cancellation reached the gateway after the value was taken (DB-25).
+    Restore {
+        ns: String,
+        key: String,
+        value: Data,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -540,6 +540,41 @@ impl Client {
         }
     }
 
+    /// Sends a request that can be cancelled (e.g. a blocked namespace `get`). If `cancel`
+    /// fires first, asks the gateway to cancel it and waits for the final answer: a
+    /// `DBR_ERR_CANCELLED` failure, or the result the gateway had sent before the
+    /// cancellation reached it (callers check `cancel.is_cancelled()`).
+    pub async fn request_cancellable(
+        &self,
+        request: Request,
+        cancel: &CancellationToken,
+    ) -> Result<Response, ClientError> {
+        if self.is_closed() {
+            return Err(ClientError::Closed);
+        }
+        let (tx, mut rx) = oneshot::channel();
+        let id = {
+            let mut core = lock(&self.inner.core);
+            let id = core.request(request);
+            lock(&self.inner.pending).insert(id, tx);
+            id
+        };
+        self.inner.wake.notify_one();
+        let answer = tokio::select! {
+            r = &mut rx => r,
+            _ = cancel.cancelled() => {
+                lock(&self.inner.core).cancel(id);
+                self.inner.wake.notify_one();
+                rx.await
+            }
+        };
+        match answer {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(f)) => Err(ClientError::Failed(f)),
+            Err(_) => Err(ClientError::Closed),
+        }
+    }
+
     /// The gateway's direct peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, ClientError> {
         match self.request(Request::Peers).await? {

@@ -91,6 +91,11 @@ pub struct Config {
     #[arg(long, env = "BROKER_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
     pub max_subscriptions: usize,
 
+    /// Largest value a namespace `put` accepts, in bytes (strings: their length; other
+    /// values: their binary encoding). Larger puts fail with DBR_ERR_NOMEMORY.
+    #[arg(long, env = "BROKER_NS_MAX_VALUE", default_value_t = 16 * 1024 * 1024)]
+    pub ns_max_value: u64,
+
     /// Log filter, e.g. `info` or `gateway=debug,info`.
     #[arg(long, env = "BROKER_LOG", default_value = "info")]
     pub log_level: String,

@@ -61,6 +61,8 @@ pub struct Shared {
     /// Open WebSocket connections (clients and peers), for the connection limit.
     pub connections: AtomicUsize,
     listening: Mutex<Vec<SocketAddr>>,
+    /// Data Broker namespaces (DB-01..25).
+    pub namespaces: crate::namespace::Namespaces,
 }
 
 impl Shared {
@@ -149,6 +151,10 @@ impl Endpoint {
             tasks: TaskTracker::new(),
             connections: AtomicUsize::new(0),
             listening: Mutex::new(Vec::new()),
+            namespaces: crate::namespace::Namespaces::new(
+                config.data_dir.clone(),
+                config.ns_max_value,
+            ),
             config,
         });
         Endpoint { shared }

@@ -14,6 +14,8 @@
 //! - [`client`]: a native Rust client for a remote gateway, with the endpoint's shape.
 //! - [`subscriber`]: subscriber handles shared by endpoint and client.
 //! - [`metrics`]: counters rendered for Prometheus.
+//! - [`namespace`]: Data Broker namespaces (tuple spaces) served by the gateway.
+//! - [`namespace_client`]: the namespace API of [`Client`] and the PyDBR-style `dbr` layer.
 
 pub mod client;
 pub mod config;
@@ -21,6 +23,8 @@ pub mod endpoint;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod namespace;
+pub mod namespace_client;
 pub mod peering;
 mod session;
 pub mod store;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use broker_wasm::dbr::DbrCode;
 use broker_wasm::protocol::{
     self, ClientMsg, Encoding, ErrorInfo, Failure, NetworkInfo, Publish, Request, Response,
     ServerMsg, Status, Welcome,
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::endpoint::Shared;
 use crate::hub::{encode_server_msg, frame_of, Exclude, Sink, StatusSink};
 use crate::metrics::Metrics;
+use crate::namespace::{self, Outcome};
 use crate::subscriber::Control;
 
 /// How long a client may take to send its Hello.
@@ -128,7 +130,7 @@ impl Session {
             }
             ClientMsg::Unsubscribe { topics } => self.shared.remove_topics(self.id, &topics),
             ClientMsg::Request { id, request } => self.request(id, request),
-            ClientMsg::Cancel { .. } => {}
+            ClientMsg::Cancel { id } => self.shared.namespaces.cancel(self.id, id),
             ClientMsg::Ping { nonce } => self.send(ServerMsg::Pong { nonce }),
             ClientMsg::Pong { .. } => {}
             ClientMsg::Hello(_) => {
@@ -295,12 +297,35 @@ impl Session {
                     }),
                 );
             }
-            Request::Namespace(_) => {
-                // DBR_ERR_NOTIMPL (17).
-                self.send(respond(Err(Failure::Namespace {
-                    code: 17,
-                    context: "this gateway has no namespaces".into(),
-                })));
+            Request::Namespace(op) => {
+                match shared.namespaces.submit(self.id, id, op) {
+                    Outcome::Done(result) => self.send(respond(result)),
+                    Outcome::Wait { mut rx, timeout } => {
+                        // A blocked read/get (DB-15): answered when a put serves it, when it
+                        // times out, or when it is cancelled.
+                        let session = self.id;
+                        tokio::spawn(async move {
+                            let result = match timeout {
+                                None => (&mut rx).await,
+                                Some(t) => match tokio::time::timeout(t, &mut rx).await {
+                                    Ok(r) => r,
+                                    Err(_) if shared.namespaces.expire(session, id) => {
+                                        Ok(Err(namespace::failure(
+                                            DbrCode::Timeout,
+                                            "no value arrived in time",
+                                        )))
+                                    }
+                                    // Served or cancelled just now: the answer is there.
+                                    Err(_) => rx.await,
+                                },
+                            };
+                            // An Err here means the connection ended: nobody to answer.
+                            if let Ok(result) = result {
+                                reply(respond(result)).await;
+                            }
+                        });
+                    }
+                }
             }
         }
     }
@@ -515,6 +540,8 @@ pub(crate) async fn run(
         t.cancel();
     }
     drop(session);
+    // Namespace attachments and waiters belong to the connection (DB-33).
+    shared.namespaces.release_session(reg.id);
     stop.cancel();
     let _ = writer.await;
     shared.metrics.connections_native.fetch_sub(1, Relaxed);

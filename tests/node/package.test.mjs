@@ -30,7 +30,7 @@ after(async () => {
 
 test("the tarball holds exactly the listed files", () => {
   const files = packed.files.map((f) => f.path).sort();
-  for (const f of ["package.json", "README.md", "index.js", "index.d.ts", "node.mjs", "lib/endpoint.js", "lib/values.js",
+  for (const f of ["package.json", "README.md", "index.js", "index.d.ts", "node.mjs", "lib/endpoint.js", "lib/values.js", "lib/namespace.js",
     "dist/web/broker_wasm.js", "dist/web/broker_wasm_bg.wasm", "dist/node/broker_wasm.js", "dist/node/broker_wasm_bg.wasm"]) {
     assert.ok(files.includes(f), `${f} missing from the package`);
   }

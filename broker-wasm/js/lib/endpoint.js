@@ -2,6 +2,7 @@
 // logic is in the core; this file owns the WebSocket, timers and promises.
 
 import { factories } from "./values.js";
+import { Namespace, createDbr } from "./namespace.js";
 import { createStoreApi } from "./store.js";
 
 const PATH = "/v1/broker";
@@ -335,6 +336,27 @@ export function createApi(wasm, WebSocketImpl) {
     async stores() {
       const r = await this._request("stores", {});
       return r.names;
+
+    }
+
+    /**
+     * Creates a Data Broker namespace and attaches to it (DB-01). `level` 4 or 5
+     * (`DBR_PERST_PERMANENT_*`) keeps it in the gateway's SQLite, others in memory.
+     * Rejects with a `DbrError` (`DBR_ERR_EXISTS`, `DBR_ERR_NSINVAL`, ...).
+     * @param {string} name @param {{level?: number, groups?: string[]}} [options]
+     */
+    createNamespace(name, { level = 0, groups = [] } = {}) {
+      return Namespace._open(this, { op: "create", name, level, groups });
+    }
+
+    /** Attaches to an existing namespace (DB-03); rejects with `DBR_ERR_UNAVAIL` if missing. */
+    attachNamespace(name) {
+      return Namespace._open(this, { op: "attach", name });
+    }
+
+    /** PyDBR's API over this endpoint (DB-28). @param {{timeout?: number}} [options] */
+    dbr(options) {
+      return createDbr(this, options);
     }
 
     /** Resolves once the gateway has processed everything published before. */
@@ -394,6 +416,21 @@ export function createApi(wasm, WebSocketImpl) {
         this._flush();
         this._armTick();
       }, 50);
+    }
+
+    // A request whose promise resolves with the raw response event (ok or not), and its id
+    // (for `_cancel`). Throws if the arguments cannot be converted.
+    _requestRaw(kind, args) {
+      const id = this._core.request(kind, args);
+      const promise = new Promise((resolve) => this._pending.set(id, { resolve, reject: resolve, raw: true }));
+      this._schedule();
+      return { id, promise };
+    }
+
+    // Asks the gateway to cancel a pending request; its response still arrives.
+    _cancel(id) {
+      this._core.cancel(id);
+      this._schedule();
     }
 
     _schedule() {
@@ -512,7 +549,8 @@ export function createApi(wasm, WebSocketImpl) {
             const p = this._pending.get(e.id);
             if (!p) break;
             this._pending.delete(e.id);
-            if (e.ok) p.resolve(e.value);
+            if (p.raw) p.resolve(e);
+            else if (e.ok) p.resolve(e.value);
             else p.reject(new BrokerError(String(e.code), e.context));
             break;
           }
@@ -541,5 +579,5 @@ export function createApi(wasm, WebSocketImpl) {
     }
   }
 
-  return { Endpoint, Subscriber, StatusSubscriber, BrokerError, Store };
+  return { Endpoint, Subscriber, StatusSubscriber, BrokerError, Store, Namespace };
 }

@@ -9,7 +9,8 @@ use wasm_bindgen::prelude::*;
 use super::convert::{conversion_error, encode_js_into, from_js, to_js, with_key};
 use crate::client::{ClientCore, CloneOptions, Event};
 use crate::protocol::{
-    Backend, Encoding, EndpointInfo, Failure, PeerInfo, Request, Response, StoreOp,
+    Backend, Encoding, EndpointInfo, Failure, NamespaceOp, PeerInfo, Request, Response, StoreOp,
+    Wait,
 };
 use crate::store::Change;
 use crate::Timespan;
@@ -510,7 +511,8 @@ impl WasmClient {
     }
 
     /// Queues a request and returns its id. `kind`: `peers`, `peerSubscriptions`,
-    /// `peer` (`{host, port, retryMs}`), `unpeer` (`{host, port}`).
+    /// `peer` (`{host, port, retryMs}`), `unpeer` (`{host, port}`), `namespace` (`{op, ...}`,
+    /// see `namespace_op`).
     pub fn request(&mut self, kind: &str, args: &JsValue) -> Result<f64, JsValue> {
         let host = || {
             Reflect::get(args, &"host".into())
@@ -544,6 +546,7 @@ impl WasmClient {
                 host: host().ok_or_else(|| bad("`host` must be a string"))?,
                 port: port().ok_or_else(|| bad("`port` must be 0..65535"))?,
             },
+            "namespace" => Request::Namespace(namespace_op(args)?),
             "stores" => Request::Stores,
             "attachMaster" => {
                 let store = get(args, "store")
@@ -567,6 +570,12 @@ impl WasmClient {
             other => return Err(conversion_error(format!("unknown request `{other}`"))),
         };
         Ok(self.core.request(request) as f64)
+    }
+
+    /// Asks the gateway to cancel request `id` (a blocked namespace read/get); its response
+    /// still arrives (CANCELLED, or the result sent before the cancel arrived).
+    pub fn cancel(&mut self, id: f64) {
+        self.core.cancel(id as u64);
     }
 
     /// Queues a ping; a `pong` event with the returned nonce follows everything sent before.
@@ -769,6 +778,140 @@ impl WasmClient {
     pub fn on_text(&mut self, text: &str) -> Result<Array, JsValue> {
         self.on_frame(text.as_bytes())
     }
+}
+
+/// A namespace operation from `{op, ...}` (DB-01..22): `op` is `create` (`name, level,
+/// groups`), `attach`/`detach`/`delete`/`query` (`name`), `put`/`restore` (`ns, key, value`),
+/// `read` (`ns, key, index, wait, capacity, partial`), `get` (same without `index`),
+/// `remove`/`testKey` (`ns, key`), `move` (`from, key, to`), `directory` (`ns, pattern,
+/// limit`), `iterate` (`ns, pattern, after, limit`). `wait` is `"nowait"`, `"forever"` or a
+/// number of milliseconds.
+fn namespace_op(args: &JsValue) -> Result<NamespaceOp, JsValue> {
+    let get = |k: &str| Reflect::get(args, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let op = get("op").as_string().unwrap_or_default();
+    let bad = |what: &str| conversion_error(format!("namespace {op}: {what}"));
+    let string = |k: &str| {
+        get(k)
+            .as_string()
+            .ok_or_else(|| bad(&format!("`{k}` must be a string")))
+    };
+    let number = |k: &str, default: u64| -> Result<u64, JsValue> {
+        let v = get(k);
+        if v.is_undefined() || v.is_null() {
+            return Ok(default);
+        }
+        v.as_f64()
+            .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+            .map(|n| n as u64)
+            .ok_or_else(|| bad(&format!("`{k}` must be a non-negative integer")))
+    };
+    let capacity = || -> Result<Option<u64>, JsValue> {
+        let v = get("capacity");
+        if v.is_undefined() || v.is_null() {
+            Ok(None)
+        } else {
+            number("capacity", 0).map(Some)
+        }
+    };
+    let wait = || -> Result<Wait, JsValue> {
+        let w = get("wait");
+        if let Some(s) = w.as_string() {
+            return match s.as_str() {
+                "nowait" => Ok(Wait::NoWait),
+                "forever" => Ok(Wait::Forever),
+                _ => Err(bad(
+                    "`wait` must be \"nowait\", \"forever\" or milliseconds",
+                )),
+            };
+        }
+        match w.as_f64() {
+            Some(ms) if ms.is_infinite() && ms > 0.0 => Ok(Wait::Forever),
+            Some(ms) if ms.is_finite() => Ok(Wait::Timeout(Timespan((ms.max(0.0) * 1e6) as i64))),
+            _ => Err(bad(
+                "`wait` must be \"nowait\", \"forever\" or milliseconds",
+            )),
+        }
+    };
+    Ok(match op.as_str() {
+        "create" => {
+            let groups = get("groups");
+            let groups = if groups.is_undefined() || groups.is_null() {
+                Vec::new()
+            } else {
+                Array::from(&groups)
+                    .iter()
+                    .map(|g| g.as_string().ok_or_else(|| bad("groups must be strings")))
+                    .collect::<Result<_, _>>()?
+            };
+            NamespaceOp::Create {
+                name: string("name")?,
+                level: u8::try_from(number("level", 0)?).map_err(|_| bad("bad `level`"))?,
+                groups,
+            }
+        }
+        "attach" => NamespaceOp::Attach {
+            name: string("name")?,
+        },
+        "detach" => NamespaceOp::Detach {
+            name: string("name")?,
+        },
+        "delete" => NamespaceOp::Delete {
+            name: string("name")?,
+        },
+        "query" => NamespaceOp::Query {
+            name: string("name")?,
+        },
+        "put" => NamespaceOp::Put {
+            ns: string("ns")?,
+            key: string("key")?,
+            value: from_js(&get("value"))?,
+        },
+        "restore" => NamespaceOp::Restore {
+            ns: string("ns")?,
+            key: string("key")?,
+            value: from_js(&get("value"))?,
+        },
+        "read" => NamespaceOp::Read {
+            ns: string("ns")?,
+            key: string("key")?,
+            index: number("index", 0)?,
+            wait: wait()?,
+            capacity: capacity()?,
+            partial: get("partial").is_truthy(),
+        },
+        "get" => NamespaceOp::Get {
+            ns: string("ns")?,
+            key: string("key")?,
+            wait: wait()?,
+            capacity: capacity()?,
+            partial: get("partial").is_truthy(),
+        },
+        "remove" => NamespaceOp::Remove {
+            ns: string("ns")?,
+            key: string("key")?,
+        },
+        "testKey" => NamespaceOp::TestKey {
+            ns: string("ns")?,
+            key: string("key")?,
+        },
+        "move" => NamespaceOp::Move {
+            from: string("from")?,
+            key: string("key")?,
+            to: string("to")?,
+        },
+        "directory" => NamespaceOp::Directory {
+            ns: string("ns")?,
+            pattern: get("pattern").as_string().unwrap_or_default(),
+            limit: number("limit", 0)?,
+        },
+        "iterate" => NamespaceOp::Iterate {
+            ns: string("ns")?,
+            pattern: get("pattern").as_string().unwrap_or_default(),
+            after: get("after").as_string(),
+            limit: number("limit", 0)?,
+        },
+        other => return Err(conversion_error(format!("unknown namespace op `{other}`"))),
+    })
 }
 
 /// Encodes a JS value (see the mapping table) in the binary value encoding.

@@ -190,6 +190,11 @@ pub fn namespace_op(finite: bool) -> impl Strategy<Value = NamespaceOp> {
         (s(), s()).prop_map(|(ns, key)| NamespaceOp::Remove { ns, key }),
         (s(), s(), s()).prop_map(|(from, key, to)| NamespaceOp::Move { from, key, to }),
         (s(), s()).prop_map(|(ns, key)| NamespaceOp::TestKey { ns, key }),
+        (s(), s(), data(finite)).prop_map(|(ns, key, value)| NamespaceOp::Restore {
+            ns,
+            key,
+            value
+        }),
         (s(), s(), any::<u64>()).prop_map(|(ns, pattern, limit)| NamespaceOp::Directory {
             ns,
             pattern,

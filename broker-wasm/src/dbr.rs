@@ -1,0 +1,230 @@
+//! The IBM Data Broker's error codes (DB-27): numbers, names and the exact messages of
+//! `dbrGet_error` / PyDBR's `getErrorMessage`, shared by the gateway, the Rust client and (as
+//! a copy in `js/lib/namespace.js`) the JS client. Also the request flags (DB-14) and limits
+//! (DB-36) of the original.
+
+/// `DBR_Errorcode_t`, numbered from 0 in the original's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(i32)]
+pub enum DbrCode {
+    Success = 0,
+    Generic = 1,
+    Invalid = 2,
+    Handle = 3,
+    InProgress = 4,
+    Timeout = 5,
+    UBuffer = 6,
+    Unavail = 7,
+    Exists = 8,
+    NsBusy = 9,
+    NsInval = 10,
+    NoMemory = 11,
+    TagError = 12,
+    NoFile = 13,
+    NoAuth = 14,
+    NoConnect = 15,
+    Cancelled = 16,
+    NotImpl = 17,
+    InvalidOp = 18,
+    BePost = 19,
+    BeGeneral = 20,
+    Iterator = 21,
+    Plugin = 22,
+    MaxError = 23,
+}
+
+/// Every code with its `DBR_*` name and message (the sentinel `DBR_ERR_MAXERROR` has no
+/// message of its own and reads "Unknown Error", as in the original).
+pub const CODES: [(DbrCode, &str, &str); 24] = [
+    (DbrCode::Success, "DBR_SUCCESS", "Operation successful"),
+    (
+        DbrCode::Generic,
+        "DBR_ERR_GENERIC",
+        "A general or unknown error has occurred",
+    ),
+    (DbrCode::Invalid, "DBR_ERR_INVALID", "Invalid argument"),
+    (
+        DbrCode::Handle,
+        "DBR_ERR_HANDLE",
+        "An invalid handle was encountered inside",
+    ),
+    (
+        DbrCode::InProgress,
+        "DBR_ERR_INPROGRESS",
+        "Operation in progress",
+    ),
+    (DbrCode::Timeout, "DBR_ERR_TIMEOUT", "Operation timed out"),
+    (
+        DbrCode::UBuffer,
+        "DBR_ERR_UBUFFER",
+        "Provided user buffer problem (too small, not available)",
+    ),
+    (DbrCode::Unavail, "DBR_ERR_UNAVAIL", "Entry not available"),
+    (DbrCode::Exists, "DBR_ERR_EXISTS", "Entry already exists"),
+    (
+        DbrCode::NsBusy,
+        "DBR_ERR_NSBUSY",
+        "Namespace still referenced by a client",
+    ),
+    (DbrCode::NsInval, "DBR_ERR_NSINVAL", "Namespace is invalid"),
+    (
+        DbrCode::NoMemory,
+        "DBR_ERR_NOMEMORY",
+        "Insufficient memory or storage",
+    ),
+    (DbrCode::TagError, "DBR_ERR_TAGERROR", "Invalid tag"),
+    (DbrCode::NoFile, "DBR_ERR_NOFILE", "File not found"),
+    (
+        DbrCode::NoAuth,
+        "DBR_ERR_NOAUTH",
+        "Access authorization required or failed",
+    ),
+    (
+        DbrCode::NoConnect,
+        "DBR_ERR_NOCONNECT",
+        "Connection to a storage backend failed",
+    ),
+    (
+        DbrCode::Cancelled,
+        "DBR_ERR_CANCELLED",
+        "Operation was cancelled",
+    ),
+    (
+        DbrCode::NotImpl,
+        "DBR_ERR_NOTIMPL",
+        "Operation not implemented",
+    ),
+    (DbrCode::InvalidOp, "DBR_ERR_INVALIDOP", "Invalid operation"),
+    (
+        DbrCode::BePost,
+        "DBR_ERR_BE_POST",
+        "Failed to post request to back-end",
+    ),
+    (
+        DbrCode::BeGeneral,
+        "DBR_ERR_BE_GENERAL",
+        "Unspecified back-end error",
+    ),
+    (
+        DbrCode::Iterator,
+        "DBR_ERR_ITERATOR",
+        "Invalid iterator or error iterating the namespace",
+    ),
+    (
+        DbrCode::Plugin,
+        "DBR_ERR_PLUGIN",
+        "Error while processing request/data in data adapter",
+    ),
+    (DbrCode::MaxError, "DBR_ERR_MAXERROR", "Unknown Error"),
+];
+
+/// Message for codes outside `0..=22`.
+pub const UNKNOWN_ERROR: &str = "Unknown Error";
+
+impl DbrCode {
+    /// The numeric value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The code for a number (`0..=23`).
+    pub fn from_code(code: i32) -> Option<DbrCode> {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| CODES.get(i))
+            .map(|c| c.0)
+    }
+
+    /// `DBR_SUCCESS`, `DBR_ERR_TIMEOUT`, ...
+    pub fn name(self) -> &'static str {
+        CODES[self as usize].1
+    }
+
+    /// The original's exact message (`dbrGet_error`).
+    pub fn message(self) -> &'static str {
+        CODES[self as usize].2
+    }
+}
+
+impl std::fmt::Display for DbrCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// PyDBR's `getErrorCode`: the name of a code, `"Unknown Error"` if out of range.
+pub fn error_name(code: i32) -> &'static str {
+    match DbrCode::from_code(code) {
+        Some(c) if c != DbrCode::MaxError => c.name(),
+        _ => UNKNOWN_ERROR,
+    }
+}
+
+/// `dbrGet_error` / PyDBR's `getErrorMessage`: `"Unknown Error"` outside `0..=22`.
+pub fn error_message(code: i32) -> &'static str {
+    match DbrCode::from_code(code) {
+        Some(c) => c.message(),
+        None => UNKNOWN_ERROR,
+    }
+}
+
+/// `DBR_FLAGS_NONE`: wait (up to the timeout).
+pub const FLAGS_NONE: u64 = 0;
+/// `DBR_FLAGS_NOWAIT`: fail at once with UNAVAIL.
+pub const FLAGS_NOWAIT: u64 = 1;
+/// `DBR_FLAGS_PARTIAL`: report the full size on a short buffer.
+pub const FLAGS_PARTIAL: u64 = 2;
+/// `DBR_FLAGS_MAX`.
+pub const FLAGS_MAX: u64 = 3;
+/// Read index in the flags: `flags | (index << READ_FLAGS_INDEX_SHIFT)` (DB-11).
+pub const READ_FLAGS_INDEX_SHIFT: u32 = 4;
+/// Longest namespace or tuple name in bytes (`DBR_MAX_KEY_LEN`).
+pub const MAX_KEY_LEN: usize = 1023;
+/// Default blocking timeout (`DBR_TIMEOUT_DEFAULT`), seconds.
+pub const TIMEOUT_DEFAULT_SECS: u64 = 5;
+/// Outstanding asynchronous requests (`DBR_POSTED_QUEUE_DEPTH`): tags are `0..1024`.
+pub const POSTED_QUEUE_DEPTH: usize = 1024;
+/// `DB_TAG_ERROR`.
+pub const TAG_ERROR: i64 = -1;
+/// Persistence levels (`DBR_PERST_*`, DB-07).
+pub const PERST_VOLATILE_SIMPLE: u8 = 0;
+pub const PERST_VOLATILE_FT: u8 = 1;
+pub const PERST_TEMPORARY_SIMPLE: u8 = 2;
+pub const PERST_TEMPORARY_FT: u8 = 3;
+pub const PERST_PERMANENT_SIMPLE: u8 = 4;
+pub const PERST_PERMANENT_FT: u8 = 5;
+pub const PERST_MAX: u8 = 6;
+
+/// True for the levels this broker keeps in SQLite (`PERMANENT_*`); the others live in
+/// memory.
+pub fn level_persists(level: u8) -> bool {
+    matches!(level, PERST_PERMANENT_SIMPLE | PERST_PERMANENT_FT)
+}
+
+/// A value's size in the sense of DB-13: the byte length of a string (text or binary), the
+/// length of the binary encoding for every other type.
+pub fn value_size(value: &crate::Data) -> u64 {
+    match value {
+        crate::Data::String(b) => b.len() as u64,
+        other => crate::binary::to_vec(other).map_or(0, |v| v.len() as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db27_numbers_names_messages() {
+        for (i, (c, name, _)) in CODES.iter().enumerate() {
+            assert_eq!(c.code(), i as i32);
+            assert_eq!(c.name(), *name);
+        }
+        assert_eq!(error_message(5), "Operation timed out");
+        assert_eq!(error_name(5), "DBR_ERR_TIMEOUT");
+        assert_eq!(error_message(-1), UNKNOWN_ERROR);
+        assert_eq!(error_message(23), UNKNOWN_ERROR);
+        assert_eq!(error_message(99), UNKNOWN_ERROR);
+        assert_eq!(error_name(23), UNKNOWN_ERROR);
+    }
+}

@@ -88,6 +88,8 @@ struct CloneState {
     opts: CloneOptions,
     disconnected_since: Option<f64>,
     retry_at: Option<f64>,
+    /// Whether the application wants [`Change`]s (computing them costs time on big stores).
+    changes: bool,
 }
 
 fn store_error(code: ErrorCode, context: impl Into<String>) -> ErrorInfo {
@@ -366,10 +368,19 @@ impl ClientCore {
                 opts,
                 disconnected_since: (self.state != State::Open).then_some(self.now_ms),
                 retry_at: None,
+                changes: true,
             },
         );
         if self.state != State::Closed {
             self.send_attach(store);
+        }
+    }
+
+    /// Whether a clone reports its changes (default true). Without them, events still say
+    /// when the clone is in sync or was reset, and applying a big snapshot is cheaper.
+    pub fn set_clone_changes(&mut self, store: &str, on: bool) {
+        if let Some(c) = self.clones.get_mut(store) {
+            c.changes = on;
         }
     }
 
@@ -655,7 +666,9 @@ impl ClientCore {
                     let Some(c) = self.clones.get_mut(&store) else {
                         continue;
                     };
-                    let applied = c.replica.snapshot_chunk(master, seq, entries, more);
+                    let applied = c
+                        .replica
+                        .snapshot_chunk_with(master, seq, entries, more, c.changes);
                     if applied.synced {
                         c.disconnected_since = None;
                         events.push(Event::StoreChanges {
@@ -670,8 +683,9 @@ impl ClientCore {
                     let Some(c) = self.clones.get_mut(&store) else {
                         continue;
                     };
+                    let want = c.changes;
                     match c.replica.update(seq, update) {
-                        Ok(changes) if changes.is_empty() => {}
+                        Ok(changes) if changes.is_empty() || !want => {}
                         Ok(changes) => {
                             // Consecutive updates of one store in a frame become one event.
                             if let Some(Event::StoreChanges {

@@ -417,6 +417,19 @@ impl Replica {
         entries: Vec<StoreEntry>,
         more: bool,
     ) -> Applied {
+        self.snapshot_chunk_with(master, seq, entries, more, true)
+    }
+
+    /// Like [`Replica::snapshot_chunk`]; without `diff` the changes are not computed (a clone
+    /// nobody watches skips the work for big stores).
+    pub fn snapshot_chunk_with(
+        &mut self,
+        master: NodeId,
+        seq: u64,
+        entries: Vec<StoreEntry>,
+        more: bool,
+        diff: bool,
+    ) -> Applied {
         let fresh = match &self.incoming {
             Some((m, s, _)) => *m != master || *s != seq,
             None => true,
@@ -445,6 +458,16 @@ impl Replica {
         let reset = self.master.is_some_and(|m| m != master);
         let old = std::mem::replace(&mut self.entries, new);
         let mut changes = Vec::new();
+        if !diff {
+            self.master = Some(master);
+            self.seq = seq;
+            self.synced = true;
+            return Applied {
+                changes,
+                reset,
+                synced: true,
+            };
+        }
         for k in old.keys() {
             if !self.entries.contains_key(k) {
                 changes.push(Change::Erase { key: k.clone() });

@@ -63,6 +63,8 @@ export function createStoreApi({ BrokerError, asBrokerError }) {
       /** The live view of the keys. */
       this.keys = new KeysView(this);
       endpoint._core.attachClone(name, options ?? {});
+      // Changes are computed only while someone listens (a big snapshot is cheaper without).
+      endpoint._core.setCloneChanges(name, false);
       endpoint._schedule();
     }
 
@@ -233,12 +235,22 @@ export function createStoreApi({ BrokerError, asBrokerError }) {
      * Calls `listener(change)` for every change: `{type: "insert", key, value, expiry}`,
      * `{type: "update", key, old, value, expiry}`, `{type: "erase", key}`,
      * `{type: "expire", key}`, plus `{type: "reset"}` before the difference to a restarted
-     * master's state and `{type: "synced"}` after each snapshot. Returns an unsubscribe
-     * function.
+     * master's state and `{type: "synced"}` after each snapshot. Changes are computed only
+     * while a listener or iterator exists. Returns an unsubscribe function.
      */
     onChange(listener) {
       this._listeners.add(listener);
-      return () => this._listeners.delete(listener);
+      this._watching();
+      return () => {
+        this._listeners.delete(listener);
+        this._watching();
+      };
+    }
+
+    _watching() {
+      if (this._detached) return;
+      const on = this._listeners.size > 0 || this._iterators.size > 0;
+      this._endpoint._core.setCloneChanges(this.name, on);
     }
 
     /** The same changes as an async iterator (ends on `detach`). */
@@ -260,6 +272,7 @@ export function createStoreApi({ BrokerError, asBrokerError }) {
         ended: false,
       };
       this._iterators.add(it);
+      this._watching();
       const self = this;
       return {
         async next() {
@@ -271,6 +284,7 @@ export function createStoreApi({ BrokerError, asBrokerError }) {
         },
         async return() {
           self._iterators.delete(it);
+          self._watching();
           return { done: true, value: undefined };
         },
         [Symbol.asyncIterator]() {

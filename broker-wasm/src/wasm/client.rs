@@ -618,6 +618,12 @@ impl WasmClient {
         self.core.attach_clone(store, o);
     }
 
+    /// Whether the clone reports changes (off: only `synced`/`reset` events).
+    #[wasm_bindgen(js_name = setCloneChanges)]
+    pub fn set_clone_changes(&mut self, store: &str, on: bool) {
+        self.core.set_clone_changes(store, on);
+    }
+
     #[wasm_bindgen(js_name = detachClone)]
     pub fn detach_clone(&mut self, store: &str) {
         self.core.detach_clone(store);

@@ -361,8 +361,9 @@ pub struct Replica {
     master: Option<NodeId>,
     seq: u64,
     synced: bool,
-    /// Entries of a snapshot still arriving in chunks.
-    incoming: Option<(NodeId, u64, BTreeMap<Data, Entry>)>,
+    /// Entries of a snapshot still arriving in chunks (in key order, as masters send them;
+    /// the map is built in bulk from them at the end).
+    incoming: Option<(NodeId, u64, Vec<(Data, Entry)>)>,
 }
 
 impl Replica {
@@ -435,19 +436,20 @@ impl Replica {
             None => true,
         };
         if fresh {
-            self.incoming = Some((master, seq, BTreeMap::new()));
+            self.incoming = Some((master, seq, Vec::new()));
         }
         let Some((_, _, buf)) = self.incoming.as_mut() else {
             return Applied::default();
         };
+        buf.reserve(entries.len());
         for e in entries {
-            buf.insert(
+            buf.push((
                 e.key,
                 Entry {
                     value: e.value,
                     expiry: e.expiry,
                 },
-            );
+            ));
         }
         if more {
             return Applied::default();
@@ -455,6 +457,8 @@ impl Replica {
         let Some((master, seq, new)) = self.incoming.take() else {
             return Applied::default();
         };
+        // Sorted input builds the tree in one pass; duplicates keep the last entry.
+        let new: BTreeMap<Data, Entry> = new.into_iter().collect();
         let reset = self.master.is_some_and(|m| m != master);
         let old = std::mem::replace(&mut self.entries, new);
         let mut changes = Vec::new();

@@ -27,6 +27,7 @@ fn start_gateway(dir: PathBuf) -> SocketAddr {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_name("gateway")
             .enable_all()
             .build()
             .unwrap();
@@ -111,6 +112,43 @@ fn main() {
                 rate
             );
         }
+
+        // Propagation to a Rust clone: a put from one client until the change event at
+        // another, one at a time.
+        admin
+            .attach_master("latency", Backend::Memory, Data::None)
+            .await
+            .unwrap();
+        let writer = Client::connect(&url).await.unwrap();
+        let w = writer.store("latency");
+        let reader = Client::connect(&url).await.unwrap();
+        let mut clone = reader.attach_clone("latency", CloneOptions::default());
+        clone.synced(Duration::from_secs(10)).await.unwrap();
+        let mut lat = Vec::new();
+        for i in 0..5000u64 {
+            let t0 = Instant::now();
+            let put = w.put(i % 100, i, None);
+            let seen = async {
+                loop {
+                    if let Some(gateway::CloneEvent::Changes { changes, .. }) = clone.next_event().await {
+                        if changes.iter().any(|c| matches!(c, broker_wasm::store::Change::Insert { value, .. } | broker_wasm::store::Change::Update { value, .. } if *value == Data::Count(i))) {
+                            return;
+                        }
+                    }
+                }
+            };
+            let (r, ()) = tokio::join!(put, seen);
+            r.unwrap();
+            lat.push(t0.elapsed());
+        }
+        lat.sort();
+        println!(
+            "master -> Rust clone propagation (5000 puts, one at a time): p50 {} us, p99 {} us",
+            lat[lat.len() / 2].as_micros(),
+            lat[lat.len() * 99 / 100].as_micros()
+        );
+        writer.shutdown().await;
+        reader.shutdown().await;
 
         // A store of 1,000,000 keys, then a clone of it.
         admin

@@ -165,6 +165,8 @@ impl StoreHandle {
 #[derive(Default)]
 pub struct Stores {
     map: Mutex<HashMap<String, StoreHandle>>,
+    /// Feeds this endpoint serves to peers' relays, by (peer, store).
+    peer_feeds: Mutex<HashMap<(NodeId, String), CancellationToken>>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -302,6 +304,15 @@ impl Stores {
                     return;
                 };
                 let stop = shared.peering.link_closed(from);
+                if let Some(old) = self
+                    .peer_feeds
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((from, store.clone()), stop.clone())
+                {
+                    // A re-attach (the relay saw a gap): the new feed replaces the old one.
+                    old.cancel();
+                }
                 let missing = link.clone();
                 let name = store.clone();
                 spawn_feed(
@@ -319,9 +330,14 @@ impl Stores {
                 );
             }
             PeerMsg::StoreDetach { store } => {
-                // Feeds to a peer end with the link; a detach only matters for long-lived
-                // links, where the next lagging resync would notice. Nothing to do cheaply.
-                let _ = store;
+                if let Some(t) = self
+                    .peer_feeds
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(from, store))
+                {
+                    t.cancel();
+                }
             }
             PeerMsg::StoreRequest { id, store, op } => {
                 let Some(link) = shared.peering.link_tx(from) else {
@@ -376,6 +392,10 @@ impl Stores {
 
     /// A direct peer is gone: relays following it look for another master.
     pub(crate) fn peer_gone(&self, node: NodeId) {
+        self.peer_feeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(n, _), _| *n != node);
         for h in self.relays() {
             h.send(Cmd::PeerGone(node));
         }

@@ -354,6 +354,9 @@ pub struct Gap {
     pub got: u64,
 }
 
+/// Snapshot entries received so far, in arrival (key) order.
+type Incoming = Vec<(Data, Entry)>;
+
 /// The local state of a clone: entries as of master update `seq` (ZB-58).
 #[derive(Debug, Default, Clone)]
 pub struct Replica {
@@ -363,7 +366,7 @@ pub struct Replica {
     synced: bool,
     /// Entries of a snapshot still arriving in chunks (in key order, as masters send them;
     /// the map is built in bulk from them at the end).
-    incoming: Option<(NodeId, u64, Vec<(Data, Entry)>)>,
+    incoming: Option<(NodeId, u64, Incoming)>,
 }
 
 impl Replica {

@@ -119,6 +119,49 @@ struct Inner {
     activity: Notify,
     /// The core's clock starts here.
     start: std::time::Instant,
+    /// Namespace gets whose caller went away before the answer: a value that still arrives
+    /// is put back (DB-12: a get nobody receives must not consume the value).
+    orphans: Mutex<HashMap<u64, Request>>,
+}
+
+type Answer = oneshot::Receiver<Result<Response, Failure>>;
+
+/// Cancels a request whose future is dropped before its answer was taken.
+struct Pending<'a> {
+    inner: &'a Inner,
+    id: u64,
+    rx: Answer,
+    /// The request, kept only when a late answer would need undoing (a namespace get).
+    undo: Option<Request>,
+    done: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if lock(&self.inner.pending).remove(&self.id).is_some() {
+            // Not answered yet: cancel, and undo a value that still arrives.
+            lock(&self.inner.core).cancel(self.id);
+            if let Some(r) = self.undo.take() {
+                lock(&self.inner.orphans).insert(self.id, r);
+            }
+            self.inner.wake.notify_one();
+        } else if let (Some(r), Ok(answer)) = (self.undo.take(), self.rx.try_recv()) {
+            // Answered, but nobody took the answer.
+            lock(&self.inner.orphans).insert(self.id, r);
+            self.inner.orphaned(self.id, answer);
+        }
+    }
+}
+
+fn undo_of(request: &Request) -> Option<Request> {
+    matches!(
+        request,
+        Request::Namespace(broker_wasm::protocol::NamespaceOp::Get { .. })
+    )
+    .then(|| request.clone())
 }
 
 impl Control for Inner {
@@ -180,7 +223,12 @@ impl Inner {
                 Event::Error(e) => self.status(StatusEvent::Error(e)),
                 Event::Response { id, result } => {
                     if let Some(tx) = lock(&self.pending).remove(&id) {
-                        let _ = tx.send(result);
+                        if let Err(result) = tx.send(result) {
+                            // The caller went away meanwhile (its future was dropped).
+                            self.orphaned(id, result);
+                        }
+                    } else {
+                        self.orphaned(id, result);
                     }
                 }
                 Event::Pong { nonce } => {
@@ -212,6 +260,22 @@ impl Inner {
             }
         }
         self.activity.notify_waiters();
+    }
+
+    /// An answer nobody waits for: a value taken by an abandoned namespace get goes back to
+    /// the head of its queue.
+    fn orphaned(&self, id: u64, result: Result<Response, Failure>) {
+        let Some(Request::Namespace(broker_wasm::protocol::NamespaceOp::Get { ns, key, .. })) =
+            lock(&self.orphans).remove(&id)
+        else {
+            return;
+        };
+        if let Ok(Response::Tuple { value, .. }) = result {
+            lock(&self.core).request(Request::Namespace(
+                broker_wasm::protocol::NamespaceOp::Restore { ns, key, value },
+            ));
+            self.wake.notify_one();
+        }
     }
 
     fn status(&self, ev: StatusEvent) {
@@ -338,6 +402,7 @@ impl Client {
             clones: Mutex::new(HashMap::new()),
             activity: Notify::new(),
             start: std::time::Instant::now(),
+            orphans: Mutex::new(HashMap::new()),
         });
         inner.dispatch(early);
 
@@ -526,14 +591,25 @@ impl Client {
             return Err(ClientError::Closed);
         }
         let (tx, rx) = oneshot::channel();
-        {
+        let undo = undo_of(&request);
+        let id = {
             // Register the waiter before the writer can send the request.
             let mut core = lock(&self.inner.core);
             let id = core.request(request);
             lock(&self.inner.pending).insert(id, tx);
-        }
+            id
+        };
+        let mut guard = Pending {
+            inner: &self.inner,
+            id,
+            rx,
+            undo,
+            done: false,
+        };
         self.inner.wake.notify_one();
-        match rx.await {
+        let answer = (&mut guard.rx).await;
+        guard.done = true;
+        match answer {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(f)) => Err(ClientError::Failed(f)),
             Err(_) => Err(ClientError::Closed),
@@ -552,22 +628,31 @@ impl Client {
         if self.is_closed() {
             return Err(ClientError::Closed);
         }
-        let (tx, mut rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        let undo = undo_of(&request);
         let id = {
             let mut core = lock(&self.inner.core);
             let id = core.request(request);
             lock(&self.inner.pending).insert(id, tx);
             id
         };
+        let mut guard = Pending {
+            inner: &self.inner,
+            id,
+            rx,
+            undo,
+            done: false,
+        };
         self.inner.wake.notify_one();
         let answer = tokio::select! {
-            r = &mut rx => r,
+            r = &mut guard.rx => r,
             _ = cancel.cancelled() => {
                 lock(&self.inner.core).cancel(id);
                 self.inner.wake.notify_one();
-                rx.await
+                (&mut guard.rx).await
             }
         };
+        guard.done = true;
         match answer {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(f)) => Err(ClientError::Failed(f)),

@@ -729,6 +729,40 @@ async fn db25_cancel_after_the_value_was_taken_puts_it_back() {
 }
 
 #[tokio::test]
+async fn db12_a_get_whose_future_is_dropped_never_consumes_a_value() {
+    let dir = TempDir::new();
+    let (ep, url) = gateway_in(&dir).await;
+    let a = client(&url).await;
+    let b = client(&url).await;
+    let ns_a = a.create_namespace("dropped", 0, vec![]).await.unwrap();
+    let ns_b = b.attach_namespace("dropped").await.unwrap();
+    // A blocking get, polled once so its request is queued, then known to the gateway.
+    let get = ns_a.get_with(
+        "k",
+        GetOptions {
+            wait: broker_wasm::protocol::Wait::Forever,
+            ..GetOptions::default()
+        },
+    );
+    let mut get = Box::pin(get);
+    tokio::select! {
+        biased;
+        _ = &mut get => panic!("nothing to get yet"),
+        _ = std::future::ready(()) => {}
+    }
+    a.flush().await.unwrap();
+    waiting(&ep, "dropped", "k", 1).await;
+    // The put goes to the waiting get; the answer reaches A's client...
+    ns_b.put("k", "v").await.unwrap();
+    a.flush().await.unwrap();
+    // ...but the caller is gone: dropping the future puts the value back.
+    drop(get);
+    a.flush().await.unwrap();
+    assert_eq!(ns_b.get_with("k", NOWAIT()).await.unwrap().value, s("v"));
+    ep.shutdown().await;
+}
+
+#[tokio::test]
 async fn db33_fifo_waiters_and_session_drop_releases_attachments() {
     let dir = TempDir::new();
     let (ep, url) = gateway_in(&dir).await;

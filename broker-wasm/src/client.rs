@@ -679,6 +679,26 @@ impl ClientCore {
                         });
                     }
                 }
+                ServerMsg::StoreMaster { store, reachable } => {
+                    let now = self.now_ms;
+                    let Some(c) = self.clones.get_mut(&store) else {
+                        continue;
+                    };
+                    if reachable {
+                        if self.state == State::Open {
+                            c.disconnected_since = None;
+                        }
+                    } else {
+                        c.disconnected_since.get_or_insert(now);
+                        events.push(Event::StoreError {
+                            store,
+                            error: store_error(
+                                ErrorCode::NoSuchMaster,
+                                "the gateway lost the store's master; reading from the cache",
+                            ),
+                        });
+                    }
+                }
                 ServerMsg::StoreUpdate { store, seq, update } => {
                     let Some(c) = self.clones.get_mut(&store) else {
                         continue;

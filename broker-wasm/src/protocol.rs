@@ -456,6 +456,12 @@ pub enum ServerMsg {
         seq: u64,
         update: StoreUpdate,
     },
+    /// The gateway relaying a clone lost (`false`) or found again (`true`) the store's
+    /// master; the clone's stale interval counts from the loss (ZB-47, ZB-60).
+    StoreMaster {
+        store: String,
+        reachable: bool,
+    },
     Ping {
         nonce: u64,
     },
@@ -621,6 +627,11 @@ pub enum PeerMsg {
         store: String,
         seq: u64,
         update: StoreUpdate,
+    },
+    /// See [`ServerMsg::StoreMaster`]: a relay tells the relays that follow it.
+    StoreMaster {
+        store: String,
+        reachable: bool,
     },
     /// A store operation forwarded towards the master; answered by `StoreResponse`.
     StoreRequest {

@@ -379,6 +379,19 @@ impl Endpoint {
             ),
             ("peers", "Direct peers.", peers),
             (
+                "stores_master",
+                "Master stores held by this endpoint.",
+                s.stores.masters().len() as u64,
+            ),
+            (
+                "stores_relay",
+                "Relays of master stores on other endpoints.",
+                (s.stores
+                    .names()
+                    .len()
+                    .saturating_sub(s.stores.masters().len())) as u64,
+            ),
+            (
                 "reachable_endpoints",
                 "Endpoints reachable through the peer graph.",
                 s.peering.reachable().len() as u64,

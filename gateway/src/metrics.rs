@@ -62,6 +62,12 @@ metrics! {
     counter errors_total,
     /// Duplicate messages suppressed on peer links.
     counter duplicates_total,
+    /// Store operations answered by master stores of this endpoint.
+    counter store_ops_total,
+    /// Store updates replicated by master stores (one per change, however many clones).
+    counter store_updates_total,
+    /// Clones re-attached with a fresh snapshot because they fell behind.
+    counter store_resyncs_total,
 }
 
 impl Metrics {

@@ -829,6 +829,7 @@ pub(crate) async fn drive_link<R, W>(
                     | PeerMsg::StoreMissing { .. }
                     | PeerMsg::StoreSnapshot { .. }
                     | PeerMsg::StoreUpdate { .. }
+                    | PeerMsg::StoreMaster { .. }
                     | PeerMsg::StoreRequest { .. }
                     | PeerMsg::StoreResponse { .. }) => {
                         shared.stores.on_peer_msg(&shared, reader_link.node, m);

@@ -143,6 +143,14 @@ async fn zb44_zb48_to_zb55_every_operation_on_a_memory_master() {
     s.clear().await.unwrap();
     assert_eq!(s.keys().await.unwrap(), Data::Set(Default::default()));
     assert_eq!(ep.stores(), vec!["ops".to_owned()]);
+    let metrics = ep.metrics_text();
+    assert!(metrics.contains("broker_stores_master 1\n"), "{metrics}");
+    let ops = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("broker_store_ops_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(ops >= 40, "{ops} store operations counted");
     ep.shutdown().await;
 }
 
@@ -453,6 +461,17 @@ async fn zb60_master_restart_is_a_reset_and_the_clone_keeps_its_cache_meanwhile(
     let mut statuses = b.make_status_subscriber(true);
     a.shutdown().await;
     expect_status(&mut statuses, broker_wasm::StatusCode::PeerLost).await;
+    // B's relay tells the clone that the master is unreachable (its stale interval starts).
+    loop {
+        match tokio::time::timeout(T, clone.next_event()).await.unwrap() {
+            Some(CloneEvent::Error(e)) => {
+                assert_eq!(e.code, ErrorCode::NoSuchMaster);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("client closed"),
+        }
+    }
     assert_eq!(clone.get(&"k".into()).unwrap(), Some(Data::Count(1)));
     // A restarts on the same data (a new master instance); B peers again.
     let (a2, a2_addr) = endpoint_in(&dir).await;

@@ -395,6 +395,8 @@ pub fn server_msg(finite: bool) -> impl Strategy<Value = ServerMsg> {
             }),
         (topic(), any::<u64>(), store_update(finite))
             .prop_map(|(store, seq, update)| ServerMsg::StoreUpdate { store, seq, update }),
+        (topic(), any::<bool>())
+            .prop_map(|(store, reachable)| ServerMsg::StoreMaster { store, reachable }),
         any::<u64>().prop_map(|nonce| ServerMsg::Ping { nonce }),
         any::<u64>().prop_map(|nonce| ServerMsg::Pong { nonce }),
         Just(ServerMsg::Bye),
@@ -448,6 +450,8 @@ pub fn peer_msg(finite: bool) -> impl Strategy<Value = PeerMsg> {
         ),
         (topic(), any::<u64>(), store_update(finite))
             .prop_map(|(store, seq, update)| PeerMsg::StoreUpdate { store, seq, update }),
+        (topic(), any::<bool>())
+            .prop_map(|(store, reachable)| PeerMsg::StoreMaster { store, reachable }),
         (any::<u64>(), topic(), store_op(finite))
             .prop_map(|(id, store, op)| PeerMsg::StoreRequest { id, store, op }),
         (any::<u64>(), response(finite))

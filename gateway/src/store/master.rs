@@ -32,6 +32,7 @@ struct Master {
     seq: u64,
     clones: Vec<Feed>,
     writer: Option<Writer>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub(crate) fn spawn(
@@ -56,6 +57,7 @@ pub(crate) fn spawn(
         seq: 0,
         clones: Vec::new(),
         writer,
+        metrics: shared.metrics.clone(),
     };
     let stop = shared.shutdown.child_token();
     shared.tasks.spawn(run(m, rx, stop));
@@ -144,6 +146,7 @@ impl Master {
 
     fn broadcast(&mut self, update: StoreUpdate) {
         self.seq += 1;
+        crate::metrics::Metrics::add(&self.metrics.store_updates_total, 1);
         if self.clones.is_empty() {
             return;
         }
@@ -215,6 +218,7 @@ impl Master {
     }
 
     fn op(&mut self, op: StoreOp, reply: Reply) {
+        crate::metrics::Metrics::add(&self.metrics.store_ops_total, 1);
         match &op {
             StoreOp::Get { key } => {
                 return reply(

@@ -103,6 +103,10 @@ impl FeedItem {
                             seq: *seq,
                             update: update.clone(),
                         },
+                        ServerMsg::StoreMaster { store, reachable } => PeerMsg::StoreMaster {
+                            store: store.clone(),
+                            reachable: *reachable,
+                        },
                         _ => return None,
                     };
                     broker_wasm::binary::to_vec(&m).ok().map(Bytes::from)
@@ -364,7 +368,8 @@ impl Stores {
             }
             PeerMsg::StoreMissing { ref store }
             | PeerMsg::StoreSnapshot { ref store, .. }
-            | PeerMsg::StoreUpdate { ref store, .. } => {
+            | PeerMsg::StoreUpdate { ref store, .. }
+            | PeerMsg::StoreMaster { ref store, .. } => {
                 if let Some(h) = self.get(store).filter(|h| !h.is_master) {
                     h.send(Cmd::Peer { from, msg });
                 }
@@ -423,6 +428,7 @@ pub(crate) fn spawn_feed(
     stop: CancellationToken,
     attached: Reply,
 ) {
+    let metrics = shared.metrics.clone();
     shared.tasks.spawn(async move {
         let mut attached = Some(attached);
         loop {
@@ -460,6 +466,7 @@ pub(crate) fn spawn_feed(
             if store.is_closed() {
                 return;
             }
+            crate::metrics::Metrics::add(&metrics.store_resyncs_total, 1);
             tracing::debug!("clone fell behind; resynchronising");
         }
     });

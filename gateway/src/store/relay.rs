@@ -191,6 +191,7 @@ impl Relay {
                 if self.bound == Some(node) {
                     self.bound = None;
                     self.replica.unsync();
+                    self.announce(false);
                     for (_, reply) in self.pending.drain() {
                         reply(Err(error(
                             ErrorCode::NoSuchMaster,
@@ -201,6 +202,15 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Tells our clones whether we can reach the master.
+    fn announce(&mut self, reachable: bool) {
+        let item = FeedItem::new(ServerMsg::StoreMaster {
+            store: self.name.clone(),
+            reachable,
+        });
+        self.feeds.retain(|f| f.try_send(item.clone()).is_ok());
     }
 
     fn forward(&mut self, peer: NodeId, op: broker_wasm::protocol::StoreOp, reply: Reply) {
@@ -324,6 +334,12 @@ impl Relay {
                             }));
                         }
                     }
+                }
+            }
+            PeerMsg::StoreMaster { reachable, .. } => {
+                // The relay we follow lost (or found) the master: so did we.
+                if self.bound == Some(from) {
+                    self.announce(reachable);
                 }
             }
             PeerMsg::StoreResponse { id, result } => {

@@ -336,11 +336,9 @@ impl Relay {
                     }
                 }
             }
-            PeerMsg::StoreMaster { reachable, .. } => {
-                // The relay we follow lost (or found) the master: so did we.
-                if self.bound == Some(from) {
-                    self.announce(reachable);
-                }
+            // The relay we follow lost (or found) the master: so did we.
+            PeerMsg::StoreMaster { reachable, .. } if self.bound == Some(from) => {
+                self.announce(reachable);
             }
             PeerMsg::StoreResponse { id, result } => {
                 if let Some(reply) = self.pending.remove(&id) {

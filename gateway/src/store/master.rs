@@ -90,6 +90,7 @@ async fn run(
             _ = stop.cancelled() => break,
         }
     }
+    super::fail_queued(&mut rx);
     tracing::debug!(store = m.name, "master store closed");
 }
 

@@ -138,6 +138,19 @@ pub(crate) enum Cmd {
     PeerGone(NodeId),
 }
 
+/// Answers every command still queued for a store task that ends, so no caller waits
+/// forever.
+pub(crate) fn fail_queued(rx: &mut mpsc::UnboundedReceiver<Cmd>) {
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        let gone = || error(ErrorCode::NoSuchMaster, "the store was closed");
+        match cmd {
+            Cmd::Op { reply, .. } | Cmd::Attach { reply, .. } => reply(Err(gone())),
+            Cmd::Peer { .. } | Cmd::PeerGone(_) => {}
+        }
+    }
+}
+
 /// A handle to a store task.
 #[derive(Clone)]
 pub(crate) struct StoreHandle {

@@ -89,6 +89,11 @@ async fn run(
             break;
         }
     }
+    super::fail_queued(&mut rx);
+    r.fail_waiting("the relay closed");
+    for (_, reply) in r.pending.drain() {
+        reply(Err(error(ErrorCode::NoSuchMaster, "the relay closed")));
+    }
     if let Some(peer) = r.bound {
         if let Some(link) = r.shared.peering.link_tx(peer) {
             let _ = link.try_send(encode_peer(&PeerMsg::StoreDetach {

@@ -1,6 +1,6 @@
 // Dashboard entry: connects to the gateway that serves the page through the npm package
 // (/pkg/), then drives the four views. All protocol logic lives in the package.
-import init, * as broker from "/pkg/index.js";
+import * as broker from "/pkg/index.js";
 import { setupOverview } from "./overview.js";
 import { setupTopics } from "./topics.js";
 import { setupStores } from "./stores.js";
@@ -46,7 +46,7 @@ function setConn(state, text) {
   $("conn").textContent = text;
 }
 
-await init();
+await broker.init();
 const ep = new broker.Endpoint({ name: "dashboard", reconnectMaxMs: 5_000 });
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 const ctx = { ep, broker, wsUrl, currentView };

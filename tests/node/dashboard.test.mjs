@@ -114,7 +114,7 @@ test("dashboard: topics — Node messages appear rendered by type; filter, pause
   await page.waitForFunction(() => document.querySelectorAll("#topic-viewport .vrow").length === 5, null, T);
   const got = Object.fromEntries(await rows());
   assert.equal(got["/demo/count"], "count42");
-  assert.equal(got["/demo/conn"], "table{10.0.0.1 → 443/tcp, ::1 → 53/udp}");
+  assert.equal(got["/demo/conn"], "table{::1 → 53/udp, 10.0.0.1 → 443/tcp}");
   assert.equal(got["/demo/time"], "time2023-11-14T22:13:20.123456789Z");
   assert.equal(got["/demo/event"], 'eventping("hello", 7, {10.0.0.0/8})');
   assert.equal(got["/demo/span"], "interval1.5 s");

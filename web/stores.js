@@ -26,6 +26,7 @@ export function setupStores(ctx) {
   const changedAt = new Map();
   let flashUntil = 0;
   let state = "no store open";
+  let initial = true; // the first snapshot's inserts are not changes worth a flash
   let error = "";
   const stat = { changes: 0, rate: 0, windowStart: performance.now(), windowCount: 0 };
 
@@ -131,7 +132,7 @@ export function setupStores(ctx) {
       case "update":
         changed++;
         stat.changes++;
-        changedAt.set(keyId(c.key), performance.now());
+        if (!initial) changedAt.set(keyId(c.key), performance.now());
         break;
       case "reset":
         state = "master restarted: resynchronising";
@@ -139,6 +140,7 @@ export function setupStores(ctx) {
         break;
       case "synced":
         state = "in sync";
+        initial = false;
         structural = true;
         changed++;
         break;
@@ -154,6 +156,7 @@ export function setupStores(ctx) {
     close();
     store = ep.attachClone(name, { resyncInterval: 1 });
     state = "attaching…";
+    initial = true;
     off = store.onChange(onChange);
     changedAt.clear();
     rescan();

@@ -203,11 +203,12 @@ export function setupTopics(ctx) {
         if (msgs.length) add(msgs);
       }
       if (ctx.currentView() !== "topics") return;
+      const changed = dirty;
       if (dirty) {
         list.update();
         dirty = false;
       }
-      if (now - statsAt > 250) {
+      if (now - statsAt > 250 || (changed && now - statsAt > 50)) {
         statsAt = now;
         stats(now);
       }

@@ -270,6 +270,13 @@ test("dashboard: phone width, and recovery after the gateway restarts", async ()
   ep.publish("/r/1", "before");
   await page.waitForFunction(() => document.querySelectorAll("#topic-viewport .vrow").length === 1, null, T);
   await shot(page, "topics-phone");
+  // A clone open in the page, too.
+  await page.click("#tab-stores");
+  await page.waitForFunction(() => [...document.querySelectorAll("#store-select option")].some((o) => o.value === "inventory"), null, T);
+  await page.selectOption("#store-select", "inventory");
+  await page.waitForFunction(() => /in sync/.test(document.getElementById("store-state").textContent), null, T);
+  await shot(page, "stores-phone");
+  await page.click("#tab-topics");
 
   await ep.shutdown();
   await g.stop("SIGKILL");
@@ -280,6 +287,12 @@ test("dashboard: phone width, and recovery after the gateway restarts", async ()
   const ep2 = await node(g2);
   ep2.publish("/r/2", "after restart");
   await page.waitForFunction(() => document.querySelectorAll("#topic-viewport .vrow").length === 2, null, T);
+  // The clone re-attached to the new master: a put from Node shows up.
+  const clone = ep2.attachClone("inventory");
+  await clone.ready();
+  await clone.put("after-restart", new Count(1n));
+  await page.click("#tab-stores");
+  await page.waitForFunction(() => [...document.querySelectorAll("#store-viewport .vrow .key")].some((c) => c.textContent === "after-restart"), null, T);
   await page.close();
   // Reconnect attempts while the gateway was down log failed WebSocket connections and
   // failed metric polls; anything else is a real problem.

@@ -78,6 +78,7 @@ export function setupTopics(ctx) {
 
   function add(msgs) {
     const now = Date.now();
+    const before = matches ? matches.length : total - first();
     for (const [t, v] of msgs) {
       const i = total % CAPACITY;
       topic[i] = t;
@@ -93,6 +94,9 @@ export function setupTopics(ctx) {
       while (drop < matches.length && matches[drop] < f) drop++;
       if (drop) matches.splice(0, drop);
     }
+    // Scrolled back: keep the rows in view in place while old ones leave the ring.
+    const evicted = before + (matches ? 0 : msgs.length) - (matches ? matches.length : total - first());
+    if (!list.atBottom && !matches && evicted > 0) list.viewport.scrollTop -= evicted * ROW;
     arrivals.push([performance.now(), msgs.length]);
     dirty = true;
   }

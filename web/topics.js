@@ -9,6 +9,13 @@ export const CAPACITY = 10_000;
 const ROW = 28;
 const KEY = "broker-dashboard.topics";
 
+const p2 = (n) => (n < 10 ? `0${n}` : `${n}`);
+/** Local time of day with milliseconds (no Intl formatter per row: this runs every frame). */
+function clock(ms) {
+  const d = new Date(ms);
+  return `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+}
+
 export function setupTopics(ctx) {
   const { ep } = ctx;
   const topic = new Array(CAPACITY);
@@ -67,7 +74,7 @@ export function setupTopics(ctx) {
         row.setAttribute("aria-rowindex", String(start + k + 2));
         const i = seq % CAPACITY;
         const [tc, pc, vc] = row.children;
-        tc.textContent = new Date(time[i]).toLocaleTimeString(undefined, { hour12: false }) + `.${String(Math.floor(time[i] % 1000)).padStart(3, "0")}`;
+        tc.textContent = clock(time[i]);
         pc.textContent = topic[i];
         pc.title = topic[i];
         renderValue(vc, value[i]);

@@ -1,37 +1,85 @@
-// Dashboard entry: all protocol logic lives in the npm package served at /pkg/.
-import init, { version, encodeValue, decodeValue, valueToString } from "/pkg/dist/web/broker_wasm.js";
+// Dashboard entry: connects to the gateway that serves the page through the npm package
+// (/pkg/), then drives the four views. All protocol logic lives in the package.
+import * as broker from "/pkg/index.js";
+import { setupOverview } from "./overview.js";
+import { setupTopics } from "./topics.js";
+import { setupStores } from "./stores.js";
+import { setupNamespaces } from "./namespaces.js";
 
 const $ = (id) => document.getElementById(id);
 
-async function health() {
-  try {
-    const res = await fetch("/healthz");
-    const h = await res.json();
-    $("health").textContent = `${h.status} · gateway ${h.version} · endpoint ${h.endpoint}`;
-  } catch (e) {
-    $("health").textContent = `unreachable: ${e.message}`;
-    $("health").classList.add("error");
+// ---- tabs: a WAI-ARIA tablist with arrow keys, Home/End; the view is kept in the hash ----
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+const views = new Map();
+
+function select(tab, focus = false) {
+  for (const t of tabs) {
+    const on = t === tab;
+    t.setAttribute("aria-selected", String(on));
+    t.tabIndex = on ? 0 : -1;
+    $(t.getAttribute("aria-controls")).hidden = !on;
   }
+  if (focus) tab.focus();
+  const name = tab.id.slice(4);
+  if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
+  document.body.dataset.view = name;
+  views.get(name)?.shown?.();
 }
 
-function inspect() {
-  const text = $("value").value;
-  for (const id of ["rendered", "size", "roundtrip"]) $(id).classList.remove("error");
-  try {
-    const bytes = encodeValue(text);
-    $("rendered").textContent = valueToString(text);
-    $("size").textContent = `${bytes.length} bytes`;
-    $("roundtrip").textContent = decodeValue(bytes);
-  } catch (e) {
-    $("rendered").textContent = `${e.code}: ${e.message}`;
-    $("rendered").classList.add("error");
-    $("size").textContent = "–";
-    $("roundtrip").textContent = "–";
-  }
+for (const t of tabs) {
+  t.addEventListener("click", () => select(t));
+  t.addEventListener("keydown", (e) => {
+    const i = tabs.indexOf(t);
+    const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[e.key];
+    if (next === undefined) return;
+    e.preventDefault();
+    select(tabs[(next + tabs.length) % tabs.length], true);
+  });
 }
 
-await init();
-document.title = `Broker gateway (core ${version()})`;
-$("inspect").addEventListener("click", inspect);
-health();
-inspect();
+/** The currently shown view's name. */
+export const currentView = () => document.body.dataset.view;
+
+// ---- connection ----
+function setConn(state, text) {
+  document.body.dataset.conn = state;
+  $("conn").textContent = text;
+}
+
+await broker.init();
+const ep = new broker.Endpoint({ name: "dashboard", reconnectMaxMs: 5_000 });
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+const ctx = { ep, broker, wsUrl, currentView };
+window.dash = ctx; // for the tests and the console
+
+const overview = setupOverview(ctx);
+views.set("overview", overview);
+views.set("topics", setupTopics(ctx));
+views.set("stores", setupStores(ctx));
+views.set("namespaces", setupNamespaces(ctx));
+
+(async () => {
+  const statuses = ep.makeStatusSubscriber(true);
+  for await (const e of statuses) {
+    overview.log(e);
+    if (e.type !== "status") continue;
+    if (e.code === "peer_added") {
+      setConn("connected", "connected");
+      for (const v of views.values()) v.connected?.();
+    } else if (e.code === "peer_lost") {
+      setConn("reconnecting", "connection lost — reconnecting…");
+    } else if (e.code === "peer_removed") {
+      setConn("disconnected", "disconnected");
+    }
+  }
+})();
+
+// One loop for every view: each takes what arrived since the last frame and renders it once.
+function frame(now) {
+  for (const v of views.values()) v.frame?.(now);
+  requestAnimationFrame(frame);
+}
+requestAnimationFrame(frame);
+
+select(tabs.find((t) => `#${t.id.slice(4)}` === location.hash) ?? tabs[0]);
+ep.peer(wsUrl, { timeoutMs: 24 * 3600_000, retry: true }).catch((e) => setConn("disconnected", `cannot connect: ${e.message}`));

@@ -27,7 +27,7 @@ fn serves_the_dashboard_and_the_package() {
     assert!(body.contains("<title>Broker gateway</title>"), "{body}");
     let (status, body) = gw.get("/app.js");
     assert_eq!(status, 200);
-    assert!(body.contains("/pkg/dist/web/broker_wasm.js"));
+    assert!(body.contains("/pkg/index.js"));
     let (status, body) = gw.get("/pkg/package.json");
     assert_eq!(
         status, 200,

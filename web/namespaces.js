@@ -1,6 +1,7 @@
-// Namespaces: the Data Broker API has no call that lists namespaces, so the ones attached or
-// created here are remembered (localStorage). An open namespace shows its state (`query`),
-// its tuple names (`directory`) with the length of each queue, and put / read / get.
+// Namespaces: every namespace of the gateway (`ep.namespaces()`), plus the ones opened here
+// (remembered in localStorage, so a name stays listed while the gateway restarts). An open
+// namespace shows its state (`query`), its tuple names (`directory`) with the length of each
+// queue, and put / read / get.
 import { renderValue, valueText, fillTypeSelect, parseValue, typeHint } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -51,6 +52,7 @@ async function queueLength(ns, key) {
 export function setupNamespaces(ctx) {
   const { ep } = ctx;
   const names = load();
+  let gatewayNames = []; // from the gateway's list
   const handles = new Map(); // name -> Namespace
   let current = null;
   let refreshing = false;
@@ -58,15 +60,29 @@ export function setupNamespaces(ctx) {
 
   const save = () => localStorage.setItem(KEY, JSON.stringify(names));
 
+  async function syncList() {
+    if (document.body.dataset.conn !== "connected") return;
+    try {
+      const list = await ep.namespaces();
+      if (list.join("\n") !== gatewayNames.join("\n")) {
+        gatewayNames = list;
+        drawList();
+      }
+    } catch {
+      // Disconnected meanwhile: the next refresh tries again.
+    }
+  }
+
   function drawList() {
     const ul = $("ns-list");
     ul.textContent = "";
-    if (names.length === 0) {
+    const all = [...new Set([...gatewayNames, ...names])].sort();
+    if (all.length === 0) {
       const li = document.createElement("li");
       li.textContent = "none yet: attach or create one above";
       ul.append(li);
     }
-    for (const n of names) {
+    for (const n of all) {
       const li = document.createElement("li");
       const open = document.createElement("button");
       open.type = "button";
@@ -78,6 +94,7 @@ export function setupNamespaces(ctx) {
       forget.type = "button";
       forget.textContent = "×";
       forget.setAttribute("aria-label", `Forget ${n}`);
+      if (!names.includes(n)) forget.hidden = true; // listed by the gateway, not remembered
       forget.addEventListener("click", () => {
         names.splice(names.indexOf(n), 1);
         save();
@@ -110,10 +127,12 @@ export function setupNamespaces(ctx) {
     if (h?.valid) return h;
     h = await ep.attachNamespace(name);
     handles.set(name, h);
+    remember(name);
     return h;
   }
 
   async function refresh() {
+    syncList();
     if (!current || refreshing || document.body.dataset.conn !== "connected") return;
     refreshing = true;
     const name = current;
@@ -237,6 +256,7 @@ export function setupNamespaces(ctx) {
     },
     connected() {
       handles.clear(); // attachments of a previous connection are gone
+      syncList();
       refresh();
     },
   };

@@ -232,6 +232,8 @@ export class Endpoint {
   ): Promise<Store>;
   /** Names of the stores the gateway holds. */
   stores(): Promise<string[]>;
+  /** Names of every namespace of the gateway, sorted. */
+  namespaces(): Promise<string[]>;
   /** Resolves once the gateway has processed everything sent before. */
   flush(): Promise<void>;
   shutdown(): Promise<void>;

@@ -360,6 +360,9 @@ pub enum NamespaceOp {
     Query {
         name: String,
     },
+    /// Names of every namespace of the gateway, sorted (answered with `Names`). Not in the
+    /// Data Broker API; for dashboards and tools.
+    List,
     Put {
         ns: String,
         key: String,

@@ -611,6 +611,11 @@ impl Namespaces {
                 }
             }
             NamespaceOp::Query { name } => done(Response::Namespace(st.space(&name)?.info(&name))),
+            NamespaceOp::List => {
+                let mut names: Vec<String> = st.spaces.keys().cloned().collect();
+                names.sort();
+                done(Response::Names { names, done: true })
+            }
             NamespaceOp::Put { ns, key, value } => {
                 st.held(session, &ns)?;
                 check_name("a tuple name", &key, DbrCode::Invalid)?;

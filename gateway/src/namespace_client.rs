@@ -127,6 +127,17 @@ fn unexpected(r: Response) -> NsError {
 }
 
 impl Client {
+    /// Names of every namespace of the gateway, sorted (not in the Data Broker API).
+    pub async fn namespaces(&self) -> Result<Vec<String>, NsError> {
+        match self.request(Request::Namespace(NamespaceOp::List)).await? {
+            Response::Names { names, .. } => Ok(names),
+            other => Err(NsError::new(
+                DbrCode::Generic,
+                format!("unexpected response {other:?}"),
+            )),
+        }
+    }
+
     /// Creates a namespace and attaches this connection to it (DB-01). `level` 4 or 5
     /// (`PERMANENT_*`) keeps it in SQLite, others in memory (DB-07).
     pub async fn create_namespace(

@@ -729,6 +729,20 @@ async fn db25_cancel_after_the_value_was_taken_puts_it_back() {
 }
 
 #[tokio::test]
+async fn namespace_list_names_every_namespace_sorted() {
+    let dir = TempDir::new();
+    let (ep, url) = gateway_in(&dir).await;
+    let a = client(&url).await;
+    let b = client(&url).await;
+    assert!(b.namespaces().await.unwrap().is_empty());
+    a.create_namespace("zeta", 0, vec![]).await.unwrap();
+    a.create_namespace("alpha", 4, vec![]).await.unwrap();
+    // Another connection sees them without attaching.
+    assert_eq!(b.namespaces().await.unwrap(), vec!["alpha", "zeta"]);
+    ep.shutdown().await;
+}
+
+#[tokio::test]
 async fn db12_a_get_whose_future_is_dropped_never_consumes_a_value() {
     let dir = TempDir::new();
     let (ep, url) = gateway_in(&dir).await;

@@ -232,6 +232,8 @@ test("dashboard: namespaces — tuple names with queue lengths, put / read / get
   await ns.put("single", new Count(1n));
 
   const { page, problems } = await open(g, "namespaces");
+  // The gateway's namespaces are listed without attaching by name.
+  await page.waitForFunction(() => document.getElementById("ns-list").textContent.includes("jobs"), null, T);
   await page.fill("#ns-name", "jobs");
   await page.click("#ns-form button[data-op=attach]");
   const lengths = () =>

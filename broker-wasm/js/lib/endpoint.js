@@ -349,6 +349,12 @@ export function createApi(wasm, WebSocketImpl) {
       return Namespace._open(this, { op: "create", name, level, groups });
     }
 
+    /** Names of every namespace of the gateway, sorted (not in the Data Broker API). */
+    async namespaces() {
+      const r = await this._request("namespace", { op: "list" });
+      return r.names;
+    }
+
     /** Attaches to an existing namespace (DB-03); rejects with `DBR_ERR_UNAVAIL` if missing. */
     attachNamespace(name) {
       return Namespace._open(this, { op: "attach", name });

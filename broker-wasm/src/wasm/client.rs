@@ -867,6 +867,7 @@ fn namespace_op(args: &JsValue) -> Result<NamespaceOp, JsValue> {
         "query" => NamespaceOp::Query {
             name: string("name")?,
         },
+        "list" => NamespaceOp::List,
         "put" => NamespaceOp::Put {
             ns: string("ns")?,
             key: string("key")?,

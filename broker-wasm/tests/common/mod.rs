@@ -143,6 +143,7 @@ pub fn store_op(finite: bool) -> impl Strategy<Value = StoreOp> {
 pub fn namespace_op(finite: bool) -> impl Strategy<Value = NamespaceOp> {
     let s = || ".{0,10}";
     prop_oneof![
+        Just(NamespaceOp::List),
         (s(), any::<u8>(), proptest::collection::vec(s(), 0..3)).prop_map(
             |(name, level, groups)| NamespaceOp::Create {
                 name,

@@ -250,6 +250,7 @@ impl Session {
                     old.cancel();
                 }
                 let tx = self.tx.clone();
+                let rt = tokio::runtime::Handle::current();
                 crate::store::spawn_feed(
                     &shared,
                     source,
@@ -261,11 +262,7 @@ impl Session {
                         if let Some(b) =
                             encode_server_msg(encoding, &respond(crate::store::to_failure(r)))
                         {
-                            if let Err(mpsc::error::TrySendError::Full(b)) = tx.try_send(b) {
-                                tokio::spawn(async move {
-                                    let _ = tx.send(b).await;
-                                });
-                            }
+                            crate::store::deliver(&rt, &tx, b);
                         }
                     }),
                 );
@@ -282,17 +279,14 @@ impl Session {
                     Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
                 };
                 let tx = self.tx.clone();
+                let rt = tokio::runtime::Handle::current();
                 source.op(
                     op,
                     Box::new(move |r| {
                         if let Some(b) =
                             encode_server_msg(encoding, &respond(crate::store::to_failure(r)))
                         {
-                            if let Err(mpsc::error::TrySendError::Full(b)) = tx.try_send(b) {
-                                tokio::spawn(async move {
-                                    let _ = tx.send(b).await;
-                                });
-                            }
+                            crate::store::deliver(&rt, &tx, b);
                         }
                     }),
                 );

@@ -528,3 +528,33 @@ async fn zb47_stale_interval_applies_when_the_gateway_is_gone() {
     eventually("client closed", move || closed.is_closed()).await;
     assert_eq!(code(clone.get(&"k".into())), ErrorCode::StaleData);
 }
+
+#[tokio::test]
+async fn zb46_sqlite_answers_reach_a_client_whose_queue_is_full() {
+    // Answers of SQLite writes come from the writer thread; with a tiny outbound queue they
+    // must wait for room, never be dropped (and never take the writer down).
+    let dir = TempDir::new();
+    let d = dir.0.clone();
+    let (ep, addr) = endpoint_with(move |c: &mut Config| {
+        c.data_dir = d;
+        c.queue_size = 2;
+    })
+    .await;
+    ep.attach_master("q", Backend::Sqlite, Data::None)
+        .await
+        .unwrap();
+    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let s = client.store("q");
+    let puts: Vec<_> = (0..2000u64).map(|i| s.put(i, i, None)).collect();
+    let answers = tokio::time::timeout(T, futures_util::future::join_all(puts))
+        .await
+        .expect("every put answered");
+    for r in answers {
+        r.unwrap();
+    }
+    // The writer is still alive.
+    s.put("after", 1u64, None).await.unwrap();
+    assert_eq!(s.get(1999u64).await.unwrap(), Data::Count(1999));
+    client.shutdown().await;
+    ep.shutdown().await;
+}

@@ -360,16 +360,13 @@ impl Stores {
                 let Some(link) = shared.peering.link_tx(from) else {
                     return;
                 };
+                let rt = tokio::runtime::Handle::current();
                 let reply: Reply = Box::new(move |r| {
                     let b = encode_peer(&PeerMsg::StoreResponse {
                         id,
                         result: to_failure(r),
                     });
-                    if let Err(mpsc::error::TrySendError::Full(b)) = link.try_send(b) {
-                        tokio::spawn(async move {
-                            let _ = link.send(b).await;
-                        });
-                    }
+                    deliver(&rt, &link, b);
                 });
                 match self.get(&store) {
                     Some(h) => h.op(op, reply),
@@ -422,6 +419,18 @@ impl Stores {
     /// Drops every store (shutdown): tasks end, SQLite writers commit what they have.
     pub(crate) fn close_all(&self) {
         self.lock().clear();
+    }
+}
+
+/// Queues `bytes` on a connection's outbound queue from any thread (replies may run on the
+/// SQLite writer thread): at once if there is room, else from a task on `rt` that waits for
+/// room. Answers are never dropped.
+pub(crate) fn deliver(rt: &tokio::runtime::Handle, tx: &mpsc::Sender<Bytes>, bytes: Bytes) {
+    if let Err(mpsc::error::TrySendError::Full(b)) = tx.try_send(bytes) {
+        let tx = tx.clone();
+        rt.spawn(async move {
+            let _ = tx.send(b).await;
+        });
     }
 }
 

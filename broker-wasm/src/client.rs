@@ -143,6 +143,8 @@ pub struct ClientCore {
     clone_requests: HashMap<u64, String>,
     /// Store writes made while disconnected, with the time they give up.
     buffered: Vec<(u64, f64)>,
+    /// Store operations in flight, with their store's name (for `clone_idle`).
+    store_requests: HashMap<u64, String>,
     now_ms: f64,
 }
 
@@ -165,6 +167,7 @@ impl ClientCore {
             clones: BTreeMap::new(),
             clone_requests: HashMap::new(),
             buffered: Vec::new(),
+            store_requests: HashMap::new(),
             now_ms: 0.0,
         }
     }
@@ -230,6 +233,7 @@ impl ClientCore {
             c.disconnected_since.get_or_insert(now);
         }
         let internal = std::mem::take(&mut self.clone_requests);
+        self.store_requests.clear();
         let mut events: Vec<Event> = self
             .pending
             .drain()
@@ -344,6 +348,9 @@ impl ClientCore {
     pub fn request(&mut self, request: Request) -> u64 {
         let id = self.next_request;
         self.next_request += 1;
+        if let Request::Store { store, .. } = &request {
+            self.store_requests.insert(id, store.clone());
+        }
         self.pending.insert(id, ());
         self.outbox
             .push_back(Outgoing::Msg(ClientMsg::Request { id, request }));
@@ -440,10 +447,7 @@ impl ClientCore {
         self.clones
             .get(store)
             .is_some_and(|c| c.replica.is_synced())
-            && self
-                .pending
-                .keys()
-                .all(|id| self.clone_requests.contains_key(id))
+            && !self.store_requests.values().any(|s| s == store)
     }
 
     /// Queues a store operation for the gateway. While disconnected, writes wait up to the
@@ -501,6 +505,7 @@ impl ClientCore {
             });
             for id in expired {
                 self.pending.remove(&id);
+                self.store_requests.remove(&id);
                 events.push(Event::Response {
                     id,
                     result: Err(Failure::Broker(store_error(
@@ -644,6 +649,7 @@ impl ClientCore {
                 ServerMsg::Status(s) => events.push(Event::Status(s)),
                 ServerMsg::Error(e) => events.push(Event::Error(e)),
                 ServerMsg::Response { id, result } => {
+                    self.store_requests.remove(&id);
                     if self.pending.remove(&id).is_some() {
                         match self.clone_requests.remove(&id) {
                             Some(store) => events.extend(self.on_clone_response(store, result)),

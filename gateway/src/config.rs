@@ -82,6 +82,14 @@ pub struct Config {
     #[arg(long, env = "BROKER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Most concurrent WebSocket connections from one IP address; 0 = no limit.
+    #[arg(
+        long,
+        env = "BROKER_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1000
+    )]
+    pub max_connections_per_address: usize,
+
     /// Most messages per second one connection may publish; 0 = no limit. Excess messages are
     /// dropped with an error frame.
     #[arg(long, env = "BROKER_MAX_RATE", default_value_t = 0)]

@@ -60,6 +60,8 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// Open WebSocket connections (clients and peers), for the connection limit.
     pub connections: AtomicUsize,
+    /// Open WebSocket connections per remote address, for the per-address limit.
+    pub(crate) per_address: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     listening: Mutex<Vec<SocketAddr>>,
     /// Data Broker namespaces (DB-01..25).
     pub namespaces: crate::namespace::Namespaces,
@@ -150,6 +152,7 @@ impl Endpoint {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             connections: AtomicUsize::new(0),
+            per_address: Mutex::new(std::collections::HashMap::new()),
             listening: Mutex::new(Vec::new()),
             namespaces: crate::namespace::Namespaces::new(
                 config.data_dir.clone(),

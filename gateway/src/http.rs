@@ -1,7 +1,8 @@
 //! HTTP routes: health, metrics, the three WebSocket endpoints and the static folders.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
@@ -16,7 +17,7 @@ use serde::Serialize;
 use tower_http::services::ServeDir;
 
 use crate::metrics::Metrics;
-use crate::Endpoint;
+use crate::{Endpoint, Shared};
 
 /// Path of the native protocol for clients.
 pub const CLIENT_PATH: &str = "/v1/broker";
@@ -46,17 +47,56 @@ async fn metrics(State(ep): State<Endpoint>) -> impl IntoResponse {
     )
 }
 
-/// Reserves a connection slot; false (and counted) when the limit is reached.
-fn admit(ep: &Endpoint) -> bool {
+/// A reserved connection slot (total and per remote address), released when dropped: when
+/// the connection ends, and also when the WebSocket upgrade never completes.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.connections.fetch_sub(1, Relaxed);
+        let mut per = self
+            .shared
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Reserves a connection slot; `None` (and counted) when a limit is reached.
+fn admit(ep: &Endpoint, remote: SocketAddr) -> Option<Slot> {
     let s = ep.shared();
+    let ip = remote.ip();
+    {
+        let mut per = s.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let n = per.entry(ip).or_insert(0);
+        let max = s.config.max_connections_per_address;
+        if max > 0 && *n >= max {
+            Metrics::add(&s.metrics.connections_rejected_total, 1);
+            return None;
+        }
+        *n += 1;
+    }
+    // From here on the slot releases both counts when dropped.
+    let slot = Slot {
+        shared: s.clone(),
+        ip,
+    };
     let n = s.connections.fetch_add(1, Relaxed);
     if n >= s.config.max_connections {
-        s.connections.fetch_sub(1, Relaxed);
         Metrics::add(&s.metrics.connections_rejected_total, 1);
-        return false;
+        return None;
     }
     Metrics::add(&s.metrics.connections_total, 1);
-    true
+    Some(slot)
 }
 
 fn refused() -> Response {
@@ -75,9 +115,9 @@ async fn client_ws(
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if !admit(&ep) {
+    let Some(slot) = admit(&ep, remote) else {
         return refused();
-    }
+    };
     let ws = ws_limits(ws, &ep).protocols([SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON]);
     // The encoding is the subprotocol the client offered first among ours; binary if none.
     let encoding = ws
@@ -86,7 +126,7 @@ async fn client_ws(
         .and_then(Encoding::from_subprotocol)
         .unwrap_or(Encoding::Binary);
     let shared = ep.shared().clone();
-    ws.on_upgrade(move |socket| crate::session::run(shared, socket, encoding, remote))
+    ws.on_upgrade(move |socket| crate::session::run(shared, socket, encoding, remote, slot))
 }
 
 async fn zeek_ws(
@@ -94,11 +134,11 @@ async fn zeek_ws(
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if !admit(&ep) {
+    let Some(slot) = admit(&ep, remote) else {
         return refused();
-    }
+    };
     let shared = ep.shared().clone();
-    ws_limits(ws, &ep).on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote))
+    ws_limits(ws, &ep).on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote, slot))
 }
 
 async fn peer_ws(
@@ -106,9 +146,9 @@ async fn peer_ws(
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if !admit(&ep) {
+    let Some(slot) = admit(&ep, remote) else {
         return refused();
-    }
+    };
     let shared = ep.shared().clone();
     ws_limits(ws, &ep)
         .protocols([SUBPROTOCOL_BINARY])
@@ -126,9 +166,8 @@ async fn peer_ws(
                 sink.with(|b: Bytes| std::future::ready(Ok::<_, axum::Error>(Message::Binary(b))));
             let (hello_tx, _hello_rx) = tokio::sync::oneshot::channel();
             let network = crate::session::network_of(remote);
-            crate::peering::drive_link(shared.clone(), rx, Box::pin(tx), network, false, hello_tx)
-                .await;
-            shared.connections.fetch_sub(1, Relaxed);
+            crate::peering::drive_link(shared, rx, Box::pin(tx), network, false, hello_tx).await;
+            drop(slot);
         })
 }
 

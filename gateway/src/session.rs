@@ -362,6 +362,7 @@ pub(crate) async fn run(
     socket: WebSocket,
     encoding: Encoding,
     remote: SocketAddr,
+    slot: crate::http::Slot,
 ) {
     let (mut ws_tx, mut ws_rx) = socket.split();
     let max = shared.config.max_frame;
@@ -539,7 +540,7 @@ pub(crate) async fn run(
     stop.cancel();
     let _ = writer.await;
     shared.metrics.connections_native.fetch_sub(1, Relaxed);
-    shared.connections.fetch_sub(1, Relaxed);
+    drop(slot);
     tracing::debug!(%remote, "native client disconnected");
 }
 

@@ -32,12 +32,16 @@ fn text(bytes: Bytes) -> Message {
 }
 
 /// Runs one Zeek API client until it disconnects (with or without a Close frame).
-pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, remote: SocketAddr) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    remote: SocketAddr,
+    _slot: crate::http::Slot,
+) {
     let (mut ws_tx, mut ws_rx) = socket.split();
     Metrics::add(&shared.metrics.connections_zeek, 1);
     let done = |shared: &Shared| {
         shared.metrics.connections_zeek.fetch_sub(1, Relaxed);
-        shared.connections.fetch_sub(1, Relaxed);
     };
 
     // Handshake (ZB-37).

@@ -180,6 +180,62 @@ async fn the_connection_limit_refuses_extra_clients() {
     ep.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_per_address_limit_refuses_extra_connections_from_one_address() {
+    let (ep, addr) = endpoint_with(|c| c.max_connections_per_address = 2).await;
+    let a = Client::connect(&url(addr)).await.unwrap();
+    let b = Client::connect(&url(addr)).await.unwrap();
+    assert!(
+        Client::connect(&url(addr)).await.is_err(),
+        "a third connection from 127.0.0.1 must be refused"
+    );
+    assert_eq!(metric(&ep, "connections_rejected_total"), 1);
+    a.shutdown().await;
+    eventually("slot released", || {
+        ep.shared()
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < 2
+    })
+    .await;
+    let c = Client::connect(&url(addr)).await.unwrap();
+    c.flush().await.unwrap();
+    b.flush().await.unwrap();
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn upgrades_abandoned_before_completion_release_their_slot() {
+    use tokio::io::AsyncWriteExt;
+    let (ep, addr) = endpoint_with(|c| c.max_connections = 1).await;
+    // Clients that send the upgrade request and vanish without reading the answer.
+    for _ in 0..5 {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(
+            format!(
+                "GET /v1/broker HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+                 Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        drop(tcp);
+    }
+    // Every slot comes back; a real client gets in.
+    eventually("slots released", || {
+        ep.shared()
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+    })
+    .await;
+    let c = Client::connect(&url(addr)).await.unwrap();
+    c.flush().await.unwrap();
+    ep.shutdown().await;
+}
+
 /// A subscriber that never reads: its queue stays bounded, messages to it are dropped and
 /// counted, and a fast subscriber on the same topic gets everything.
 #[tokio::test]

@@ -104,6 +104,11 @@ pub struct Config {
     #[arg(long, env = "BROKER_NS_MAX_VALUE", default_value_t = 16 * 1024 * 1024)]
     pub ns_max_value: u64,
 
+    /// Most blocked namespace reads/gets one connection may have waiting; more fail with
+    /// DBR_ERR_NOMEMORY.
+    #[arg(long, env = "BROKER_NS_MAX_WAITERS", default_value_t = 10_000)]
+    pub ns_max_waiters: usize,
+
     /// Log filter, e.g. `info` or `gateway=debug,info`.
     #[arg(long, env = "BROKER_LOG", default_value = "info")]
     pub log_level: String,

@@ -157,6 +157,7 @@ impl Endpoint {
             namespaces: crate::namespace::Namespaces::new(
                 config.data_dir.clone(),
                 config.ns_max_value,
+                config.ns_max_waiters,
             ),
             config,
         });

@@ -102,7 +102,8 @@ struct State {
     /// Namespace -> tuple name -> waiters in arrival order.
     waiters: HashMap<String, HashMap<String, VecDeque<Waiter>>>,
     /// (session, request id) -> (namespace, tuple name) of a registered waiter.
-    by_request: HashMap<(u64, u64), (String, String)>,
+    /// Ordered, so one connection's waiters are a range (limit and release).
+    by_request: BTreeMap<(u64, u64), (String, String)>,
     /// Session -> namespace -> attachments held by that session.
     attached: HashMap<u64, HashMap<String, u64>>,
     db: Option<Connection>,
@@ -114,6 +115,8 @@ pub struct Namespaces {
     state: Mutex<State>,
     data_dir: PathBuf,
     max_value: u64,
+    /// Most blocked reads/gets one connection may have waiting.
+    max_waiters: usize,
 }
 
 type Res<T> = Result<T, Failure>;
@@ -483,7 +486,7 @@ impl State {
 impl Namespaces {
     /// The namespaces of an endpoint whose persistent state lives in `data_dir` (opened when
     /// the first persistent namespace is created, or at start if the database exists).
-    pub fn new(data_dir: PathBuf, max_value: u64) -> Namespaces {
+    pub fn new(data_dir: PathBuf, max_value: u64, max_waiters: usize) -> Namespaces {
         let mut state = State::default();
         let path = data_dir.join(DB_FILE);
         if path.exists() {
@@ -499,6 +502,7 @@ impl Namespaces {
             state: Mutex::new(state),
             data_dir,
             max_value,
+            max_waiters,
         }
     }
 
@@ -807,6 +811,19 @@ impl Namespaces {
             Wait::Timeout(t) => Some(Duration::from_nanos(t.0 as u64)),
             Wait::Forever => None,
         };
+        let held = st
+            .by_request
+            .range((session, 0)..=(session, u64::MAX))
+            .count();
+        if held >= self.max_waiters && !st.by_request.contains_key(&(session, id)) {
+            return Err(failure(
+                DbrCode::NoMemory,
+                format!(
+                    "{held} blocked requests are waiting on this connection (limit {})",
+                    self.max_waiters
+                ),
+            ));
+        }
         let (tx, rx) = oneshot::channel();
         if let Some(old) = st.remove_waiter(session, id) {
             // A client reusing an id of a request still waiting: the old one is cancelled.
@@ -856,9 +873,8 @@ impl Namespaces {
         let mut st = self.lock();
         let ids: Vec<u64> = st
             .by_request
-            .keys()
-            .filter(|(s, _)| *s == session)
-            .map(|(_, id)| *id)
+            .range((session, 0)..=(session, u64::MAX))
+            .map(|((_, id), _)| *id)
             .collect();
         for id in ids {
             st.remove_waiter(session, id);

@@ -850,6 +850,41 @@ async fn db36_value_size_cap() {
 }
 
 #[tokio::test]
+async fn db36_blocked_requests_per_connection_are_capped() {
+    let dir = TempDir::new();
+    let d = dir.0.clone();
+    let (ep, addr) = endpoint_with(move |c| {
+        c.data_dir = d;
+        c.ns_max_waiters = 3;
+    })
+    .await;
+    let c = client(&url(addr)).await;
+    let ns = c.create_namespace("cap", 0, vec![]).await.unwrap();
+    let forever = || GetOptions {
+        wait: broker_wasm::protocol::Wait::Forever,
+        ..GetOptions::default()
+    };
+    let mut blocked = Vec::new();
+    for k in ["a", "b", "c"] {
+        let ns = ns.clone();
+        blocked.push(tokio::spawn(async move { ns.get_with(k, forever()).await }));
+        waiting(&ep, "cap", k, 1).await;
+    }
+    // A fourth blocked get on this connection is refused at once; nothing else is affected.
+    assert_eq!(code(ns.get_with("d", forever()).await), DbrCode::NoMemory);
+    assert_eq!(code(ns.get_with("d", NOWAIT()).await), DbrCode::Unavail);
+    // Once one is served, there is room again.
+    ns.put("a", "x").await.unwrap();
+    assert_eq!(blocked.remove(0).await.unwrap().unwrap().value, s("x"));
+    let d = ns.clone();
+    let again = tokio::spawn(async move { d.get_with("d", forever()).await });
+    waiting(&ep, "cap", "d", 1).await;
+    ns.put("d", "y").await.unwrap();
+    assert_eq!(again.await.unwrap().unwrap().value, s("y"));
+    ep.shutdown().await;
+}
+
+#[tokio::test]
 async fn db07_db30_permanent_namespaces_survive_a_restart() {
     let dir = TempDir::new();
     {

@@ -72,7 +72,10 @@ struct Session {
     rate: RateLimit,
     rate_errors: u64,
     /// Clone feeds of this connection, by store name.
-    clones: std::collections::HashMap<String, tokio_util::sync::CancellationToken>,
+    clones: std::collections::HashMap<
+        String,
+        (tokio_util::sync::CancellationToken, crate::store::FeedSlot),
+    >,
 }
 
 impl Session {
@@ -245,7 +248,8 @@ impl Session {
                     Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
                 };
                 let stop = shared.shutdown.child_token();
-                if let Some(old) = self.clones.insert(store, stop.clone()) {
+                let slot = crate::store::FeedSlot::default();
+                if let Some((old, _)) = self.clones.insert(store, (stop.clone(), slot.clone())) {
                     // Attaching again restarts the feed (a resync after a gap).
                     old.cancel();
                 }
@@ -265,10 +269,11 @@ impl Session {
                             crate::store::deliver(&rt, &tx, b);
                         }
                     }),
+                    Some(slot),
                 );
             }
             Request::DetachClone { store } => {
-                if let Some(t) = self.clones.remove(&store) {
+                if let Some((t, _)) = self.clones.remove(&store) {
                     t.cancel();
                 }
                 self.send(respond(Ok(Response::Done)));
@@ -280,14 +285,14 @@ impl Session {
                 };
                 let tx = self.tx.clone();
                 let rt = tokio::runtime::Handle::current();
+                // With a clone of this store on this connection, the answer travels behind
+                // the update the operation caused.
+                let slot = self.clones.get(&store).map(|(_, s)| s.clone());
                 source.op(
                     op,
                     Box::new(move |r| {
-                        if let Some(b) =
-                            encode_server_msg(encoding, &respond(crate::store::to_failure(r)))
-                        {
-                            crate::store::deliver(&rt, &tx, b);
-                        }
+                        let msg = respond(crate::store::to_failure(r));
+                        crate::store::answer(&rt, slot.as_ref(), &tx, encoding, msg);
                     }),
                 );
             }
@@ -531,7 +536,7 @@ pub(crate) async fn run(
     if shared.hub.unregister(reg.id) {
         shared.filter_changed();
     }
-    for t in session.clones.values() {
+    for (t, _) in session.clones.values() {
         t.cancel();
     }
     drop(session);

@@ -125,6 +125,59 @@ pub(crate) enum FeedTarget {
 
 pub(crate) type Feed = mpsc::Sender<Arc<FeedItem>>;
 
+/// The feed a client's clone currently reads, so the answers to that client's own writes can
+/// travel behind the updates they caused (`await_idle` relies on that order). Weak: it must
+/// not keep a dropped feed open.
+pub(crate) type FeedSlot = Arc<Mutex<Option<mpsc::WeakSender<Arc<FeedItem>>>>>;
+
+/// Sends a client's answer behind the updates of its clone's feed if there is one, else
+/// straight to its queue.
+pub(crate) fn answer(
+    rt: &tokio::runtime::Handle,
+    slot: Option<&FeedSlot>,
+    tx: &mpsc::Sender<Bytes>,
+    encoding: Encoding,
+    msg: ServerMsg,
+) {
+    let feed = slot.and_then(|s| {
+        s.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(mpsc::WeakSender::upgrade)
+    });
+    let msg = match feed {
+        Some(f) => match f.try_send(FeedItem::new(msg)) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i)) => {
+                match Arc::try_unwrap(i) {
+                    Ok(item) => item.msg,
+                    Err(_) => return,
+                }
+            }
+        },
+        None => msg,
+    };
+    if let Some(b) = crate::hub::encode_server_msg(encoding, &msg) {
+        deliver(rt, tx, b);
+    }
+}
+
+/// A feed that stops: answers still queued in it go straight to the client.
+fn drain_answers(
+    rx: &mut mpsc::Receiver<Arc<FeedItem>>,
+    out: &mpsc::Sender<Bytes>,
+    target: FeedTarget,
+) {
+    let rt = tokio::runtime::Handle::current();
+    while let Ok(item) = rx.try_recv() {
+        if matches!(item.msg, ServerMsg::Response { .. }) {
+            if let Some(b) = item.bytes(target) {
+                deliver(&rt, out, b);
+            }
+        }
+    }
+}
+
 /// Commands a store task understands.
 pub(crate) enum Cmd {
     /// An operation from a client, a peer or the Rust API.
@@ -344,6 +397,7 @@ impl Stores {
                                 .try_send(encode_peer(&PeerMsg::StoreMissing { store: name }));
                         }
                     }),
+                    None,
                 );
             }
             PeerMsg::StoreDetach { store } => {
@@ -449,12 +503,16 @@ pub(crate) fn spawn_feed(
     target: FeedTarget,
     stop: CancellationToken,
     attached: Reply,
+    slot: Option<FeedSlot>,
 ) {
     let metrics = shared.metrics.clone();
     shared.tasks.spawn(async move {
         let mut attached = Some(attached);
         loop {
             let (tx, mut rx) = mpsc::channel::<Arc<FeedItem>>(FEED_CAP);
+            if let Some(s) = &slot {
+                *s.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.downgrade());
+            }
             let (ok_tx, ok_rx) = oneshot::channel();
             store.send(Cmd::Attach {
                 feed: tx,
@@ -476,13 +534,13 @@ pub(crate) fn spawn_feed(
             loop {
                 let item = tokio::select! {
                     i = rx.recv() => i,
-                    _ = stop.cancelled() => return,
+                    _ = stop.cancelled() => return drain_answers(&mut rx, &out, target),
                 };
                 let Some(item) = item else { break };
                 let Some(b) = item.bytes(target) else { continue };
                 tokio::select! {
                     r = out.send(b) => if r.is_err() { return },
-                    _ = stop.cancelled() => return,
+                    _ = stop.cancelled() => return drain_answers(&mut rx, &out, target),
                 }
             }
             if store.is_closed() {

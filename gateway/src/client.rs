@@ -587,6 +587,26 @@ impl Client {
 
     /// Sends a request and waits for its response.
     pub async fn request(&self, request: Request) -> Result<Response, ClientError> {
+        self.send_request(request, None).await
+    }
+
+    /// Sends a request that can be cancelled (e.g. a blocked namespace `get`). If `cancel`
+    /// fires first, asks the gateway to cancel it and waits for the final answer: a
+    /// `DBR_ERR_CANCELLED` failure, or the result the gateway had sent before the
+    /// cancellation reached it (callers check `cancel.is_cancelled()`).
+    pub async fn request_cancellable(
+        &self,
+        request: Request,
+        cancel: &CancellationToken,
+    ) -> Result<Response, ClientError> {
+        self.send_request(request, Some(cancel)).await
+    }
+
+    async fn send_request(
+        &self,
+        request: Request,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Response, ClientError> {
         if self.is_closed() {
             return Err(ClientError::Closed);
         }
@@ -607,50 +627,16 @@ impl Client {
             done: false,
         };
         self.inner.wake.notify_one();
-        let answer = (&mut guard.rx).await;
-        guard.done = true;
-        match answer {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(f)) => Err(ClientError::Failed(f)),
-            Err(_) => Err(ClientError::Closed),
-        }
-    }
-
-    /// Sends a request that can be cancelled (e.g. a blocked namespace `get`). If `cancel`
-    /// fires first, asks the gateway to cancel it and waits for the final answer: a
-    /// `DBR_ERR_CANCELLED` failure, or the result the gateway had sent before the
-    /// cancellation reached it (callers check `cancel.is_cancelled()`).
-    pub async fn request_cancellable(
-        &self,
-        request: Request,
-        cancel: &CancellationToken,
-    ) -> Result<Response, ClientError> {
-        if self.is_closed() {
-            return Err(ClientError::Closed);
-        }
-        let (tx, rx) = oneshot::channel();
-        let undo = undo_of(&request);
-        let id = {
-            let mut core = lock(&self.inner.core);
-            let id = core.request(request);
-            lock(&self.inner.pending).insert(id, tx);
-            id
-        };
-        let mut guard = Pending {
-            inner: &self.inner,
-            id,
-            rx,
-            undo,
-            done: false,
-        };
-        self.inner.wake.notify_one();
-        let answer = tokio::select! {
-            r = &mut guard.rx => r,
-            _ = cancel.cancelled() => {
-                lock(&self.inner.core).cancel(id);
-                self.inner.wake.notify_one();
-                (&mut guard.rx).await
-            }
+        let answer = match cancel {
+            None => (&mut guard.rx).await,
+            Some(cancel) => tokio::select! {
+                r = &mut guard.rx => r,
+                _ = cancel.cancelled() => {
+                    lock(&self.inner.core).cancel(id);
+                    self.inner.wake.notify_one();
+                    (&mut guard.rx).await
+                }
+            },
         };
         guard.done = true;
         match answer {

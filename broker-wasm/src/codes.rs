@@ -95,7 +95,7 @@ code_enum! {
 
 code_enum! {
     /// Error codes (ZB-22), Broker 2.x numbering. `invalid_json` has no text name in Broker;
-    /// we use `invalid_json`.
+    /// we use `invalid_json`. `unauthorized` (42) is this project's own.
     ErrorCode {
         None = 0 => "none",
         Unspecified = 1 => "unspecified",
@@ -139,6 +139,9 @@ code_enum! {
         RedundantConnection = 39 => "redundant_connection",
         LogicError = 40 => "logic_error",
         InvalidJson = 41 => "invalid_json",
+        // Not in Broker: the connection's token does not allow the operation, or the token
+        // is unknown, malformed or expired.
+        Unauthorized = 42 => "unauthorized",
     }
 }
 
@@ -158,7 +161,7 @@ mod tests {
 
     #[test]
     fn zb22_error_codes_and_names() {
-        assert_eq!(ErrorCode::ALL.len(), 42);
+        assert_eq!(ErrorCode::ALL.len(), 43);
         for (i, c) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(usize::from(c.code()), i);
             assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
@@ -168,6 +171,6 @@ mod tests {
             ErrorCode::DeserializationFailed.name(),
             "deserialization_failed"
         );
-        assert_eq!(ErrorCode::from_code(42), None);
+        assert_eq!(ErrorCode::from_code(43), None);
     }
 }

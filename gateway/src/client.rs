@@ -40,6 +40,8 @@ pub enum ClientError {
     Connect(String, String),
     #[error("handshake failed: {0}")]
     Handshake(String),
+    #[error("refused: {0}")]
+    Unauthorized(String),
     #[error("the connection is closed")]
     Closed,
     #[error("invalid topic: {0}")]
@@ -56,6 +58,7 @@ impl ClientError {
         match self {
             ClientError::Connect(..) => ErrorCode::PeerUnavailable,
             ClientError::Handshake(_) => ErrorCode::PeerIncompatible,
+            ClientError::Unauthorized(_) => ErrorCode::Unauthorized,
             ClientError::Closed => ErrorCode::ShuttingDown,
             ClientError::InvalidTopic(_) => ErrorCode::InvalidTopicKey,
             ClientError::Failed(Failure::Broker(e)) => e.code,
@@ -78,6 +81,8 @@ pub struct ClientOptions {
     pub queue_size: usize,
     /// Coalesce queued messages into one frame (true), or send one frame per message.
     pub batching: bool,
+    /// Access token sent in the hello (see SECURITY in the README).
+    pub token: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -88,6 +93,7 @@ impl Default for ClientOptions {
             statuses: true,
             queue_size: 65_536,
             batching: true,
+            token: None,
         }
     }
 }
@@ -352,6 +358,7 @@ impl Client {
         // Handshake: the core's hello out, the welcome in.
         let mut core = ClientCore::new(encoding, opts.name.clone());
         core.set_statuses(opts.statuses);
+        core.set_token(opts.token.clone());
         core.on_open();
         let hello = core.take_frame().expect("the hello is queued");
         ws_tx
@@ -380,6 +387,9 @@ impl Client {
                     if let Some(Event::Error(e)) =
                         events.into_iter().find(|e| matches!(e, Event::Error(_)))
                     {
+                        if e.code == ErrorCode::Unauthorized {
+                            return Err(ClientError::Unauthorized(e.context));
+                        }
                         return Err(ClientError::Handshake(e.context));
                     }
                 }

@@ -109,6 +109,54 @@ pub struct Config {
     #[arg(long, env = "BROKER_NS_MAX_WAITERS", default_value_t = 10_000)]
     pub ns_max_waiters: usize,
 
+    /// Largest value a store write accepts (put, put_unique, append, insert_into, push, and
+    /// the value an increment or append produces), in bytes of its binary encoding. Larger
+    /// writes fail with `invalid_data`; 0 = no limit.
+    #[arg(long, env = "BROKER_STORE_MAX_VALUE", default_value_t = 16 * 1024 * 1024)]
+    pub store_max_value: u64,
+
+    /// Most bytes per second one connection may send (frames as received); 0 = no limit.
+    /// Beyond it the gateway stops reading from that connection until the second is over
+    /// (backpressure through TCP), and counts it.
+    #[arg(long, env = "BROKER_MAX_BYTES_RATE", default_value_t = 0)]
+    pub max_bytes_rate: u64,
+
+    /// JSON file of access tokens and their grants (see SECURITY in the README). With it, or
+    /// with a JWT key, every connection is checked; without, access is open.
+    #[arg(long, env = "BROKER_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// File holding the shared secret (at least 32 bytes) of HS256-signed JWT tokens.
+    #[arg(long, env = "BROKER_AUTH_JWT_SECRET_FILE")]
+    pub auth_jwt_secret_file: Option<PathBuf>,
+
+    /// PEM file with the RSA (RS256) or P-256 (ES256) public key of signed JWT tokens.
+    #[arg(long, env = "BROKER_AUTH_JWT_PUBLIC_KEY")]
+    pub auth_jwt_public_key: Option<PathBuf>,
+
+    /// Token this gateway presents when it peers with others (for their `--auth-*`).
+    #[arg(long, env = "BROKER_PEER_TOKEN")]
+    pub peer_token: Option<String>,
+
+    /// Web origins allowed to open WebSockets (browsers send `Origin`), e.g.
+    /// `https://dash.example.com` (repeat or separate with commas); `*` allows every origin.
+    /// Without the flag: the gateway's own origin and pages on localhost / 127.0.0.1 / [::1].
+    /// Requests without an `Origin` header (programs, not browsers) are not affected.
+    #[arg(
+        long = "allow-origin",
+        env = "BROKER_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// PEM certificate chain for TLS (wss:// and https://); needs --tls-key.
+    #[arg(long, env = "BROKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for TLS; needs --tls-cert.
+    #[arg(long, env = "BROKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Log filter, e.g. `info` or `gateway=debug,info`.
     #[arg(long, env = "BROKER_LOG", default_value = "info")]
     pub log_level: String,

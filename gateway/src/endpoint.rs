@@ -32,6 +32,9 @@ pub enum EndpointError {
     Peer(#[from] PeerError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, String),
+    /// Authentication or TLS settings that cannot be loaded.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl EndpointError {
@@ -41,6 +44,7 @@ impl EndpointError {
             EndpointError::InvalidTopic(_) => ErrorCode::InvalidTopicKey,
             EndpointError::Peer(p) => p.code(),
             EndpointError::Listen(..) => ErrorCode::CannotOpenResource,
+            EndpointError::Config(_) => ErrorCode::CannotOpenFile,
         }
     }
 }
@@ -65,6 +69,10 @@ pub struct Shared {
     listening: Mutex<Vec<SocketAddr>>,
     /// Data Broker namespaces (DB-01..25).
     pub namespaces: crate::namespace::Namespaces,
+    /// Tokens and grants; open access unless configured.
+    pub auth: crate::auth::Auth,
+    /// TLS for every listener, when configured.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -140,7 +148,32 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// A new endpoint with a fresh random identity (ZB-01).
+    ///
+    /// # Panics
+    /// If the configured auth file, JWT key or TLS certificate cannot be loaded;
+    /// [`Endpoint::try_new`] returns that error instead.
     pub fn new(config: Config) -> Endpoint {
+        match Endpoint::try_new(config) {
+            Ok(ep) => ep,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`Endpoint::new`], but fails if the auth or TLS settings cannot be loaded.
+    pub fn try_new(config: Config) -> Result<Endpoint, EndpointError> {
+        let auth =
+            crate::auth::Auth::load(&config).map_err(|e| EndpointError::Config(e.to_string()))?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(crate::tls::server_config(cert, key).map_err(EndpointError::Config)?)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(EndpointError::Config(
+                    "TLS needs both --tls-cert and --tls-key".into(),
+                ))
+            }
+        };
         let id = NodeId(*uuid::Uuid::new_v4().as_bytes());
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared {
@@ -159,9 +192,16 @@ impl Endpoint {
                 config.ns_max_value,
                 config.ns_max_waiters,
             ),
+            auth,
+            tls,
             config,
         });
-        Endpoint { shared }
+        Ok(Endpoint { shared })
+    }
+
+    /// Whether this endpoint serves TLS (wss://, https://).
+    pub fn tls(&self) -> bool {
+        self.shared.tls.is_some()
     }
 
     /// This endpoint's id.
@@ -201,6 +241,16 @@ impl Endpoint {
         }
         use axum::serve::ListenerExt;
         let token = self.shared.shutdown.clone();
+        if let Some(config) = &self.shared.tls {
+            let tls = crate::tls::TlsListener::new(listener, config.clone(), token.child_token());
+            return axum::serve(
+                tls.tap_io(|_| {}),
+                crate::http::router(self.clone())
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+        }
         // Small frames must not wait for Nagle's algorithm.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -103,6 +103,51 @@ fn refused() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response()
 }
 
+/// True if a browser page of `Origin` may open a WebSocket here (cross-site WebSocket
+/// hijacking: a page of any site can open a WebSocket to any address, carrying no proof of
+/// who wrote it but this header). Programs send no `Origin` and are not affected.
+pub(crate) fn origin_allowed(allow: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    if !allow.is_empty() {
+        return allow
+            .iter()
+            .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    }
+    // Default: the gateway's own pages, and pages served from this machine.
+    let Some((_, authority)) = origin.split_once("://") else {
+        return false; // e.g. "null" (file://, sandboxed frames)
+    };
+    let same = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.eq_ignore_ascii_case(authority));
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    same || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks the Origin of an upgrade request; `Err` is the answer to refuse it with.
+fn check_origin(ep: &Endpoint, headers: &HeaderMap) -> Result<(), Response> {
+    if origin_allowed(&ep.shared().config.allow_origins, headers) {
+        return Ok(());
+    }
+    Metrics::add(&ep.shared().metrics.auth_failures_total, 1);
+    Err((
+        StatusCode::FORBIDDEN,
+        "origin not allowed (see --allow-origin)",
+    )
+        .into_response())
+}
+
 fn ws_limits(ws: WebSocketUpgrade, ep: &Endpoint) -> WebSocketUpgrade {
     // Frames up to the limit plus the frame header; larger ones end the connection with
     // close code 1009 (message too big).
@@ -114,7 +159,13 @@ async fn client_ws(
     ws: WebSocketUpgrade,
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(r) = check_origin(&ep, &headers) {
+        return r;
+    }
+    // The hello carries the token; an Authorization header is the fallback for programs.
+    let (token, _) = crate::auth::token_of_request(&headers);
     let Some(slot) = admit(&ep, remote) else {
         return refused();
     };
@@ -126,26 +177,68 @@ async fn client_ws(
         .and_then(Encoding::from_subprotocol)
         .unwrap_or(Encoding::Binary);
     let shared = ep.shared().clone();
-    ws.on_upgrade(move |socket| crate::session::run(shared, socket, encoding, remote, slot))
+    ws.on_upgrade(move |socket| crate::session::run(shared, socket, encoding, remote, slot, token))
+}
+
+/// Authenticates the token of an upgrade request; `Err` is the answer to refuse it with.
+fn authenticate(
+    ep: &Endpoint,
+    token: Option<&str>,
+    remote: SocketAddr,
+) -> Result<Arc<crate::auth::Identity>, Response> {
+    ep.shared().auth.authenticate(token).map_err(|e| {
+        Metrics::add(&ep.shared().metrics.auth_failures_total, 1);
+        tracing::info!(%remote, "connection refused: {e}");
+        (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")).into_response()
+    })
 }
 
 async fn zeek_ws(
     ws: WebSocketUpgrade,
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(r) = check_origin(&ep, &headers) {
+        return r;
+    }
+    // Zeek's API has no place for a token in its messages: it comes with the upgrade.
+    let (token, echo) = crate::auth::token_of_request(&headers);
+    let who = match authenticate(&ep, token.as_deref(), remote) {
+        Ok(who) => who,
+        Err(r) => return r,
+    };
     let Some(slot) = admit(&ep, remote) else {
         return refused();
     };
     let shared = ep.shared().clone();
-    ws_limits(ws, &ep).on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote, slot))
+    let ws = ws_limits(ws, &ep);
+    let ws = match echo {
+        Some(p) => ws.protocols([p]),
+        None => ws,
+    };
+    ws.on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote, slot, who))
 }
 
 async fn peer_ws(
     ws: WebSocketUpgrade,
     State(ep): State<Endpoint>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(r) = check_origin(&ep, &headers) {
+        return r;
+    }
+    let (token, _) = crate::auth::token_of_request(&headers);
+    match authenticate(&ep, token.as_deref(), remote) {
+        Ok(who) if who.grants.peer => {}
+        Ok(who) => {
+            Metrics::add(&ep.shared().metrics.denied_total, 1);
+            tracing::info!(%remote, who = who.name, "peer refused: no `peer` grant");
+            return (StatusCode::FORBIDDEN, "not allowed: peering (grant `peer`)").into_response();
+        }
+        Err(r) => return r,
+    }
     let Some(slot) = admit(&ep, remote) else {
         return refused();
     };

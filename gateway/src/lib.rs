@@ -17,6 +17,7 @@
 //! - [`namespace`]: Data Broker namespaces (tuple spaces) served by the gateway.
 //! - [`namespace_client`]: the namespace API of [`Client`] and the PyDBR-style `dbr` layer.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod endpoint;
@@ -29,6 +30,7 @@ pub mod peering;
 mod session;
 pub mod store;
 pub mod subscriber;
+pub mod tls;
 mod zeek_ws;
 
 pub use client::Client;

@@ -32,7 +32,24 @@ async fn main() -> std::process::ExitCode {
         .expect("a bound listener has an address");
     let peers = config.peers.clone();
     let retry = config.retry_interval();
-    let endpoint = Endpoint::new(config);
+    let open_beyond_loopback = !config.listen.ip().is_loopback()
+        && config.auth_file.is_none()
+        && config.auth_jwt_secret_file.is_none()
+        && config.auth_jwt_public_key.is_none();
+    let endpoint = match Endpoint::try_new(config) {
+        Ok(ep) => ep,
+        Err(e) => {
+            eprintln!("broker-gateway: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if open_beyond_loopback {
+        eprintln!(
+            "broker-gateway: WARNING: listening on {addr} without authentication: anyone who \
+             can reach this address may publish, subscribe, and read and write every store \
+             and namespace. Configure --auth-file or a JWT key (see SECURITY in the README)."
+        );
+    }
     if let Err(e) = endpoint.attach_configured_stores().await {
         eprintln!(
             "broker-gateway: cannot attach a store: {} ({})",
@@ -44,8 +61,9 @@ async fn main() -> std::process::ExitCode {
     let signals = shutdown_signal();
     // Tests and scripts read this line to find the port when listening on port 0.
     println!(
-        "broker-gateway {} listening on http://{addr}",
-        gateway::VERSION
+        "broker-gateway {} listening on {}://{addr}",
+        gateway::VERSION,
+        if endpoint.tls() { "https" } else { "http" }
     );
     tracing::info!(endpoint = %endpoint.node_id(), %addr, "started");
     for p in peers {

@@ -68,6 +68,14 @@ metrics! {
     counter store_updates_total,
     /// Clones re-attached with a fresh snapshot because they fell behind.
     counter store_resyncs_total,
+    /// Connections refused for an unknown, malformed or expired token, or a foreign Origin.
+    counter auth_failures_total,
+    /// Operations refused because the connection's grants do not allow them.
+    counter denied_total,
+    /// Store writes refused because the value exceeds --store-max-value.
+    counter store_value_rejected_total,
+    /// Times a connection was paused because it sent more than --max-bytes-rate.
+    counter throttled_total,
 }
 
 impl Metrics {

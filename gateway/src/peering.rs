@@ -864,6 +864,14 @@ async fn attempt(shared: &Arc<Shared>, host: &str, port: u16) -> Attempt {
         "sec-websocket-protocol",
         protocol::SUBPROTOCOL_BINARY.parse().expect("valid header"),
     );
+    if let Some(token) = &shared.config.peer_token {
+        match format!("Bearer {token}").parse() {
+            Ok(v) => {
+                req.headers_mut().insert("authorization", v);
+            }
+            Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
+        }
+    }
     let connect = tokio_tungstenite::connect_async_with_config(
         req,
         Some(ws_config(shared.config.max_frame)),

@@ -64,9 +64,69 @@ impl RateLimit {
     }
 }
 
+/// Limits the bytes one connection may send per second: past the budget the reader pauses
+/// until the second is over, so the sender feels it as TCP backpressure.
+#[derive(Debug)]
+pub(crate) struct ByteRate {
+    per_sec: u64,
+    used: u64,
+    since: Instant,
+}
+
+impl ByteRate {
+    pub(crate) fn new(per_sec: u64) -> ByteRate {
+        ByteRate {
+            per_sec,
+            used: 0,
+            since: Instant::now(),
+        }
+    }
+
+    /// Counts `n` bytes received; returns how long to pause reading, if the budget is spent.
+    pub(crate) fn charge(&mut self, n: usize) -> Option<Duration> {
+        if self.per_sec == 0 {
+            return None;
+        }
+        let elapsed = self.since.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            self.used = 0;
+            self.since = Instant::now();
+        }
+        self.used += n as u64;
+        if self.used < self.per_sec {
+            return None;
+        }
+        // Past the budget: wait out this second, and as many more as the excess needs.
+        let seconds = self.used / self.per_sec;
+        self.used %= self.per_sec;
+        let pause = Duration::from_secs(seconds).saturating_sub(self.since.elapsed());
+        self.since = Instant::now() + pause;
+        Some(pause)
+    }
+}
+
+/// Pauses a reader that went over its byte budget; false if the connection ends meanwhile.
+pub(crate) async fn throttle(
+    shared: &Shared,
+    rate: &mut ByteRate,
+    n: usize,
+    stop: &tokio_util::sync::CancellationToken,
+) -> bool {
+    let Some(pause) = rate.charge(n) else {
+        return true;
+    };
+    Metrics::add(&shared.metrics.throttled_total, 1);
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
 struct Session {
     shared: Arc<Shared>,
     id: u64,
+    /// Who this connection is and what it may do (open access: everything).
+    who: Arc<crate::auth::Identity>,
     encoding: Encoding,
     tx: mpsc::Sender<Bytes>,
     rate: RateLimit,
@@ -106,13 +166,23 @@ impl Session {
         topics
             .into_iter()
             .filter(|t| match validate_user_topic(t) {
-                Ok(()) => true,
+                Ok(()) if self.who.grants.can_subscribe(t) => true,
+                Ok(()) => {
+                    self.denied(format!("subscribing to {t:?} (grant `subscribe`)"));
+                    false
+                }
                 Err(e) => {
                     self.error(ErrorCode::InvalidTopicKey, e.to_string());
                     false
                 }
             })
             .collect()
+    }
+
+    /// Reports an operation the connection's grants do not allow (nothing else happens).
+    fn denied(&self, what: String) {
+        Metrics::add(&self.shared.metrics.denied_total, 1);
+        self.error(ErrorCode::Unauthorized, format!("not allowed: {what}"));
     }
 
     fn handle(&mut self, msg: ClientMsg, raw: Option<&[u8]>) -> bool {
@@ -165,6 +235,10 @@ impl Session {
             self.error(ErrorCode::InvalidTopicKey, e.to_string());
             return;
         }
+        if !self.who.grants.can_publish(&p.topic) {
+            self.denied(format!("publishing to {:?} (grant `publish`)", p.topic));
+            return;
+        }
         self.shared.dispatch(&p, raw, Exclude::Consumer(self.id));
     }
 
@@ -178,6 +252,10 @@ impl Session {
                 let _ = tx.send(b).await;
             }
         };
+        if let Some(failure) = crate::auth::check_request(&self.who.grants, &request) {
+            Metrics::add(&shared.metrics.denied_total, 1);
+            return self.send(respond(Err(failure)));
+        }
         match request {
             Request::Peers => {
                 self.send(respond(Ok(Response::Peers(shared.peering.peers()))));
@@ -213,10 +291,9 @@ impl Session {
                 });
             }
             Request::Stores => {
-                self.send(respond(Ok(Response::Names {
-                    names: shared.stores.names(),
-                    done: true,
-                })));
+                let mut names = shared.stores.names();
+                names.retain(|n| crate::auth::allowed(&self.who.grants.store_read, n));
+                self.send(respond(Ok(Response::Names { names, done: true })));
             }
             Request::AttachMaster {
                 store,
@@ -297,7 +374,12 @@ impl Session {
                 );
             }
             Request::Namespace(op) => {
+                let list = matches!(op, protocol::NamespaceOp::List);
                 match shared.namespaces.submit(self.id, id, op) {
+                    Outcome::Done(Ok(Response::Names { mut names, done })) if list => {
+                        names.retain(|n| crate::auth::may_list_namespace(&self.who.grants, n));
+                        self.send(respond(Ok(Response::Names { names, done })));
+                    }
                     Outcome::Done(result) => self.send(respond(result)),
                     Outcome::Wait { mut rx, timeout } => {
                         // A blocked read/get (DB-15): answered when a put serves it, when it
@@ -368,6 +450,7 @@ pub(crate) async fn run(
     encoding: Encoding,
     remote: SocketAddr,
     slot: crate::http::Slot,
+    upgrade_token: Option<String>,
 ) {
     let (mut ws_tx, mut ws_rx) = socket.split();
     let max = shared.config.max_frame;
@@ -379,6 +462,10 @@ pub(crate) async fn run(
     let mut session = Session {
         shared: shared.clone(),
         id: reg.id,
+        who: shared
+            .auth
+            .authenticate(None)
+            .expect("no token is always accepted"),
         encoding,
         tx,
         rate: RateLimit::new(shared.config.max_publish_rate),
@@ -469,7 +556,28 @@ pub(crate) async fn run(
             });
             match (r, first.first()) {
                 (Ok(()), Some((ClientMsg::Hello(h), _))) => {
-                    ok = true;
+                    // The hello's token, else one from the upgrade request.
+                    let token = h.token.as_deref().or(upgrade_token.as_deref());
+                    match shared.auth.authenticate(token) {
+                        Ok(who) => {
+                            session.who = who;
+                            ok = true;
+                        }
+                        Err(e) => {
+                            Metrics::add(&shared.metrics.auth_failures_total, 1);
+                            tracing::info!(%remote, "client refused: {e}");
+                            session.error(ErrorCode::Unauthorized, e.to_string());
+                        }
+                    }
+                }
+                (Err(e), _) => session.error(e.code(), format!("malformed first frame: {e}")),
+                _ => session.error(
+                    ErrorCode::UnexpectedHandshakeMessage,
+                    "the first message must be a hello",
+                ),
+            }
+            if ok {
+                if let Some((ClientMsg::Hello(h), _)) = first.first() {
                     if h.statuses {
                         shared.hub.add_status_sink(
                             reg.id,
@@ -485,23 +593,39 @@ pub(crate) async fn run(
                         version: crate::VERSION.into(),
                         max_frame: max as u64,
                     }));
-                    tracing::debug!(client = h.client, %remote, "native client connected");
-                    for (m, raw) in first.into_iter().skip(1) {
-                        if !session.handle(m, raw.as_deref()) {
-                            ok = false;
-                        }
+                    tracing::debug!(client = h.client, who = session.who.name, %remote, "native client connected");
+                }
+                for (m, raw) in first.into_iter().skip(1) {
+                    if !session.handle(m, raw.as_deref()) {
+                        ok = false;
                     }
                 }
-                (Err(e), _) => session.error(e.code(), format!("malformed first frame: {e}")),
-                _ => session.error(
-                    ErrorCode::UnexpectedHandshakeMessage,
-                    "the first message must be a hello",
-                ),
             }
         }
     }
 
+    // A token that expires (a JWT's `exp`) ends the connection then.
+    if let (true, Some(left)) = (ok, session.who.remaining()) {
+        let stop = stop.clone();
+        let tx = session.tx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(left) => {}
+                _ = stop.cancelled() => return,
+            }
+            let msg = ServerMsg::Error(ErrorInfo {
+                code: ErrorCode::Unauthorized,
+                context: "the token expired; closing".into(),
+            });
+            if let Some(b) = encode_server_msg(encoding, &msg) {
+                let _ = tx.send(b).await;
+            }
+            stop.cancel();
+        });
+    }
+
     if ok {
+        let mut bytes_rate = ByteRate::new(shared.config.max_bytes_rate);
         loop {
             let msg = match next_incoming(&mut ws_rx, &stop, &reg.kick).await {
                 Incoming::Message(m) => m,
@@ -527,7 +651,7 @@ pub(crate) async fn run(
                 // The frame is dropped; the connection stays usable (ZB-40).
                 session.error(e.code(), format!("malformed frame: {e}"));
             }
-            if !keep {
+            if !keep || !throttle(&shared, &mut bytes_rate, bytes.len(), &stop).await {
                 break;
             }
         }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::endpoint::Shared;
 use crate::hub::{Exclude, Sink};
 use crate::metrics::Metrics;
-use crate::session::{next_incoming, Incoming, RateLimit};
+use crate::session::{next_incoming, throttle, ByteRate, Incoming, RateLimit};
 use crate::subscriber::Control;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +37,7 @@ pub(crate) async fn run(
     socket: WebSocket,
     remote: SocketAddr,
     _slot: crate::http::Slot,
+    who: Arc<crate::auth::Identity>,
 ) {
     let (mut ws_tx, mut ws_rx) = socket.split();
     Metrics::add(&shared.metrics.connections_zeek, 1);
@@ -69,7 +70,16 @@ pub(crate) async fn run(
             code: ErrorCode::InvalidTopicKey,
             context: e.to_string(),
         }),
-        None => Ok(topics),
+        None => match topics.iter().find(|t| !who.grants.can_subscribe(t)) {
+            Some(t) => {
+                Metrics::add(&shared.metrics.denied_total, 1);
+                Err(ZeekError {
+                    code: ErrorCode::Unauthorized,
+                    context: format!("not allowed: subscribing to {t:?} (grant `subscribe`)"),
+                })
+            }
+            None => Ok(topics),
+        },
     }) {
         Ok(t) => t,
         Err(e) => {
@@ -92,6 +102,19 @@ pub(crate) async fn run(
     tracing::debug!(%remote, ?topics, "zeek client connected");
 
     let stop = shared.shutdown.child_token();
+    if let Some(left) = who.remaining() {
+        // A token that expires (a JWT's `exp`) ends the connection then.
+        let (stop, tx) = (stop.clone(), tx.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(left) => {}
+                _ = stop.cancelled() => return,
+            }
+            let note = zeek_json::error(ErrorCode::Unauthorized, "the token expired; closing");
+            let _ = tx.send(Bytes::from(note)).await;
+            stop.cancel();
+        });
+    }
     let writer_stop = stop.clone();
     let kick = reg.kick.clone();
     let dropped = reg.dropped.clone();
@@ -139,6 +162,7 @@ pub(crate) async fn run(
 
     let mut n = 0u64;
     let mut rate = RateLimit::new(shared.config.max_publish_rate);
+    let mut bytes_rate = ByteRate::new(shared.config.max_bytes_rate);
     let reply = |s: String| {
         Metrics::add(&shared.metrics.errors_total, 1);
         let _ = tx.try_send(Bytes::from(s));
@@ -175,6 +199,9 @@ pub(crate) async fn run(
         n += 1;
         Metrics::add(&shared.metrics.bytes_in_total, body.len() as u64);
         Metrics::add(&shared.metrics.frames_in_total, 1);
+        if !throttle(&shared, &mut bytes_rate, body.len(), &stop).await {
+            break;
+        }
         Metrics::add(&shared.metrics.messages_in_total, 1);
         match zeek_json::decode_data_message(body.as_bytes(), n) {
             Ok(p) => {
@@ -182,6 +209,15 @@ pub(crate) async fn run(
                     reply(zeek_json::error(
                         ErrorCode::InvalidTopicKey,
                         &format!("input #{n}: {e}"),
+                    ));
+                } else if !who.grants.can_publish(&p.topic) {
+                    Metrics::add(&shared.metrics.denied_total, 1);
+                    reply(zeek_json::error(
+                        ErrorCode::Unauthorized,
+                        &format!(
+                            "input #{n}: not allowed: publishing to {:?} (grant `publish`)",
+                            p.topic
+                        ),
                     ));
                 } else if !rate.allow() {
                     Metrics::add(&shared.metrics.dropped_total, 1);

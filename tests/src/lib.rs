@@ -49,7 +49,7 @@ impl Gateway {
             .expect("read the address line");
         let addr = line
             .trim()
-            .rsplit("http://")
+            .rsplit("://")
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| {

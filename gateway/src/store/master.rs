@@ -33,6 +33,8 @@ struct Master {
     clones: Vec<Feed>,
     writer: Option<Writer>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Largest key plus value a write may leave in the store, in bytes; 0 = no limit.
+    max_value: u64,
 }
 
 pub(crate) fn spawn(
@@ -58,6 +60,7 @@ pub(crate) fn spawn(
         clones: Vec::new(),
         writer,
         metrics: shared.metrics.clone(),
+        max_value: shared.config.store_max_value,
     };
     let stop = shared.shutdown.child_token();
     shared.tasks.spawn(run(m, rx, stop));
@@ -281,6 +284,16 @@ impl Master {
                     None => reply(Ok(Response::Done)),
                 }
             }
+            Ok(Mutation::Set(value)) if too_big(self.max_value, key, &value) => {
+                crate::metrics::Metrics::add(&self.metrics.store_value_rejected_total, 1);
+                reply(Err(error(
+                    ErrorCode::InvalidData,
+                    &format!(
+                        "the entry would exceed the limit of {} bytes (--store-max-value)",
+                        self.max_value
+                    ),
+                )))
+            }
             Ok(Mutation::Set(value)) => {
                 // Any modification without an expiry clears the old one (Broker, ZB-56).
                 let key = key.clone();
@@ -313,4 +326,21 @@ impl Master {
             }
         }
     }
+}
+
+/// Size of a datum for the value limit: its binary encoding (a string: its bytes). Scalars
+/// are small and not measured.
+fn size_of(d: &Data) -> u64 {
+    match d {
+        Data::String(b) => b.len() as u64,
+        Data::Vector(_) | Data::Set(_) | Data::Table(_) => {
+            broker_wasm::binary::to_vec(d).map_or(u64::MAX, |v| v.len() as u64)
+        }
+        _ => 16,
+    }
+}
+
+/// True if `key` with `value` exceeds the limit `max` (0: no limit).
+fn too_big(max: u64, key: &Data, value: &Data) -> bool {
+    max > 0 && size_of(key).saturating_add(size_of(value)) > max
 }

@@ -103,6 +103,9 @@ fn refused() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response()
 }
 
+/// Why an upgrade request is refused: the HTTP status and a text.
+type Refusal = (StatusCode, String);
+
 /// True if a browser page of `Origin` may open a WebSocket here (cross-site WebSocket
 /// hijacking: a page of any site can open a WebSocket to any address, carrying no proof of
 /// who wrote it but this header). Programs send no `Origin` and are not affected.
@@ -136,16 +139,15 @@ pub(crate) fn origin_allowed(allow: &[String], headers: &HeaderMap) -> bool {
 }
 
 /// Checks the Origin of an upgrade request; `Err` is the answer to refuse it with.
-fn check_origin(ep: &Endpoint, headers: &HeaderMap) -> Result<(), Response> {
+fn check_origin(ep: &Endpoint, headers: &HeaderMap) -> Result<(), Refusal> {
     if origin_allowed(&ep.shared().config.allow_origins, headers) {
         return Ok(());
     }
     Metrics::add(&ep.shared().metrics.auth_failures_total, 1);
     Err((
         StatusCode::FORBIDDEN,
-        "origin not allowed (see --allow-origin)",
-    )
-        .into_response())
+        "origin not allowed (see --allow-origin)".into(),
+    ))
 }
 
 fn ws_limits(ws: WebSocketUpgrade, ep: &Endpoint) -> WebSocketUpgrade {
@@ -162,7 +164,7 @@ async fn client_ws(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = check_origin(&ep, &headers) {
-        return r;
+        return r.into_response();
     }
     // The hello carries the token; an Authorization header is the fallback for programs.
     let (token, _) = crate::auth::token_of_request(&headers);
@@ -185,11 +187,11 @@ fn authenticate(
     ep: &Endpoint,
     token: Option<&str>,
     remote: SocketAddr,
-) -> Result<Arc<crate::auth::Identity>, Response> {
+) -> Result<Arc<crate::auth::Identity>, Refusal> {
     ep.shared().auth.authenticate(token).map_err(|e| {
         Metrics::add(&ep.shared().metrics.auth_failures_total, 1);
         tracing::info!(%remote, "connection refused: {e}");
-        (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")).into_response()
+        (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))
     })
 }
 
@@ -200,13 +202,13 @@ async fn zeek_ws(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = check_origin(&ep, &headers) {
-        return r;
+        return r.into_response();
     }
     // Zeek's API has no place for a token in its messages: it comes with the upgrade.
     let (token, echo) = crate::auth::token_of_request(&headers);
     let who = match authenticate(&ep, token.as_deref(), remote) {
         Ok(who) => who,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(slot) = admit(&ep, remote) else {
         return refused();
@@ -227,7 +229,7 @@ async fn peer_ws(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = check_origin(&ep, &headers) {
-        return r;
+        return r.into_response();
     }
     let (token, _) = crate::auth::token_of_request(&headers);
     match authenticate(&ep, token.as_deref(), remote) {
@@ -237,7 +239,7 @@ async fn peer_ws(
             tracing::info!(%remote, who = who.name, "peer refused: no `peer` grant");
             return (StatusCode::FORBIDDEN, "not allowed: peering (grant `peer`)").into_response();
         }
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     }
     let Some(slot) = admit(&ep, remote) else {
         return refused();

@@ -288,7 +288,7 @@ impl Master {
                 crate::metrics::Metrics::add(&self.metrics.store_value_rejected_total, 1);
                 reply(Err(error(
                     ErrorCode::InvalidData,
-                    &format!(
+                    format!(
                         "the entry would exceed the limit of {} bytes (--store-max-value)",
                         self.max_value
                     ),

@@ -203,7 +203,8 @@ export function createApi(wasm, WebSocketImpl) {
      * Connects to the gateway at `url` (e.g. `ws://127.0.0.1:9999`) and resolves once it
      * welcomed us. Keeps reconnecting after losses (jittered backoff, subscriptions
      * restored) until `unpeer` or `shutdown`. Rejects with `peer_unavailable` if no
-     * connection succeeds within `timeoutMs` (or at the first failure with `retry: false`).
+     * connection succeeds within `timeoutMs` (or at the first failure with `retry: false`),
+     * and with `unauthorized` at once if the gateway refuses the token (no retries then).
      * @param {string} url
      * @param {{timeoutMs?: number, retry?: boolean}} [options]
      */
@@ -548,8 +549,16 @@ export function createApi(wasm, WebSocketImpl) {
             for (const w of this._waitingOpen.splice(0)) w.resolve(true);
             break;
           case "status":
+            this._deliverStatus(e);
+            break;
           case "error":
             this._deliverStatus(e);
+            if (e.code === "unauthorized" && !this._core.isOpen) {
+              // The gateway refused our token: retrying cannot help.
+              this._stopped = true;
+              clearTimeout(this._timer);
+              for (const w of this._waitingOpen.splice(0)) w.reject(new BrokerError("unauthorized", e.context));
+            }
             break;
           case "response": {
             const p = this._pending.get(e.id);

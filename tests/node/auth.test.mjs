@@ -1,0 +1,92 @@
+// Tokens from JS (hardening): the token option of Endpoint goes in the hello; a refused token
+// rejects peer() with `unauthorized` at once (no retries); denied operations fail with
+// `unauthorized` (namespaces: DB-32 DBR_ERR_NOAUTH) and change nothing.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import * as broker from "../../pkg/node.mjs";
+import { startGateway } from "./gateway.mjs";
+
+const { Endpoint, Count, BrokerError, DbrError } = broker;
+const ADMIN = "admin-token-0123456789";
+const WRITER = "writer-token-0123456789";
+const dir = mkdtempSync(path.join(tmpdir(), "broker-auth-"));
+const gateways = [];
+after(async () => {
+  await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const all = ["*"];
+writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
+  tokens: [
+    { name: "admin", token: ADMIN, grants: { publish: [""], subscribe: [""], store_read: all, store_write: all, store_master: all, ns_create: all, ns_put: all, ns_read: all, ns_get: all } },
+    { name: "writer", token: WRITER, grants: { publish: ["a/"], subscribe: ["a/"], store_read: ["s"], ns_read: ["jobs"] } },
+  ],
+}));
+
+async function gateway() {
+  const g = await startGateway(["--auth-file", path.join(dir, "auth.json"), "--memory-store", "s", "--data-dir", dir]);
+  gateways.push(g);
+  return g;
+}
+
+async function connected(g, token) {
+  const ep = new Endpoint({ token });
+  await ep.peer(g.url);
+  return ep;
+}
+
+async function nextError(sub) {
+  for (;;) {
+    const e = await sub.get({ timeoutMs: 10_000 });
+    assert.ok(e, "an error event in time");
+    if (e.type === "error") return e;
+  }
+}
+
+test("a refused token rejects peer() with unauthorized, without retrying", async () => {
+  const g = await gateway();
+  const ep = new Endpoint({ token: "not-a-token-of-this-gateway" });
+  const started = Date.now();
+  await assert.rejects(ep.peer(g.url, { timeoutMs: 20_000 }), (e) => {
+    assert.ok(e instanceof BrokerError);
+    assert.equal(e.code, "unauthorized");
+    return true;
+  });
+  // Refused at the first attempt, not at the timeout.
+  assert.ok(Date.now() - started < 10_000);
+  ep.shutdown();
+});
+
+test("grants limit publish, subscribe, stores and namespaces", async () => {
+  const g = await gateway();
+  const admin = await connected(g, ADMIN);
+  const writer = await connected(g, WRITER);
+  const everything = admin.makeSubscriber("");
+  await admin.flush();
+  const status = writer.makeStatusSubscriber();
+
+  writer.publish("b/x", new Count(1n));
+  const e = await nextError(status);
+  assert.equal(e.code, "unauthorized");
+  writer.publish("a/x", new Count(2n));
+  const [topic] = await everything.get({ timeoutMs: 10_000 });
+  assert.equal(topic, "a/x", "the denied message was not delivered");
+
+  const store = writer.attachClone("s");
+  await assert.rejects(store.put("k", 1n), (err) => err instanceof BrokerError && err.code === "unauthorized");
+  const adminStore = admin.attachClone("s");
+  assert.equal(await adminStore.awaitIdle(), true);
+  assert.equal(adminStore.has("k"), false);
+
+  const jobs = await admin.createNamespace("jobs");
+  await jobs.put("t", "v");
+  const wjobs = await writer.attachNamespace("jobs");
+  await assert.rejects(wjobs.put("t", "w"), (err) => err instanceof DbrError && err.code === "DBR_ERR_NOAUTH");
+  await assert.rejects(wjobs.get("t"), (err) => err instanceof DbrError && err.code === "DBR_ERR_NOAUTH");
+  assert.equal(await jobs.get("t"), "v");
+  for (const ep of [admin, writer]) ep.shutdown();
+});

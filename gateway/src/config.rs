@@ -138,6 +138,11 @@ pub struct Config {
     #[arg(long, env = "BROKER_PEER_TOKEN")]
     pub peer_token: Option<String>,
 
+    /// PEM file of the certificates (CA or self-signed) to trust for peers; with it, this
+    /// gateway peers over TLS (wss://) and verifies the peer's certificate for its host name.
+    #[arg(long, env = "BROKER_PEER_CA")]
+    pub peer_ca: Option<PathBuf>,
+
     /// Web origins allowed to open WebSockets (browsers send `Origin`), e.g.
     /// `https://dash.example.com` (repeat or separate with commas); `*` allows every origin.
     /// Without the flag: the gateway's own origin and pages on localhost / 127.0.0.1 / [::1].

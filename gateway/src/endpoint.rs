@@ -73,6 +73,8 @@ pub struct Shared {
     pub auth: crate::auth::Auth,
     /// TLS for every listener, when configured.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS for outgoing peerings (`--peer-ca`), when configured.
+    pub(crate) peer_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Shared {
@@ -174,6 +176,10 @@ impl Endpoint {
                 ))
             }
         };
+        let peer_tls = match &config.peer_ca {
+            Some(ca) => Some(crate::tls::client_config(ca).map_err(EndpointError::Config)?),
+            None => None,
+        };
         let id = NodeId(*uuid::Uuid::new_v4().as_bytes());
         let metrics = Arc::new(Metrics::default());
         let shared = Arc::new(Shared {
@@ -194,6 +200,7 @@ impl Endpoint {
             ),
             auth,
             tls,
+            peer_tls,
             config,
         });
         Ok(Endpoint { shared })

@@ -855,7 +855,12 @@ async fn attempt(shared: &Arc<Shared>, host: &str, port: u16) -> Attempt {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
     let label = format!("{host}:{port}");
-    let url = format!("ws://{label}{}", crate::http::PEER_PATH);
+    let scheme = if shared.peer_tls.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
+    let url = format!("{scheme}://{label}{}", crate::http::PEER_PATH);
     let mut req = match url.into_client_request() {
         Ok(r) => r,
         Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
@@ -872,13 +877,30 @@ async fn attempt(shared: &Arc<Shared>, host: &str, port: u16) -> Attempt {
             Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
         }
     }
-    let connect = tokio_tungstenite::connect_async_with_config(
-        req,
-        Some(ws_config(shared.config.max_frame)),
-        true,
-    );
+    let config = Some(ws_config(shared.config.max_frame));
+    let tls = shared.peer_tls.clone();
+    let connect = async move {
+        use tokio_util::either::Either;
+        let tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let _ = tcp.set_nodelay(true);
+        let stream = match tls {
+            None => Either::Left(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned()).ok()?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .inspect_err(|e| tracing::info!("TLS to peer {host}:{port} failed: {e}"))
+                    .ok()?;
+                Either::Right(tls)
+            }
+        };
+        tokio_tungstenite::client_async_with_config(req, stream, config)
+            .await
+            .ok()
+    };
     let ws = match tokio::time::timeout(Duration::from_secs(1), connect).await {
-        Ok(Ok((ws, _))) => ws,
+        Ok(Some((ws, _))) => ws,
         _ => return Attempt::Failed(PeerError::Unavailable(label)),
     };
     let (sink, stream) = ws.split();

@@ -41,6 +41,29 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
+/// A client configuration for peering over TLS that trusts the certificates in `ca` (PEM).
+pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("peer CA {}: {e}", ca.display()))?;
+    if certs.is_empty() {
+        return Err(format!("peer CA {}: no certificate in it", ca.display()));
+    }
+    for c in certs {
+        roots
+            .add(c)
+            .map_err(|e| format!("peer CA {}: {e}", ca.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// A listener whose connections are TLS streams, for `axum::serve`.
 #[derive(Debug)]
 pub struct TlsListener {

@@ -559,3 +559,38 @@ async fn a_connection_over_its_byte_rate_is_slowed_not_cut() {
     assert!(metric(&ep, "broker_throttled_total") >= 1);
     ep.shutdown().await;
 }
+
+#[tokio::test]
+async fn peers_over_tls_verify_the_certificate() {
+    let dir = temp_dir();
+    let (cert, key, _) = test_certificate(&dir);
+    let (b, b_addr) = endpoint_with(|c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key);
+    })
+    .await;
+    let mut sub = b.make_subscriber(["tls/"]);
+    // Trusting the certificate: peers over wss:// and messages flow.
+    let (a, _) = endpoint_with(|c| c.peer_ca = Some(cert)).await;
+    a.peer(&b_addr.ip().to_string(), b_addr.port(), None)
+        .await
+        .unwrap();
+    eventually("b's subscription at a", || {
+        a.peer_subscriptions().iter().any(|t| t == "tls/")
+    })
+    .await;
+    a.publish("tls/x", Data::Count(7)).unwrap();
+    let (topic, data) = tokio::time::timeout(T, sub.get()).await.unwrap().unwrap();
+    assert_eq!((topic.as_str(), data), ("tls/x", Data::Count(7)));
+    // Trusting another certificate: the handshake fails, no peering.
+    let other = temp_dir();
+    let (other_cert, _, _) = test_certificate(&other);
+    let (c, _) = endpoint_with(|c| c.peer_ca = Some(other_cert)).await;
+    assert!(c
+        .peer(&b_addr.ip().to_string(), b_addr.port(), None)
+        .await
+        .is_err());
+    for ep in [a, b, c] {
+        ep.shutdown().await;
+    }
+}

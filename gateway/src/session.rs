@@ -131,6 +131,10 @@ struct Session {
     tx: mpsc::Sender<Bytes>,
     rate: RateLimit,
     rate_errors: u64,
+    /// Control messages waiting for room in a full queue (see `send`).
+    overflow: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set when a client let too many control messages pile up: it does not read.
+    stalled: std::cell::Cell<bool>,
     /// Clone feeds of this connection, by store name.
     clones: std::collections::HashMap<
         String,
@@ -141,25 +145,40 @@ struct Session {
 impl Session {
     /// Queues a control message (welcome, pong, response, error). These are never dropped:
     /// a client waiting for a pong or a response must get it even when its queue is full of
-    /// messages, so a full queue hands the message to a task that waits for room.
+    /// messages, so a full queue hands the message to a task that waits for room. A client
+    /// that lets more than a queue's worth pile up that way does not read what it asked
+    /// for: the connection is closed rather than let memory grow.
     fn send(&self, msg: ServerMsg) {
         let Some(b) = encode_server_msg(self.encoding, &msg) else {
             return;
         };
         if let Err(mpsc::error::TrySendError::Full(b)) = self.tx.try_send(b) {
-            let tx = self.tx.clone();
+            if self.overflow.fetch_add(1, Relaxed) >= self.shared.config.queue_size.max(1) {
+                self.overflow.fetch_sub(1, Relaxed);
+                self.stalled.set(true);
+                return;
+            }
+            let (tx, overflow) = (self.tx.clone(), self.overflow.clone());
             tokio::spawn(async move {
                 let _ = tx.send(b).await;
+                overflow.fetch_sub(1, Relaxed);
             });
         }
     }
 
+    /// Reports an error not tied to a request. Errors are advice: with the queue full they
+    /// are dropped (and counted), never queued without bound.
     fn error(&self, code: ErrorCode, context: impl Into<String>) {
         Metrics::add(&self.shared.metrics.errors_total, 1);
-        self.send(ServerMsg::Error(ErrorInfo {
+        let msg = ServerMsg::Error(ErrorInfo {
             code,
             context: context.into(),
-        }));
+        });
+        if let Some(b) = encode_server_msg(self.encoding, &msg) {
+            if self.tx.try_send(b).is_err() {
+                Metrics::add(&self.shared.metrics.dropped_total, 1);
+            }
+        }
     }
 
     fn valid_topics(&self, topics: Vec<String>) -> Vec<String> {
@@ -186,6 +205,10 @@ impl Session {
     }
 
     fn handle(&mut self, msg: ClientMsg, raw: Option<&[u8]>) -> bool {
+        self.handle_one(msg, raw) && !self.stalled.get()
+    }
+
+    fn handle_one(&mut self, msg: ClientMsg, raw: Option<&[u8]>) -> bool {
         match msg {
             ClientMsg::Publish(p) => self.publish(p, raw),
             ClientMsg::Subscribe { topics } => {
@@ -470,6 +493,8 @@ pub(crate) async fn run(
         tx,
         rate: RateLimit::new(shared.config.max_publish_rate),
         rate_errors: 0,
+        overflow: Default::default(),
+        stalled: Default::default(),
         clones: Default::default(),
     };
     Metrics::add(&shared.metrics.connections_native, 1);
@@ -667,10 +692,26 @@ pub(crate) async fn run(
     // Namespace attachments and waiters belong to the connection (DB-33).
     shared.namespaces.release_session(reg.id);
     stop.cancel();
-    let _ = writer.await;
+    crate::session::finish_writer(writer).await;
     shared.metrics.connections_native.fetch_sub(1, Relaxed);
     drop(slot);
     tracing::debug!(%remote, "native client disconnected");
+}
+
+/// How long a closing connection's writer may take to flush what is queued; a client that
+/// does not read would otherwise hold its connection (and slot) forever.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for a connection's writer to flush and close, and aborts it after
+/// [`CLOSE_FLUSH_TIMEOUT`].
+pub(crate) async fn finish_writer(mut writer: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        tracing::debug!("a client does not read: its connection is dropped unflushed");
+        writer.abort();
+    }
 }
 
 /// What the reader of a client connection gets next.

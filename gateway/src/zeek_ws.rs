@@ -235,7 +235,7 @@ pub(crate) async fn run(
     shared.close(reg.id);
     drop(tx);
     stop.cancel();
-    let _ = writer.await;
+    crate::session::finish_writer(writer).await;
     done(&shared);
     tracing::debug!(%remote, "zeek client disconnected");
 }

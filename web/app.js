@@ -47,7 +47,17 @@ function setConn(state, text) {
 }
 
 await broker.init();
-const ep = new broker.Endpoint({ name: "dashboard", reconnectMaxMs: 5_000 });
+// With authentication on, open the dashboard once as `/?token=...`: the token is kept for this
+// tab (sessionStorage) and removed from the address bar.
+const params = new URLSearchParams(location.search);
+if (params.has("token")) {
+  sessionStorage.setItem("broker-token", params.get("token"));
+  params.delete("token");
+  const query = params.toString();
+  history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
+}
+const token = sessionStorage.getItem("broker-token") ?? undefined;
+const ep = new broker.Endpoint({ name: "dashboard", reconnectMaxMs: 5_000, token });
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 const ctx = { ep, broker, wsUrl, currentView };
 window.dash = ctx; // for the tests and the console
@@ -82,4 +92,7 @@ function frame(now) {
 requestAnimationFrame(frame);
 
 select(tabs.find((t) => `#${t.id.slice(4)}` === location.hash) ?? tabs[0]);
-ep.peer(wsUrl, { timeoutMs: 24 * 3600_000, retry: true }).catch((e) => setConn("disconnected", `cannot connect: ${e.message}`));
+ep.peer(wsUrl, { timeoutMs: 24 * 3600_000, retry: true }).catch((e) =>
+  setConn("disconnected", e.code === "unauthorized"
+    ? `the gateway refused the token: open this page as /?token=YOUR_TOKEN (${e.message})`
+    : `cannot connect: ${e.message}`));

@@ -409,6 +409,26 @@ test("dashboard: smooth under 5,000 messages/s and a 10,000-key store changing 1
   assert.deepEqual(problems, []);
 });
 
+test("dashboard with authentication: refused without a token, connected with ?token=", async () => {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(path.join(tmpdir(), "broker-dash-auth-"));
+  const token = "dashboard-token-0123456789";
+  writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
+    tokens: [{ name: "dashboard", token, grants: { subscribe: [""], store_read: ["*"], ns_read: ["*"] } }],
+  }));
+  const g = await gateway(["--auth-file", path.join(dir, "auth.json"), "--data-dir", dir]);
+  const page = await browser.newPage();
+  await page.goto(`${g.http}/?token=wrong-token-0123456789#overview`);
+  await page.waitForFunction(() => document.getElementById("conn").textContent.includes("refused the token"), null, T);
+  // The right token: connected, and the token left the address bar.
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(`${g.http}/?token=${token}#overview`);
+  await page.waitForFunction(() => document.body.dataset.conn === "connected", null, T);
+  assert.equal(new URL(page.url()).search, "");
+  await page.close();
+});
+
 async function waitFor(cond, ms = 10_000) {
   const end = Date.now() + ms;
   while (!cond()) {

@@ -203,7 +203,7 @@ export interface EndpointOptions {
   reconnectMaxMs?: number;
   /** Queue length of each subscriber (default 100000). */
   queueSize?: number;
-  /** Access token for the gateway. */
+  /** Access token for the gateway (sent in the hello; see SECURITY in the README). */
   token?: string;
 }
 
@@ -212,7 +212,10 @@ export class Endpoint {
   /** The gateway's endpoint id once connected. */
   readonly peerId: string | null;
   constructor(options?: EndpointOptions);
-  /** Connects (and keeps reconnecting) to `ws://host:port`. */
+  /**
+   * Connects (and keeps reconnecting) to `ws://host:port` (or `wss://`). Rejects with code
+   * `unauthorized`, without retrying, if the gateway refuses the token.
+   */
   peer(url: string, options?: { timeoutMs?: number; retry?: boolean }): Promise<boolean>;
   /** Disconnects and stops reconnecting. */
   unpeer(): void;

@@ -83,6 +83,8 @@ pub struct ClientOptions {
     pub batching: bool,
     /// Access token sent in the hello (see SECURITY in the README).
     pub token: Option<String>,
+    /// TLS settings for `wss://` URLs; `None`: trust the system's certificate store.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -94,6 +96,7 @@ impl Default for ClientOptions {
             queue_size: 65_536,
             batching: true,
             token: None,
+            tls: None,
         }
     }
 }
@@ -349,9 +352,16 @@ impl Client {
             "sec-websocket-protocol",
             opts.encoding.subprotocol().parse().expect("valid header"),
         );
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
+        let tls = match (url.starts_with("wss://"), &opts.tls) {
+            (false, _) => None,
+            (true, Some(c)) => Some(c.clone()),
+            (true, None) => {
+                Some(crate::tls::system_roots().map_err(|e| ClientError::Connect(url.clone(), e))?)
+            }
+        };
+        let ws = crate::tls::connect_ws(req, None, tls)
             .await
-            .map_err(|e| ClientError::Connect(url.clone(), e.to_string()))?;
+            .map_err(|e| ClientError::Connect(url.clone(), e))?;
         let (mut ws_tx, mut ws_rx) = ws.split();
         let encoding = opts.encoding;
 

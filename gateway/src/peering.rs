@@ -877,31 +877,18 @@ async fn attempt(shared: &Arc<Shared>, host: &str, port: u16) -> Attempt {
             Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
         }
     }
-    let config = Some(ws_config(shared.config.max_frame));
-    let tls = shared.peer_tls.clone();
-    let connect = async move {
-        use tokio_util::either::Either;
-        let tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
-        let _ = tcp.set_nodelay(true);
-        let stream = match tls {
-            None => Either::Left(tcp),
-            Some(config) => {
-                let name = rustls::pki_types::ServerName::try_from(host.to_owned()).ok()?;
-                let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, tcp)
-                    .await
-                    .inspect_err(|e| tracing::info!("TLS to peer {host}:{port} failed: {e}"))
-                    .ok()?;
-                Either::Right(tls)
-            }
-        };
-        tokio_tungstenite::client_async_with_config(req, stream, config)
-            .await
-            .ok()
-    };
+    let connect = crate::tls::connect_ws(
+        req,
+        Some(ws_config(shared.config.max_frame)),
+        shared.peer_tls.clone(),
+    );
     let ws = match tokio::time::timeout(Duration::from_secs(1), connect).await {
-        Ok(Some((ws, _))) => ws,
-        _ => return Attempt::Failed(PeerError::Unavailable(label)),
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!("peering with {label} failed: {e}");
+            return Attempt::Failed(PeerError::Unavailable(label));
+        }
+        Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
     };
     let (sink, stream) = ws.split();
     let rx_ws = stream

@@ -64,6 +64,72 @@ pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// A client configuration trusting the system's certificate store, for `wss://` URLs when
+/// no other trust is configured.
+pub fn system_roots() -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for c in found.certs {
+        let _ = roots.add(c);
+    }
+    if roots.is_empty() {
+        return Err("no trusted certificates found on this system".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+/// A plain or TLS client stream.
+pub type ClientStream =
+    tokio_util::either::Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Opens a WebSocket for `req` over TCP, with TLS when `tls` is given (`wss://`); the
+/// certificate is checked against the request's host.
+pub async fn connect_ws(
+    req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<tokio_tungstenite::WebSocketStream<ClientStream>, String> {
+    use tokio_util::either::Either;
+    let host = req
+        .uri()
+        .host()
+        .ok_or("the URL has no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = req
+        .uri()
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let stream = match tls {
+        None => Either::Left(tcp),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| format!("{host}: {e}"))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            Either::Right(tls)
+        }
+    };
+    tokio_tungstenite::client_async_with_config(req, stream, config)
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| e.to_string())
+}
+
 /// A listener whose connections are TLS streams, for `axum::serve`.
 #[derive(Debug)]
 pub struct TlsListener {

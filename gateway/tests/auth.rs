@@ -424,7 +424,24 @@ async fn tls_serves_wss_and_https() {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let config = Arc::new(config);
+    // The Rust client over wss://, trusting the test certificate.
+    let opts = ClientOptions {
+        tls: Some(config.clone()),
+        ..Default::default()
+    };
+    let client = Client::connect_with(&format!("wss://{addr}"), opts)
+        .await
+        .unwrap();
+    let mut sub = client.make_subscriber(["tls/"]);
+    client.flush().await.unwrap();
+    ep.publish("tls/1", Data::Count(1)).unwrap();
+    assert_eq!(
+        tokio::time::timeout(T, sub.get()).await.unwrap().unwrap().0,
+        "tls/1"
+    );
+    client.shutdown().await;
+    let connector = tokio_rustls::TlsConnector::from(config);
     let tls = |connector: tokio_rustls::TlsConnector| async move {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();

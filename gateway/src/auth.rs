@@ -293,6 +293,7 @@ impl Auth {
             j.validation.set_required_spec_claims(&["exp"]);
             j.validation.validate_aud = false;
             j.validation.leeway = 30;
+            j.validation.validate_nbf = true;
         }
         Ok(auth)
     }

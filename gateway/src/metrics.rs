@@ -68,6 +68,9 @@ metrics! {
     counter store_updates_total,
     /// Clones re-attached with a fresh snapshot because they fell behind.
     counter store_resyncs_total,
+    /// Connections (clients and peers) closed because they sent nothing within the idle
+    /// timeout.
+    counter idle_disconnects_total,
 }
 
 impl Metrics {

@@ -393,6 +393,7 @@ pub(crate) async fn run(
     let writer_shared = shared.clone();
     let stop = shared.shutdown.child_token();
     let writer_stop = stop.clone();
+    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
     let writer = tokio::spawn(async move {
         let shared = writer_shared;
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -416,6 +417,12 @@ pub(crate) async fn run(
                     break;
                 }
                 _ = writer_stop.cancelled() => 0,
+                _ = pinger.tick() => {
+                    if ws_tx.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
             };
             if n == 0 {
                 // Flush what is still queued (e.g. a last error), then close.
@@ -503,7 +510,7 @@ pub(crate) async fn run(
 
     if ok {
         loop {
-            let msg = match next_incoming(&mut ws_rx, &stop, &reg.kick).await {
+            let msg = match next_incoming(&shared, &mut ws_rx, &stop, &reg.kick).await {
                 Incoming::Message(m) => m,
                 Incoming::TooBig => {
                     session.error(
@@ -543,7 +550,7 @@ pub(crate) async fn run(
     // Namespace attachments and waiters belong to the connection (DB-33).
     shared.namespaces.release_session(reg.id);
     stop.cancel();
-    let _ = writer.await;
+    crate::keepalive::finish(&shared.config, writer).await;
     shared.metrics.connections_native.fetch_sub(1, Relaxed);
     drop(slot);
     tracing::debug!(%remote, "native client disconnected");
@@ -555,19 +562,24 @@ pub(crate) enum Incoming {
     Message(Message),
     /// A message over the size limit: the connection is unusable now.
     TooBig,
-    /// The connection ended (Close frame, error, disconnect without a Close frame), the
-    /// gateway shuts down, or the slow-consumer policy kicked the client.
+    /// The connection ended (Close frame, error, disconnect without a Close frame, nothing
+    /// received within the idle timeout), the gateway shuts down, or the slow-consumer policy
+    /// kicked the client.
     End,
 }
 
 /// Waits for the next message of a client connection.
 pub(crate) async fn next_incoming(
+    shared: &Shared,
     ws_rx: &mut futures_util::stream::SplitStream<WebSocket>,
     stop: &tokio_util::sync::CancellationToken,
     kick: &tokio_util::sync::CancellationToken,
 ) -> Incoming {
     let msg = tokio::select! {
-        m = ws_rx.next() => m,
+        m = crate::keepalive::within(shared, ws_rx.next()) => match m {
+            Some(m) => m,
+            None => return Incoming::End,
+        },
         _ = stop.cancelled() => return Incoming::End,
         _ = kick.cancelled() => return Incoming::End,
     };

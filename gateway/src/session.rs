@@ -396,7 +396,9 @@ pub(crate) async fn run(
     let mut pinger = crate::keepalive::Pinger::new(&shared.config);
     let writer = tokio::spawn(async move {
         let shared = writer_shared;
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Buffers grow with bursts and are let go when the queue is empty: an idle
+        // connection holds none (a batch of MAX_BATCH would be 32 KiB per connection).
+        let mut batch = Vec::new();
         let mut frame = Vec::new();
         let mut reported = 0u64;
         loop {
@@ -456,7 +458,12 @@ pub(crate) async fn run(
             Metrics::add(&shared.metrics.bytes_out_total, frame.len() as u64);
             Metrics::add(&shared.metrics.frames_out_total, 1);
             let cap = frame.len();
-            let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
+            let out = std::mem::take(&mut frame);
+            if rx.is_empty() {
+                batch = Vec::new();
+            } else {
+                frame.reserve(cap);
+            }
             if ws_tx.send(to_ws(encoding, out)).await.is_err() {
                 break;
             }

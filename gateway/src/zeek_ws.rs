@@ -98,7 +98,7 @@ pub(crate) async fn run(
     let writer_shared = shared.clone();
     let mut pinger = crate::keepalive::Pinger::new(&shared.config);
     let writer = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(256);
+        let mut batch = Vec::new();
         let mut reported = 0;
         loop {
             let n = tokio::select! {

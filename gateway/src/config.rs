@@ -161,6 +161,15 @@ pub struct Config {
     /// PEM private key for TLS; needs --tls-cert.
     #[arg(long, env = "BROKER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Seconds between the pings the gateway sends on every connection (WebSocket pings to
+    /// clients, protocol pings to peers); 0 = no pings.
+    #[arg(long, env = "BROKER_PING_INTERVAL", default_value_t = 30.0)]
+    pub ping_interval: f64,
+
+    /// Seconds a connection (client or peer) may send nothing at all — no message, no pong,
+    /// no complete frame — before the gateway closes it; 0 = never.
+    #[arg(long, env = "BROKER_IDLE_TIMEOUT", default_value_t = 90.0)]
+    pub idle_timeout: f64,
 
     /// Log filter, e.g. `info` or `gateway=debug,info`.
     #[arg(long, env = "BROKER_LOG", default_value = "info")]

@@ -154,8 +154,15 @@ fn ws_limits(ws: WebSocketUpgrade, ep: &Endpoint) -> WebSocketUpgrade {
     // Frames up to the limit plus the frame header; larger ones end the connection with
     // close code 1009 (message too big).
     let max = ep.shared().config.max_frame + broker_wasm::protocol::HEADER_LEN;
-    ws.max_message_size(max).max_frame_size(max)
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
 }
+
+/// Bytes read from a WebSocket per system call. Each connection holds a read buffer of this
+/// size (zeroed, so resident); tungstenite's default of 128 KiB would make 10,000 idle
+/// connections cost 1.3 GB. Larger frames still arrive whole, in several reads.
+const READ_BUFFER: usize = 8 * 1024;
 
 async fn client_ws(
     ws: WebSocketUpgrade,

@@ -6,6 +6,7 @@
 //! - [`endpoint`]: [`Endpoint`], the API a Rust program embeds; `Shared` state.
 //! - [`hub`]: subscriptions and delivery to consumers, encoded once per wire format.
 //! - [`peering`]: gateway-to-gateway links, adverts, loop-free forwarding, reconnects.
+//! - `keepalive`: pings and the idle timeout of every connection.
 //! - `session`: one native-protocol client connection.
 //! - [`store`]: master stores (memory, SQLite), relays of remote masters, clone feeds.
 //! - `zeek_ws`: one Zeek JSON API client connection.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod endpoint;
 pub mod http;
 pub mod hub;
+mod keepalive;
 pub mod metrics;
 pub mod namespace;
 pub mod namespace_client;

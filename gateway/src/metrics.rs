@@ -76,6 +76,9 @@ metrics! {
     counter store_value_rejected_total,
     /// Times a connection was paused because it sent more than --max-bytes-rate.
     counter throttled_total,
+    /// Connections (clients and peers) closed because they sent nothing within the idle
+    /// timeout.
+    counter idle_disconnects_total,
 }
 
 impl Metrics {

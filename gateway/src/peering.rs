@@ -700,6 +700,7 @@ pub(crate) async fn drive_link<R, W>(
     // Writer: batches queued messages into frames.
     let close = link.close.clone();
     let writer_metrics = shared.metrics.clone();
+    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
     let writer = async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut frame = Vec::new();
@@ -707,6 +708,11 @@ pub(crate) async fn drive_link<R, W>(
             let n = tokio::select! {
                 n = rx.recv_many(&mut batch, MAX_BATCH) => n,
                 _ = close.cancelled() => 0,
+                // Keepalive: the peer answers with a pong, so the link is never silent.
+                _ = pinger.tick() => {
+                    batch.push(encode_peer(&PeerMsg::Ping { nonce: 0 }));
+                    1
+                }
             };
             if n == 0 {
                 break;
@@ -733,6 +739,20 @@ pub(crate) async fn drive_link<R, W>(
         }
         let _ = tx_ws.close().await;
     };
+    // Once the link is closing, a writer blocked on a peer that does not read is abandoned
+    // after the close grace.
+    let closing = link.close.clone();
+    let grace = crate::keepalive::close_grace(&shared.config);
+    let writer = async move {
+        tokio::pin!(writer);
+        tokio::select! {
+            () = &mut writer => {}
+            () = async {
+                closing.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {}
+        }
+    };
 
     let reader_shared = shared.clone();
     let reader_link = link.clone();
@@ -740,7 +760,10 @@ pub(crate) async fn drive_link<R, W>(
         let shared = reader_shared;
         loop {
             let item = tokio::select! {
-                i = rx_ws.next() => i,
+                i = crate::keepalive::within(&shared, rx_ws.next()) => match i {
+                    Some(i) => i,
+                    None => break,
+                },
                 _ = reader_link.close.cancelled() => break,
             };
             let Some(item) = item else { break };

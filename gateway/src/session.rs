@@ -505,9 +505,12 @@ pub(crate) async fn run(
     let writer_shared = shared.clone();
     let stop = shared.shutdown.child_token();
     let writer_stop = stop.clone();
+    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
     let writer = tokio::spawn(async move {
         let shared = writer_shared;
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Buffers grow with bursts and are let go when the queue is empty: an idle
+        // connection holds none (a batch of MAX_BATCH would be 32 KiB per connection).
+        let mut batch = Vec::new();
         let mut frame = Vec::new();
         let mut reported = 0u64;
         loop {
@@ -528,6 +531,12 @@ pub(crate) async fn run(
                     break;
                 }
                 _ = writer_stop.cancelled() => 0,
+                _ = pinger.tick() => {
+                    if ws_tx.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
             };
             if n == 0 {
                 // Flush what is still queued (e.g. a last error), then close.
@@ -561,7 +570,12 @@ pub(crate) async fn run(
             Metrics::add(&shared.metrics.bytes_out_total, frame.len() as u64);
             Metrics::add(&shared.metrics.frames_out_total, 1);
             let cap = frame.len();
-            let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
+            let out = std::mem::take(&mut frame);
+            if rx.is_empty() {
+                batch = Vec::new();
+            } else {
+                frame.reserve(cap);
+            }
             if ws_tx.send(to_ws(encoding, out)).await.is_err() {
                 break;
             }
@@ -652,7 +666,7 @@ pub(crate) async fn run(
     if ok {
         let mut bytes_rate = ByteRate::new(shared.config.max_bytes_rate);
         loop {
-            let msg = match next_incoming(&mut ws_rx, &stop, &reg.kick).await {
+            let msg = match next_incoming(&shared, &mut ws_rx, &stop, &reg.kick).await {
                 Incoming::Message(m) => m,
                 Incoming::TooBig => {
                     session.error(
@@ -692,26 +706,10 @@ pub(crate) async fn run(
     // Namespace attachments and waiters belong to the connection (DB-33).
     shared.namespaces.release_session(reg.id);
     stop.cancel();
-    crate::session::finish_writer(writer).await;
+    crate::keepalive::finish(&shared.config, writer).await;
     shared.metrics.connections_native.fetch_sub(1, Relaxed);
     drop(slot);
     tracing::debug!(%remote, "native client disconnected");
-}
-
-/// How long a closing connection's writer may take to flush what is queued; a client that
-/// does not read would otherwise hold its connection (and slot) forever.
-const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Waits for a connection's writer to flush and close, and aborts it after
-/// [`CLOSE_FLUSH_TIMEOUT`].
-pub(crate) async fn finish_writer(mut writer: tokio::task::JoinHandle<()>) {
-    if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, &mut writer)
-        .await
-        .is_err()
-    {
-        tracing::debug!("a client does not read: its connection is dropped unflushed");
-        writer.abort();
-    }
 }
 
 /// What the reader of a client connection gets next.
@@ -720,19 +718,24 @@ pub(crate) enum Incoming {
     Message(Message),
     /// A message over the size limit: the connection is unusable now.
     TooBig,
-    /// The connection ended (Close frame, error, disconnect without a Close frame), the
-    /// gateway shuts down, or the slow-consumer policy kicked the client.
+    /// The connection ended (Close frame, error, disconnect without a Close frame, nothing
+    /// received within the idle timeout), the gateway shuts down, or the slow-consumer policy
+    /// kicked the client.
     End,
 }
 
 /// Waits for the next message of a client connection.
 pub(crate) async fn next_incoming(
+    shared: &Shared,
     ws_rx: &mut futures_util::stream::SplitStream<WebSocket>,
     stop: &tokio_util::sync::CancellationToken,
     kick: &tokio_util::sync::CancellationToken,
 ) -> Incoming {
     let msg = tokio::select! {
-        m = ws_rx.next() => m,
+        m = crate::keepalive::within(shared, ws_rx.next()) => match m {
+            Some(m) => m,
+            None => return Incoming::End,
+        },
         _ = stop.cancelled() => return Incoming::End,
         _ = kick.cancelled() => return Incoming::End,
     };

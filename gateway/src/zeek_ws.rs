@@ -119,8 +119,9 @@ pub(crate) async fn run(
     let kick = reg.kick.clone();
     let dropped = reg.dropped.clone();
     let writer_shared = shared.clone();
+    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
     let writer = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(256);
+        let mut batch = Vec::new();
         let mut reported = 0;
         loop {
             let n = tokio::select! {
@@ -132,6 +133,12 @@ pub(crate) async fn run(
                         let _ = ws_tx.feed(text(b)).await;
                     }
                     0
+                }
+                _ = pinger.tick() => {
+                    if ws_tx.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return;
+                    }
+                    continue;
                 }
             };
             if n == 0 {
@@ -169,7 +176,7 @@ pub(crate) async fn run(
     };
     loop {
         // A disconnect without a Close frame is a normal end too (ZB-37).
-        let msg = match next_incoming(&mut ws_rx, &stop, &reg.kick).await {
+        let msg = match next_incoming(&shared, &mut ws_rx, &stop, &reg.kick).await {
             Incoming::Message(m) => m,
             Incoming::TooBig => {
                 reply(zeek_json::error(
@@ -235,7 +242,7 @@ pub(crate) async fn run(
     shared.close(reg.id);
     drop(tx);
     stop.cancel();
-    crate::session::finish_writer(writer).await;
+    crate::keepalive::finish(&shared.config, writer).await;
     done(&shared);
     tracing::debug!(%remote, "zeek client disconnected");
 }

@@ -29,6 +29,12 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the gateway on 127.0.0.1:0 with extra flags and waits for its address line.
     pub fn start(args: &[&str]) -> Gateway {
+        Gateway::start_on("127.0.0.1:0", args)
+    }
+
+    /// Starts the gateway listening on `listen` (e.g. the address of a gateway that was
+    /// killed, to restart it on the same port) with extra flags.
+    pub fn start_on(listen: &str, args: &[&str]) -> Gateway {
         let bin = gateway_bin();
         assert!(
             bin.exists(),
@@ -36,7 +42,7 @@ impl Gateway {
             bin.display()
         );
         let mut child = Command::new(&bin)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .args(["--listen", listen, "--log-level", "warn"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -80,6 +86,38 @@ impl Gateway {
         (status, body.to_owned())
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The value of `broker_<name>` in `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("broker_{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Polls `broker_<name>` until `cond` holds; panics after `within`.
+    pub fn wait_metric(&self, name: &str, within: Duration, cond: impl Fn(u64) -> bool) -> u64 {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let v = self.metric(name);
+            if cond(v) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "broker_{name} stayed at {v} for {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -101,5 +139,133 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A bare WebSocket client over a blocking `TcpStream`, for behaviour no well-behaved library
+/// produces: vanishing without a Close frame, half a frame, silence.
+pub mod raw {
+    use std::io::{self, BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    /// Opens a WebSocket to `path` (offering `subprotocol`); panics unless the gateway answers
+    /// 101. The handshake's response is consumed, nothing more.
+    pub fn connect(addr: SocketAddr, path: &str, subprotocol: Option<&str>) -> TcpStream {
+        let s = try_connect(addr, path, subprotocol).expect("connect");
+        s.expect("HTTP 101")
+    }
+
+    /// Like [`connect`]; `Ok(None)` if the gateway refused the upgrade (e.g. 503).
+    pub fn try_connect(
+        addr: SocketAddr,
+        path: &str,
+        subprotocol: Option<&str>,
+    ) -> io::Result<Option<TcpStream>> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_nodelay(true)?;
+        let proto = subprotocol
+            .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n{proto}\r\n"
+        )?;
+        // Read the response head byte by byte so nothing after it is consumed.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte)? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        Ok(head.starts_with("HTTP/1.1 101").then_some(s))
+    }
+
+    /// The header of a masked client frame (FIN set) announcing `len` payload bytes.
+    pub fn frame_header(opcode: u8, len: usize) -> Vec<u8> {
+        let mut h = vec![0x80 | opcode];
+        if len < 126 {
+            h.push(0x80 | len as u8);
+        } else if len <= 0xFFFF {
+            h.push(0x80 | 126);
+            h.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            h.push(0x80 | 127);
+            h.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        h.extend_from_slice(&[0, 0, 0, 0]); // mask key 0: the payload goes as is
+        h
+    }
+
+    /// Sends one complete masked frame (opcode 2 = binary, 1 = text).
+    pub fn send(s: &mut TcpStream, opcode: u8, payload: &[u8]) -> io::Result<()> {
+        let mut f = frame_header(opcode, payload.len());
+        f.extend_from_slice(payload);
+        s.write_all(&f)
+    }
+
+    /// Reads one server frame: (opcode, payload).
+    pub fn recv(s: &mut TcpStream) -> io::Result<(u8, Vec<u8>)> {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h)?;
+        let len = match h[1] & 0x7F {
+            126 => {
+                let mut b = [0u8; 2];
+                s.read_exact(&mut b)?;
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                s.read_exact(&mut b)?;
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload)?;
+        Ok((h[0] & 0x0F, payload))
+    }
+
+    /// Reads (and discards) until the gateway ends the connection; true if it did within
+    /// `within`, false on timeout.
+    pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s.set_read_timeout(Some(left)).unwrap();
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Reads a line-oriented stream until a line ending in `want` (e.g. a child test's
+    /// "ready", printed after libtest's `test name ... `); false at its end.
+    pub fn wait_line(r: impl Read, want: &str) -> bool {
+        BufReader::new(r)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.trim_end().ends_with(want))
     }
 }

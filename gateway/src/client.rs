@@ -294,6 +294,15 @@ impl Inner {
     }
 
     /// Ends everything: subscribers drain what they have, then see `Closed`.
+    /// Removes `key` from `map` again if the connection ended meanwhile: `end` may have
+    /// cleared the map just before the insert, and a waiter left there would wait forever.
+    /// (`end` cancels `closed` before it clears the maps, so one of the two sees the other.)
+    fn forget_if_closed<K: std::hash::Hash + Eq, V>(&self, map: &Mutex<HashMap<K, V>>, key: &K) {
+        if self.closed.is_cancelled() {
+            lock(map).remove(key);
+        }
+    }
+
     fn end(&self) {
         self.closed.cancel();
         lock(&self.sinks).clear();
@@ -584,6 +593,8 @@ impl Client {
             lock(&self.inner.sinks).insert(u64::from(id), tx);
             id
         };
+        self.inner
+            .forget_if_closed(&self.inner.sinks, &u64::from(id));
         self.inner.wake.notify_one();
         Ok(Subscriber {
             id: u64::from(id),
@@ -598,6 +609,7 @@ impl Client {
         let id = self.inner.next_status.fetch_add(1, Relaxed);
         let (tx, rx) = mpsc::channel(self.inner.queue_size.max(1));
         lock(&self.inner.statuses).insert(id, tx);
+        self.inner.forget_if_closed(&self.inner.statuses, &id);
         StatusSubscriber {
             id,
             rx,
@@ -639,6 +651,7 @@ impl Client {
             lock(&self.inner.pending).insert(id, tx);
             id
         };
+        self.inner.forget_if_closed(&self.inner.pending, &id);
         let mut guard = Pending {
             inner: &self.inner,
             id,
@@ -718,6 +731,8 @@ impl Client {
     pub fn attach_clone(&self, name: &str, opts: CloneOptions) -> CloneStore {
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.inner.clones).insert(name.to_owned(), tx);
+        self.inner
+            .forget_if_closed(&self.inner.clones, &name.to_owned());
         lock(&self.inner.core).attach_clone(name, opts);
         self.inner.wake.notify_one();
         CloneStore {
@@ -765,11 +780,13 @@ impl Client {
             return Err(ClientError::Closed);
         }
         let (tx, rx) = oneshot::channel();
-        {
+        let nonce = {
             let mut core = lock(&self.inner.core);
             let nonce = core.ping();
             lock(&self.inner.pongs).insert(nonce, tx);
-        }
+            nonce
+        };
+        self.inner.forget_if_closed(&self.inner.pongs, &nonce);
         self.inner.wake.notify_one();
         rx.await.map_err(|_| ClientError::Closed)
     }

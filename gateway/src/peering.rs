@@ -211,6 +211,15 @@ impl Peering {
         out
     }
 
+    /// True while a peering this endpoint started is not established yet (connecting or
+    /// reconnecting).
+    pub(crate) fn outbound_pending(&self) -> bool {
+        self.lock()
+            .outbound
+            .values()
+            .any(|o| o.status != PeerStatus::Peered)
+    }
+
     /// The union of the filters of directly peered endpoints (ZB-07).
     pub fn peer_subscriptions(&self) -> Vec<String> {
         let st = self.lock();

@@ -41,8 +41,14 @@ impl Gateway {
             "{} not found: build it with `cargo build -p gateway` (scripts/test.sh does)",
             bin.display()
         );
+        // BROKER_TEST_LOG (e.g. `gateway=debug,warn`) shows the gateways' logs of a test.
         let mut child = Command::new(&bin)
-            .args(["--listen", listen, "--log-level", "warn"])
+            .args([
+                "--listen",
+                listen,
+                "--log-level",
+                &std::env::var("BROKER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

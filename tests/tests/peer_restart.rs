@@ -31,9 +31,17 @@ async fn expect_status(sub: &mut StatusSubscriber, code: StatusCode) {
 }
 
 /// Polls until `client`'s gateway has `n` peers.
+/// Waits until the gateway of `client` has `n` established peerings (a peering still
+/// connecting is listed too, with another status).
 async fn await_peers(client: &Client, n: usize) {
     let deadline = Instant::now() + T;
-    while client.peers().await.unwrap().len() != n {
+    let peered = |peers: Vec<broker_wasm::protocol::PeerInfo>| {
+        peers
+            .iter()
+            .filter(|p| p.status == broker_wasm::protocol::PeerStatus::Peered)
+            .count()
+    };
+    while peered(client.peers().await.unwrap()) != n {
         assert!(Instant::now() < deadline, "never {n} peers");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

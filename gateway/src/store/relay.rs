@@ -135,15 +135,21 @@ impl Relay {
         let timed_out = self
             .searching_since
             .is_some_and(|t| t.elapsed() >= FIND_TIMEOUT);
-        if timed_out || (self.asked.is_empty() && self.searching_since.is_some()) {
+        // Every direct peer said it has no such store: fail now, unless a peering is still
+        // being set up (a gateway just started with --peer), which may bring the master.
+        let all_missing = self.asked.is_empty()
+            && self.searching_since.is_some()
+            && !self.shared.peering.outbound_pending();
+        if timed_out || all_missing {
             self.fail_waiting(if timed_out {
                 "no master found in time"
             } else {
                 "no direct peer has a master for this store"
             });
         }
-        if !self.feeds.is_empty() {
-            // Our clones keep their caches; keep looking for the master.
+        if !self.feeds.is_empty() || self.searching_since.is_some() {
+            // Our clones keep their caches, or attaches and operations wait: keep looking
+            // for the master (peers may have appeared since).
             self.search();
         }
     }

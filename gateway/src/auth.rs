@@ -215,10 +215,7 @@ impl Auth {
     /// `--auth-jwt-public-key`); open access when it names nothing.
     pub fn load(config: &Config) -> Result<Auth, AuthError> {
         let mut auth = Auth::open();
-        if config.auth_file.is_none()
-            && config.auth_jwt_secret_file.is_none()
-            && config.auth_jwt_public_key.is_none()
-        {
+        if !config.auth_configured() {
             return Ok(auth);
         }
         auth.enabled = true;

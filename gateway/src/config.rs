@@ -182,6 +182,19 @@ impl Config {
         Config::parse_from(["broker-gateway", "--listen", "127.0.0.1:0"])
     }
 
+    /// Whether any authentication is configured (an auth file or a JWT key).
+    pub fn auth_configured(&self) -> bool {
+        self.auth_file.is_some()
+            || self.auth_jwt_secret_file.is_some()
+            || self.auth_jwt_public_key.is_some()
+    }
+
+    /// True if the gateway would serve open access beyond this machine: it listens on a
+    /// non-loopback address without authentication (the binary warns about it at start).
+    pub fn open_beyond_loopback(&self) -> bool {
+        !self.listen.ip().is_loopback() && !self.auth_configured()
+    }
+
     /// The reconnect interval cap; `None` for "never retry".
     pub fn retry_interval(&self) -> Option<Duration> {
         (self.peer_retry > 0.0).then(|| Duration::from_secs_f64(self.peer_retry))
@@ -198,4 +211,29 @@ fn default_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_access_beyond_loopback_is_flagged() {
+        let parse = |args: &[&str]| {
+            Config::parse_from(std::iter::once("broker-gateway").chain(args.iter().copied()))
+        };
+        assert!(
+            !parse(&[]).open_beyond_loopback(),
+            "the default is 127.0.0.1"
+        );
+        assert!(!parse(&["--listen", "[::1]:9999"]).open_beyond_loopback());
+        assert!(parse(&["--listen", "0.0.0.0:9999"]).open_beyond_loopback());
+        assert!(
+            !parse(&["--listen", "0.0.0.0:9999", "--auth-file", "a.json"]).open_beyond_loopback()
+        );
+        assert!(
+            !parse(&["--listen", "10.1.2.3:1", "--auth-jwt-secret-file", "s"])
+                .open_beyond_loopback()
+        );
+    }
 }

@@ -32,10 +32,7 @@ async fn main() -> std::process::ExitCode {
         .expect("a bound listener has an address");
     let peers = config.peers.clone();
     let retry = config.retry_interval();
-    let open_beyond_loopback = !config.listen.ip().is_loopback()
-        && config.auth_file.is_none()
-        && config.auth_jwt_secret_file.is_none()
-        && config.auth_jwt_public_key.is_none();
+    let open_beyond_loopback = config.open_beyond_loopback();
     let endpoint = match Endpoint::try_new(config) {
         Ok(ep) => ep,
         Err(e) => {

@@ -20,6 +20,9 @@
 pub mod client;
 pub mod config;
 pub mod endpoint;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod metrics;

@@ -399,7 +399,7 @@ pub fn request(u: &mut Unstructured) -> Result<Request> {
             host: "127.0.0.1".into(),
             port: u.arbitrary()?,
         },
-        10 => *u.choose(&[Request::Peers, Request::PeerSubscriptions])?,
+        10 => u.choose(&[Request::Peers, Request::PeerSubscriptions])?.clone(),
         _ => Request::Stores,
     })
 }

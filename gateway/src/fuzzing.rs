@@ -1,8 +1,8 @@
 //! Drives one native-protocol client session in-process, without a socket, for the
 //! `gateway_session` fuzz target in `fuzz/` (cargo feature `fuzzing`; not a public API).
 //!
-//! Each call builds a fresh endpoint (in-memory configuration, data directory under the
-//! system's temporary directory, small limits so they are reached), registers the
+//! Each call builds a fresh endpoint (in-memory configuration, a data directory of its own
+//! under `/dev/shm` or the temporary directory, small limits so they are reached), registers the
 //! connection as the WebSocket handler does, queues the welcome, hands the frames to the
 //! session one after the other and lets the endpoint's tasks run between them. Two
 //! observers, a binary and a JSON client subscribed to every topic, receive what the session
@@ -52,7 +52,7 @@ impl Harness {
         config.ns_max_value = 4096;
         Harness {
             config,
-            base: std::env::temp_dir().join(format!("broker-fuzz-{}", std::process::id())),
+            base: scratch().join(format!("broker-fuzz-{}", std::process::id())),
             runs: 0,
         }
     }
@@ -71,6 +71,18 @@ impl Harness {
         rt.block_on(run(config, encoding, statuses, frames));
         rt.shutdown_timeout(Duration::from_secs(1));
         let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Where data directories go: memory-backed `/dev/shm` where there is one (SQLite files are
+/// written and synced for persistent namespaces and SQLite masters), else the temporary
+/// directory.
+fn scratch() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
     }
 }
 

@@ -329,6 +329,13 @@ impl<'de> Decoder<'de> {
         self.length()
     }
 
+    /// Counts one level of nesting for what follows, as the sequence around it would when
+    /// decoded as a whole (how [`crate::protocol::for_each_binary`] decodes a frame's messages
+    /// exactly as deep as [`crate::protocol::from_binary`] does).
+    pub fn enter_sequence(&mut self) -> Result<(), DecodeError> {
+        self.enter()
+    }
+
     /// Fails unless the whole input was consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
         match self.remaining() {

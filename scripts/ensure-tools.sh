@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the build needs when it is missing, and is quick when everything is there:
 # the wasm32 target (rustup), the wasm-bindgen CLI of exactly the version pinned in
-# Cargo.toml, Debian's Chromium and the npm packages of the tests. Node.js 20+ must be on
-# the machine. `--no-browser` skips Chromium (the run command does not need it).
+# Cargo.toml, cargo-fuzz of the version pinned in scripts/fuzz.sh, Debian's Chromium and the
+# npm packages of the tests. Node.js 20+ must be on the machine. `--no-browser` skips Chromium
+# (the run command does not need it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,6 +23,9 @@ if [ "$have" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "=$want" --locked \
     || cargo install wasm-bindgen-cli --version "=$want"
 fi
+
+# cargo-fuzz for the fuzzing pass (scripts/fuzz.sh pins the version and installs it).
+scripts/fuzz.sh --install
 
 if ! command -v node >/dev/null; then
   echo "Node.js 20+ is required (node not found)" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (native and wasm32), the Rust unit, property,
 # vector, malformed-input and fuzz tests, the end-to-end tests against the gateway binary,
-# and the Node tests of pkg/. Installs what is missing first.
+# the Node tests of pkg/ and a short pass of the cargo-fuzz targets. Installs what is missing
+# first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,3 +25,8 @@ cargo test --workspace
 
 echo "==> node --test"
 node --test tests/node/
+
+echo "==> cargo fuzz (short pass)"
+# Every target of fuzz/ for FUZZ_PASS_SECONDS each, dev build without the sanitizer (builds
+# in about a minute; about 2.5 minutes in all). scripts/fuzz.sh runs longer, optimised ones.
+FUZZ_DEV=1 scripts/fuzz.sh "${FUZZ_PASS_SECONDS:-15}"

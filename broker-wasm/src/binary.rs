@@ -33,6 +33,12 @@ pub fn write_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// Reads a LEB128 varint from the start of `input`: the value and the bytes it used.
 /// Returns [`DecodeError::Incomplete`] if `input` ends inside the varint.
+///
+/// Only the shortest form is accepted (what [`write_varint`] writes): a value has exactly one
+/// encoding, so a message's bytes are the same however it reached us. The gateway relies on
+/// that when it forwards a client's publish by its own bytes, swapping only the first byte
+/// (the variant index) for the server's tag; an overlong index such as `83 00` for 3 would
+/// otherwise leave a stray byte behind and corrupt the frame subscribers receive.
 #[inline]
 pub fn read_varint(input: &[u8]) -> Result<(u64, usize), DecodeError> {
     let mut value: u64 = 0;
@@ -42,6 +48,10 @@ pub fn read_varint(input: &[u8]) -> Result<(u64, usize), DecodeError> {
         }
         value |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
+            // A last byte of zero after others only pads the value: not the shortest form.
+            if byte == 0 && i > 0 {
+                return Err(DecodeError::BadVarint);
+            }
             return Ok((value, i + 1));
         }
         if i == 9 {
@@ -317,6 +327,13 @@ impl<'de> Decoder<'de> {
     /// Reads a sequence length (checked against the bytes left, like every length).
     pub fn read_length(&mut self) -> Result<usize, DecodeError> {
         self.length()
+    }
+
+    /// Counts one level of nesting for what follows, as the sequence around it would when
+    /// decoded as a whole (how [`crate::protocol::for_each_binary`] decodes a frame's messages
+    /// exactly as deep as [`crate::protocol::from_binary`] does).
+    pub fn enter_sequence(&mut self) -> Result<(), DecodeError> {
+        self.enter()
     }
 
     /// Fails unless the whole input was consumed.
@@ -673,6 +690,19 @@ mod tests {
         let mut over = vec![0xff; 9];
         over.push(0x02);
         assert_eq!(read_varint(&over), Err(DecodeError::BadVarint));
+    }
+
+    #[test]
+    fn overlong_varints_are_rejected() {
+        // Found by the binary_frames fuzz target: `83 00` decoded as 3.
+        assert_eq!(read_varint(&[0x83, 0x00]), Err(DecodeError::BadVarint));
+        assert_eq!(read_varint(&[0x80, 0x00]), Err(DecodeError::BadVarint));
+        assert_eq!(
+            read_varint(&[0xff, 0x80, 0x00]),
+            Err(DecodeError::BadVarint)
+        );
+        assert_eq!(read_varint(&[0x00]), Ok((0, 1)));
+        assert_eq!(read_varint(&[0x80, 0x01]), Ok((128, 2)));
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub enum DecodeError {
     TooDeep(usize),
     #[error("invalid UTF-8 in a string")]
     InvalidUtf8,
-    #[error("varint is longer than 10 bytes or overflows 64 bits")]
+    #[error("varint is longer than 10 bytes, overflows 64 bits or is not in its shortest form")]
     BadVarint,
     #[error(transparent)]
     Value(#[from] ValueError),

@@ -746,6 +746,9 @@ pub fn for_each_binary<M: DeserializeOwned>(
     }
     let mut d = binary::Decoder::new(body);
     let count = d.read_length()?;
+    // The messages are a sequence: one level deep, as for `from_binary`, so the gateway
+    // accepts no value nested deeper than the clients it forwards it to can decode.
+    d.enter_sequence()?;
     for _ in 0..count {
         let start = d.position();
         let msg = M::deserialize(&mut d)?;

@@ -22,6 +22,9 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod endpoint;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 mod keepalive;

@@ -777,3 +777,57 @@ pub(crate) fn network_of(addr: SocketAddr) -> NetworkInfo {
         port: addr.port(),
     }
 }
+
+/// A session without a socket, for the `gateway_session` fuzz target (see `crate::fuzzing`;
+/// cargo feature `fuzzing`): what [`run`] holds once the hello was accepted.
+#[cfg(feature = "fuzzing")]
+pub(crate) struct FuzzSession(Session);
+
+#[cfg(feature = "fuzzing")]
+impl FuzzSession {
+    /// The session of consumer `id` (registered in the hub), whose outbound messages go to
+    /// `tx`; queues the welcome as [`run`] does.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        id: u64,
+        encoding: Encoding,
+        tx: mpsc::Sender<Bytes>,
+    ) -> FuzzSession {
+        let s = Session {
+            rate: RateLimit::new(shared.config.max_publish_rate),
+            shared,
+            id,
+            encoding,
+            tx,
+            rate_errors: 0,
+            clones: Default::default(),
+        };
+        s.send(ServerMsg::Welcome(Welcome {
+            endpoint: s.shared.id,
+            version: crate::VERSION.into(),
+            max_frame: s.shared.config.max_frame as u64,
+        }));
+        FuzzSession(s)
+    }
+
+    /// Handles one frame as [`run`]'s reader loop does; false once the client said bye.
+    pub(crate) fn frame(&mut self, bytes: &[u8]) -> bool {
+        let session = &mut self.0;
+        let max = session.shared.config.max_frame;
+        let mut keep = true;
+        let r = decode_frame(session.encoding, bytes, max, |m, raw| {
+            keep &= session.handle(m, raw)
+        });
+        if let Err(e) = r {
+            session.error(e.code(), format!("malformed frame: {e}"));
+        }
+        keep
+    }
+
+    /// Ends the session's clone feeds, as [`run`] does when the connection ends.
+    pub(crate) fn close(self) {
+        for (t, _) in self.0.clones.values() {
+            t.cancel();
+        }
+    }
+}

@@ -795,11 +795,18 @@ impl FuzzSession {
     ) -> FuzzSession {
         let s = Session {
             rate: RateLimit::new(shared.config.max_publish_rate),
+            // Open access (the fuzzing endpoint configures no tokens).
+            who: shared
+                .auth
+                .authenticate(None)
+                .expect("no token is always accepted"),
             shared,
             id,
             encoding,
             tx,
             rate_errors: 0,
+            overflow: Default::default(),
+            stalled: Default::default(),
             clones: Default::default(),
         };
         s.send(ServerMsg::Welcome(Welcome {

@@ -127,7 +127,40 @@ impl DataType {
     }
 }
 
+/// Deepest nesting of containers (sets, tables, vectors) a value may have to enter a gateway.
+/// Every decoder (binary, native JSON, Zeek JSON) reads values this deep inside any message,
+/// so a value accepted from one client can be delivered to all others, whatever their
+/// encoding. A scalar has nesting 0, `[1]` has 1, `[[1]]` has 2.
+pub const MAX_NESTING: usize = 32;
+
 impl Data {
+    /// How deeply containers nest in this value (0 for a scalar); stops counting past
+    /// `limit + 1`, so a check against `limit` costs at most that much recursion.
+    pub fn nesting(&self, limit: usize) -> usize {
+        fn walk(d: &Data, depth: usize, limit: usize) -> usize {
+            if depth > limit {
+                return depth;
+            }
+            let inner = |it: &mut dyn Iterator<Item = &Data>| {
+                it.map(|c| walk(c, depth + 1, limit))
+                    .max()
+                    .unwrap_or(depth + 1)
+            };
+            match d {
+                Data::Vector(v) => inner(&mut v.iter()),
+                Data::Set(s) => inner(&mut s.iter()),
+                Data::Table(t) => inner(&mut t.iter().flat_map(|(k, v)| [k, v])),
+                _ => depth,
+            }
+        }
+        walk(self, 0, limit)
+    }
+
+    /// True if this value nests deeper than [`MAX_NESTING`].
+    pub fn too_deep(&self) -> bool {
+        self.nesting(MAX_NESTING) > MAX_NESTING
+    }
+
     /// The value's type tag.
     pub fn data_type(&self) -> DataType {
         match self {

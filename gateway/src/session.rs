@@ -262,6 +262,10 @@ impl Session {
             self.denied(format!("publishing to {:?} (grant `publish`)", p.topic));
             return;
         }
+        if p.data.too_deep() {
+            self.error(ErrorCode::InvalidData, too_deep_text());
+            return;
+        }
         self.shared.dispatch(&p, raw, Exclude::Consumer(self.id));
     }
 
@@ -277,6 +281,14 @@ impl Session {
         };
         if let Some(failure) = crate::auth::check_request(&self.who.grants, &request) {
             Metrics::add(&shared.metrics.denied_total, 1);
+            return self.send(respond(Err(failure)));
+        }
+        if request_too_deep(&request) {
+            Metrics::add(&shared.metrics.errors_total, 1);
+            let failure = match request {
+                Request::Namespace(_) => namespace::failure(DbrCode::Invalid, &too_deep_text()),
+                _ => broker_failure(ErrorCode::InvalidData, too_deep_text()),
+            };
             return self.send(respond(Err(failure)));
         }
         match request {
@@ -432,6 +444,51 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+/// The error text for a value nested deeper than every decoder reads.
+pub(crate) fn too_deep_text() -> String {
+    format!(
+        "value nested deeper than {} levels",
+        broker_wasm::data::MAX_NESTING
+    )
+}
+
+/// True if a store or namespace request carries a value (or key) nested deeper than
+/// [`broker_wasm::data::MAX_NESTING`]: clones and readers with any encoding must be able to
+/// decode what a write leaves behind.
+fn request_too_deep(request: &Request) -> bool {
+    use protocol::{NamespaceOp, StoreOp};
+    match request {
+        Request::Store { op, .. } => match op {
+            StoreOp::Put { key, value, .. }
+            | StoreOp::PutUnique { key, value, .. }
+            | StoreOp::Append { key, value, .. }
+            | StoreOp::Push { key, value, .. }
+            | StoreOp::Increment {
+                key, amount: value, ..
+            }
+            | StoreOp::Decrement {
+                key, amount: value, ..
+            }
+            | StoreOp::GetIndexFromValue { key, index: value } => {
+                key.too_deep() || value.too_deep()
+            }
+            StoreOp::InsertInto {
+                key, index, value, ..
+            } => key.too_deep() || index.too_deep() || value.as_ref().is_some_and(|v| v.too_deep()),
+            StoreOp::RemoveFrom { key, index, .. } => key.too_deep() || index.too_deep(),
+            StoreOp::Erase { key }
+            | StoreOp::Pop { key, .. }
+            | StoreOp::Get { key }
+            | StoreOp::Exists { key } => key.too_deep(),
+            StoreOp::Clear | StoreOp::Keys | StoreOp::AwaitIdle => false,
+        },
+        Request::Namespace(NamespaceOp::Put { value, .. } | NamespaceOp::Restore { value, .. }) => {
+            value.too_deep()
+        }
+        _ => false,
     }
 }
 

@@ -226,6 +226,11 @@ pub(crate) async fn run(
                             p.topic
                         ),
                     ));
+                } else if p.data.too_deep() {
+                    reply(zeek_json::error(
+                        ErrorCode::InvalidData,
+                        &format!("input #{n}: {}", crate::session::too_deep_text()),
+                    ));
                 } else if !rate.allow() {
                     Metrics::add(&shared.metrics.dropped_total, 1);
                     reply(zeek_json::error(

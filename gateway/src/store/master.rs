@@ -294,6 +294,11 @@ impl Master {
                     ),
                 )))
             }
+            // An insert or append may nest a value one level deeper than what was sent.
+            Ok(Mutation::Set(value)) if value.too_deep() => reply(Err(error(
+                ErrorCode::InvalidData,
+                crate::session::too_deep_text(),
+            ))),
             Ok(Mutation::Set(value)) => {
                 // Any modification without an expiry clears the old one (Broker, ZB-56).
                 let key = key.clone();

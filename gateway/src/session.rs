@@ -286,7 +286,7 @@ impl Session {
         if request_too_deep(&request) {
             Metrics::add(&shared.metrics.errors_total, 1);
             let failure = match request {
-                Request::Namespace(_) => namespace::failure(DbrCode::Invalid, &too_deep_text()),
+                Request::Namespace(_) => namespace::failure(DbrCode::Invalid, too_deep_text()),
                 _ => broker_failure(ErrorCode::InvalidData, too_deep_text()),
             };
             return self.send(respond(Err(failure)));

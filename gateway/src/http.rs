@@ -117,24 +117,29 @@ pub(crate) fn origin_allowed(allow: &[String], headers: &HeaderMap) -> bool {
         return false;
     };
     let origin = origin.trim_end_matches('/');
-    if !allow.is_empty() {
-        return allow
-            .iter()
-            .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    if allow
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
     }
-    // Default: the gateway's own pages, and pages served from this machine.
     let Some((_, authority)) = origin.split_once("://") else {
         return false; // e.g. "null" (file://, sandboxed frames)
     };
+    // The gateway's own pages (the dashboard) always may.
     let same = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| h.eq_ignore_ascii_case(authority));
+    if same || !allow.is_empty() {
+        return same;
+    }
+    // Default: also pages served from this machine.
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => authority.split(':').next().unwrap_or(""),
     };
-    same || host.eq_ignore_ascii_case("localhost")
+    host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 

@@ -387,6 +387,10 @@ async fn origins_default_to_this_machine_and_follow_the_allowlist() {
     upgrade_with_origin(addr, "https://dash.example")
         .await
         .unwrap();
+    // The gateway's own pages always may.
+    upgrade_with_origin(addr, &format!("http://{addr}"))
+        .await
+        .unwrap();
     assert!(upgrade_with_origin(addr, "http://localhost:5173")
         .await
         .is_err());

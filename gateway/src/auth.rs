@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use broker_wasm::dbr::DbrCode;
-use broker_wasm::protocol::{ErrorInfo, Failure, NamespaceOp, Request, StoreOp};
+use broker_wasm::protocol::{ErrorInfo, Failure, NamespaceOp, Request};
 use broker_wasm::ErrorCode;
 
 use crate::config::Config;
@@ -131,6 +131,32 @@ impl Identity {
                 .unwrap_or(Duration::ZERO)
         })
     }
+}
+
+/// The text of the last error a connection gets when its token expires.
+pub(crate) const EXPIRED: &str = "the token expired; closing";
+
+/// Ends a connection when its token expires (a JWT's `exp`): queues `note` (the connection's
+/// encoding of an `unauthorized` error) and cancels `stop`. Nothing for tokens that never
+/// expire or when `stop` comes first.
+pub(crate) fn end_at_expiry(
+    who: &Identity,
+    stop: &tokio_util::sync::CancellationToken,
+    tx: &tokio::sync::mpsc::Sender<bytes::Bytes>,
+    note: impl FnOnce() -> Option<bytes::Bytes> + Send + 'static,
+) {
+    let Some(left) = who.remaining() else { return };
+    let (stop, tx) = (stop.clone(), tx.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(left) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Some(b) = note() {
+            let _ = tx.send(b).await;
+        }
+        stop.cancel();
+    });
 }
 
 /// One entry of the auth file.
@@ -367,14 +393,7 @@ pub fn check_request(grants: &Grants, request: &Request) -> Option<Failure> {
             broker(format!("reading store {store:?} (grant `store_read`)"))
         }
         Request::Store { store, op } => {
-            let read = matches!(
-                op,
-                StoreOp::Get { .. }
-                    | StoreOp::GetIndexFromValue { .. }
-                    | StoreOp::Exists { .. }
-                    | StoreOp::Keys
-                    | StoreOp::AwaitIdle
-            );
+            let read = !broker_wasm::store::is_mutation(op);
             if read && !allowed(&grants.store_read, store) {
                 broker(format!("reading store {store:?} (grant `store_read`)"))
             } else if !read && !allowed(&grants.store_write, store) {

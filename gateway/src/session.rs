@@ -700,23 +700,13 @@ pub(crate) async fn run(
         }
     }
 
-    // A token that expires (a JWT's `exp`) ends the connection then.
-    if let (true, Some(left)) = (ok, session.who.remaining()) {
-        let stop = stop.clone();
-        let tx = session.tx.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(left) => {}
-                _ = stop.cancelled() => return,
-            }
+    if ok {
+        crate::auth::end_at_expiry(&session.who, &stop, &session.tx, move || {
             let msg = ServerMsg::Error(ErrorInfo {
                 code: ErrorCode::Unauthorized,
-                context: "the token expired; closing".into(),
+                context: crate::auth::EXPIRED.into(),
             });
-            if let Some(b) = encode_server_msg(encoding, &msg) {
-                let _ = tx.send(b).await;
-            }
-            stop.cancel();
+            encode_server_msg(encoding, &msg)
         });
     }
 

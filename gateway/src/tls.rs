@@ -17,17 +17,20 @@ use tokio_util::sync::CancellationToken;
 /// How long a client has to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The certificates in a PEM file; an error naming `what` if there are none.
+fn pem_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{what} {}: no certificate in it", path.display()));
+    }
+    Ok(certs)
+}
+
 /// Builds the TLS server configuration from a PEM certificate chain and a PEM private key.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("TLS certificate {}: {e}", cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "TLS certificate {}: no certificate in it",
-            cert.display()
-        ));
-    }
+    let certs = pem_certs(cert, "TLS certificate")?;
     let key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| format!("TLS key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -41,40 +44,8 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
-/// A client configuration for peering over TLS that trusts the certificates in `ca` (PEM).
-pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("peer CA {}: {e}", ca.display()))?;
-    if certs.is_empty() {
-        return Err(format!("peer CA {}: no certificate in it", ca.display()));
-    }
-    for c in certs {
-        roots
-            .add(c)
-            .map_err(|e| format!("peer CA {}: {e}", ca.display()))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// A client configuration trusting the system's certificate store, for `wss://` URLs when
-/// no other trust is configured.
-pub fn system_roots() -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for c in found.certs {
-        let _ = roots.add(c);
-    }
-    if roots.is_empty() {
-        return Err("no trusted certificates found on this system".into());
-    }
+/// A client configuration that trusts `roots`.
+fn trusting(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(Arc::new(
         rustls::ClientConfig::builder_with_provider(provider)
@@ -83,6 +54,30 @@ pub fn system_roots() -> Result<Arc<rustls::ClientConfig>, String> {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     ))
+}
+
+/// A client configuration for peering over TLS that trusts the certificates in `ca` (PEM).
+pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(ca, "peer CA")? {
+        roots
+            .add(c)
+            .map_err(|e| format!("peer CA {}: {e}", ca.display()))?;
+    }
+    trusting(roots)
+}
+
+/// A client configuration trusting the system's certificate store, for `wss://` URLs when
+/// no other trust is configured.
+pub fn system_roots() -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(c);
+    }
+    if roots.is_empty() {
+        return Err("no trusted certificates found on this system".into());
+    }
+    trusting(roots)
 }
 
 /// A plain or TLS client stream.

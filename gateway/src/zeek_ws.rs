@@ -102,19 +102,12 @@ pub(crate) async fn run(
     tracing::debug!(%remote, ?topics, "zeek client connected");
 
     let stop = shared.shutdown.child_token();
-    if let Some(left) = who.remaining() {
-        // A token that expires (a JWT's `exp`) ends the connection then.
-        let (stop, tx) = (stop.clone(), tx.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(left) => {}
-                _ = stop.cancelled() => return,
-            }
-            let note = zeek_json::error(ErrorCode::Unauthorized, "the token expired; closing");
-            let _ = tx.send(Bytes::from(note)).await;
-            stop.cancel();
-        });
-    }
+    crate::auth::end_at_expiry(&who, &stop, &tx, || {
+        Some(Bytes::from(zeek_json::error(
+            ErrorCode::Unauthorized,
+            crate::auth::EXPIRED,
+        )))
+    });
     let writer_stop = stop.clone();
     let kick = reg.kick.clone();
     let dropped = reg.dropped.clone();

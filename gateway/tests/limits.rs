@@ -11,15 +11,6 @@ use futures_util::{SinkExt, StreamExt};
 use gateway::{Client, SlowConsumerPolicy};
 use tokio_tungstenite::tungstenite::Message;
 
-fn metric(ep: &gateway::Endpoint, name: &str) -> u64 {
-    let text = ep.metrics_text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("broker_{name} ")))
-        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 async fn expect_error(ws: &mut Ws, encoding: Encoding, code: ErrorCode) -> String {
     loop {
         for m in recv_frame(ws, encoding).await {

@@ -7,16 +7,6 @@ use broker_wasm::Data;
 use e2e::Gateway;
 use gateway::Client;
 
-fn metric(gw: &Gateway, name: &str) -> u64 {
-    let (status, body) = gw.get("/metrics");
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("broker_{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn peered_processes_carry_messages_between_their_clients() {
     let a = Gateway::start(&[]);
@@ -53,9 +43,9 @@ async fn peered_processes_carry_messages_between_their_clients() {
         .unwrap()
         .expect("delivered");
     assert_eq!((t.as_str(), d), ("/e2e/x", Data::Count(7)));
-    assert_eq!(metric(&a, "peers"), 1);
-    assert_eq!(metric(&b, "peers"), 1);
-    assert!(metric(&a, "messages_in_total") >= 1);
+    assert_eq!(a.metric("peers"), 1);
+    assert_eq!(b.metric("peers"), 1);
+    assert!(a.metric("messages_in_total") >= 1);
     assert!(b.terminate(), "clean exit on SIGTERM");
     assert!(a.terminate());
 }

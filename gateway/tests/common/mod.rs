@@ -124,3 +124,13 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The value of `broker_<name>` in an endpoint's `/metrics`.
+pub fn metric(ep: &Endpoint, name: &str) -> u64 {
+    let text = ep.metrics_text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("broker_{name} ")))
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}

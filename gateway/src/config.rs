@@ -99,6 +99,17 @@ pub struct Config {
     #[arg(long, env = "BROKER_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
     pub max_subscriptions: usize,
 
+    /// Most store clones one connection may have attached; more attaches fail with
+    /// `backend_failure`.
+    #[arg(long, env = "BROKER_MAX_CLONES", default_value_t = 1000)]
+    pub max_clones: usize,
+
+    /// Most store requests (operations and attaches) one connection or peer link may have
+    /// waiting for their answers. At the limit the gateway stops reading that connection
+    /// until answers go out (backpressure through TCP), so nobody outruns the disk.
+    #[arg(long, env = "BROKER_MAX_STORE_REQUESTS", default_value_t = 1024)]
+    pub max_store_requests: usize,
+
     /// Largest value a namespace `put` accepts, in bytes (strings: their length; other
     /// values: their binary encoding). Larger puts fail with DBR_ERR_NOMEMORY.
     #[arg(long, env = "BROKER_NS_MAX_VALUE", default_value_t = 16 * 1024 * 1024)]

@@ -438,7 +438,16 @@ impl Endpoint {
                 "Messages waiting in consumer queues.",
                 s.hub.queued() as u64,
             ),
-            ("peers", "Direct peers.", peers),
+            (
+                "peers",
+                "Direct peers, established or being connected.",
+                peers,
+            ),
+            (
+                "peers_connected",
+                "Direct peers with an established link.",
+                s.peering.direct_peers().len() as u64,
+            ),
             (
                 "stores_master",
                 "Master stores held by this endpoint.",
@@ -473,7 +482,7 @@ impl Endpoint {
         let h = self
             .shared
             .stores
-            .attach_master(&self.shared, name, backend, &options)
+            .attach_master(&self.shared, name, backend, &options, false)
             .await?;
         Ok(Store::local(name, h))
     }
@@ -496,6 +505,13 @@ impl Endpoint {
     /// Names of the stores this endpoint holds (masters and relays of remote masters).
     pub fn stores(&self) -> Vec<String> {
         self.shared.stores.names()
+    }
+
+    /// How many stores the endpoint keeps track of, including relays whose task ended and
+    /// that are not forgotten yet (for tests of that clean-up).
+    #[doc(hidden)]
+    pub fn store_entries(&self) -> usize {
+        self.shared.stores.entries()
     }
 
     /// Unpeers everyone, closes every connection and waits for the background tasks (at most

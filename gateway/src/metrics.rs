@@ -79,6 +79,19 @@ metrics! {
     /// Connections (clients and peers) closed because they sent nothing within the idle
     /// timeout.
     counter idle_disconnects_total,
+    /// SQLite files of master stores opened (each store's file is opened once, however many
+    /// attaches race for it).
+    counter store_files_opened_total,
+    /// Store requests (operations and attaches) of clients and peers not answered yet.
+    gauge store_requests_in_flight,
+    /// Times a connection stopped being read because it had --max-store-requests store
+    /// requests in flight (backpressure).
+    counter store_backpressure_total,
+    /// Duplicate-suppression windows reset because a peer-forwarded sequence number was far
+    /// behind or invalid for its origin.
+    counter peer_seq_resets_total,
+    /// Redundant connections between two gateways closed (one link per pair survives).
+    counter peer_redundant_total,
 }
 
 impl Metrics {

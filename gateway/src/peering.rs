@@ -92,18 +92,51 @@ struct Advert {
 /// Sliding window of seen sequence numbers of one origin.
 #[derive(Debug, Default)]
 struct SeenWindow {
+    /// One past the highest sequence number seen (0: none yet).
     top: u64,
     bits: Vec<u64>,
 }
 
+/// What a sequence number from a peer turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Not seen before: deliver it.
+    New,
+    /// Seen before, or too old to tell: drop it.
+    Duplicate,
+    /// Far behind everything seen from its origin: the window started over from it (a
+    /// forged or corrupt number had pushed the window ahead); deliver it.
+    Reset,
+    /// No origin ever sends it (at or above [`MAX_SEQ`]): drop it.
+    Invalid,
+}
+
+/// Sequence numbers start at 1 and grow by one per message an origin sends; no endpoint gets
+/// anywhere near this, so a number at or above it is forged or corrupt.
+const MAX_SEQ: u64 = 1 << 62;
+/// A number this far behind the newest one of its origin cannot be a late message (that many
+/// messages are never in flight): the window was pushed ahead by a forged number, and starts
+/// over instead of dropping every later message of that origin.
+const RESET_DISTANCE: u64 = 1 << 32;
+
 impl SeenWindow {
-    /// Marks `seq` seen; false if it was seen before (or is too old to tell).
-    fn insert(&mut self, seq: u64) -> bool {
+    /// Marks `seq` seen.
+    fn insert(&mut self, seq: u64) -> Seen {
+        if seq >= MAX_SEQ {
+            return Seen::Invalid;
+        }
         if self.bits.is_empty() {
             self.bits = vec![0; (WINDOW / 64) as usize];
         }
+        let mut outcome = Seen::New;
+        if self.top > RESET_DISTANCE && seq < self.top - RESET_DISTANCE {
+            self.bits.fill(0);
+            self.top = 0;
+            outcome = Seen::Reset;
+        }
+        // top <= MAX_SEQ and seq < MAX_SEQ: nothing below overflows.
         if seq + WINDOW <= self.top {
-            return false;
+            return Seen::Duplicate;
         }
         if seq >= self.top {
             // Slide: clear the slots between the old top and the new one.
@@ -117,12 +150,16 @@ impl SeenWindow {
         let i = (seq % WINDOW) as usize;
         let mask = 1u64 << (i % 64);
         if self.bits[i / 64] & mask != 0 {
-            return false;
+            return Seen::Duplicate;
         }
         self.bits[i / 64] |= mask;
-        true
+        outcome
     }
 }
+
+/// Windows kept for origins the peer graph does not (or no longer) show, before they are
+/// pruned: forwarded messages may name any origin, reachable or not.
+const MAX_UNKNOWN_ORIGINS: usize = 64;
 
 /// An outbound peering we keep alive (ZB-03, ZB-67).
 #[derive(Debug)]
@@ -279,6 +316,27 @@ impl Peering {
             .any(|(n, a)| st.reachable.contains(n) && a.masters.iter().any(|m| m == name))
     }
 
+    /// True while a link to `node` is established.
+    fn has_link(&self, node: NodeId) -> bool {
+        self.lock().by_node.contains_key(&node)
+    }
+
+    /// Waits until no link to `node` is established; false if `cancel` fired first.
+    async fn link_gone(&self, node: NodeId, cancel: &CancellationToken) -> bool {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.has_link(node) {
+                return true;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = cancel.cancelled() => return false,
+            }
+        }
+    }
+
     /// Direct peers with an established link.
     pub fn direct_peers(&self) -> Vec<NodeId> {
         self.lock().by_node.keys().copied().collect()
@@ -367,8 +425,10 @@ impl Peering {
                 );
             }
         }
-        // Forget adverts of endpoints we cannot reach; they re-flood when they come back.
+        // Forget adverts and duplicate windows of endpoints we cannot reach; they re-flood
+        // when they come back (and a restarted endpoint has a new id anyway).
         st.adverts.retain(|n, _| now.contains(n));
+        st.seen.retain(|n, _| now.contains(n));
         st.reachable = now;
     }
 
@@ -444,9 +504,34 @@ impl Peering {
     ) {
         {
             let mut st = self.lock();
-            if origin == self.me || !st.seen.entry(origin).or_default().insert(seq) {
+            if origin == self.me {
                 Metrics::add(&shared.metrics.duplicates_total, 1);
                 return;
+            }
+            if !st.seen.contains_key(&origin)
+                && !st.reachable.contains(&origin)
+                && st.seen.len() >= st.reachable.len() + MAX_UNKNOWN_ORIGINS
+            {
+                let State {
+                    seen, reachable, ..
+                } = &mut *st;
+                seen.retain(|n, _| reachable.contains(n));
+            }
+            match st.seen.entry(origin).or_default().insert(seq) {
+                Seen::New => {}
+                Seen::Duplicate => {
+                    Metrics::add(&shared.metrics.duplicates_total, 1);
+                    return;
+                }
+                Seen::Reset => {
+                    Metrics::add(&shared.metrics.peer_seq_resets_total, 1);
+                    tracing::warn!(%origin, seq, "sequence number far behind its origin's newest; duplicate window reset");
+                }
+                Seen::Invalid => {
+                    Metrics::add(&shared.metrics.errors_total, 1);
+                    tracing::warn!(%origin, seq, "dropped a message with an impossible sequence number");
+                    return;
+                }
             }
             if ttl > 1 {
                 let mut hops = Vec::new();
@@ -467,15 +552,67 @@ impl Peering {
                     }
                 }
             }
+            // Still under the lock: a message that arrives over two paths (a mesh) is
+            // delivered by whichever link reader saw it first, and the next message of that
+            // origin must not overtake it on the other reader between the check and the
+            // delivery.
+            shared.hub.route(&publish, None, Exclude::None);
         }
-        shared.hub.route(&publish, None, Exclude::None);
     }
 
-    /// Registers an established link; false if it is redundant (already peered with `node`).
+    /// The endpoint that dialed `link`.
+    fn initiator(&self, link: &Link) -> NodeId {
+        if link.outbound {
+            self.me
+        } else {
+            link.node
+        }
+    }
+
+    /// Registers an established link; `None` if it is redundant.
+    ///
+    /// Two gateways that dial each other (every node of a mesh lists every other) end up with
+    /// two connections. Both sides keep the same one (ZB-63): the connection dialed by the
+    /// endpoint with the smaller id. A newcomer that wins replaces the registered link, which
+    /// closes without a status (the peering stands); one that loses is closed, and its
+    /// dialer waits for the surviving link to end before it dials again.
     fn add_link(&self, shared: &Shared, link: Arc<Link>) -> Option<LinkId> {
         let mut st = self.lock();
-        if link.node == self.me || st.by_node.contains_key(&link.node) {
+        if link.node == self.me {
             return None;
+        }
+        if let Some(&old_id) = st.by_node.get(&link.node) {
+            let preferred = self.me.min(link.node);
+            let old = st.links.get(&old_id).cloned();
+            let new_wins = self.initiator(&link) == preferred
+                && old.as_ref().is_some_and(|o| self.initiator(o) != preferred);
+            Metrics::add(&shared.metrics.peer_redundant_total, 1);
+            if !new_wins {
+                return None;
+            }
+            let id = self.next_link.fetch_add(1, Relaxed);
+            if let Some(old) = old {
+                old.removed_by_us.store(true, Relaxed);
+                old.close.cancel();
+            }
+            st.by_node.insert(link.node, id);
+            st.links.insert(id, link.clone());
+            for (origin, a) in &st.adverts {
+                let _ = link.tx.try_send(encode_peer(&PeerMsg::Advert {
+                    origin: *origin,
+                    version: a.version,
+                    peers: a.peers.clone(),
+                    topics: a.topics.clone(),
+                    masters: a.masters.clone(),
+                }));
+            }
+            let _ = link.tx.try_send(encode_peer(&self.my_advert(&st)));
+            tracing::debug!(node = %link.node, "redundant connection replaced by the preferred one");
+            drop(st);
+            // Feeds and requests on the old connection are gone: relays look again.
+            shared.stores.peer_gone(link.node);
+            self.changed.notify_waiters();
+            return Some(id);
         }
         let id = self.next_link.fetch_add(1, Relaxed);
         let node = link.node;
@@ -518,6 +655,10 @@ impl Peering {
         let Some(link) = st.links.remove(&id) else {
             return;
         };
+        if st.by_node.get(&link.node) != Some(&id) {
+            // Replaced by the preferred connection (see `add_link`): the peering stands.
+            return;
+        }
         st.by_node.remove(&link.node);
         let (code, why) = if link.removed_by_us.load(Relaxed) {
             (StatusCode::PeerRemoved, "removed the peering")
@@ -767,6 +908,7 @@ pub(crate) async fn drive_link<R, W>(
     let reader_link = link.clone();
     let reader = async move {
         let shared = reader_shared;
+        let inflight = crate::store::InFlight::new(&shared);
         loop {
             let item = tokio::select! {
                 i = crate::keepalive::within(&shared, rx_ws.next()) => match i {
@@ -864,9 +1006,15 @@ pub(crate) async fn drive_link<R, W>(
                     | PeerMsg::StoreMaster { .. }
                     | PeerMsg::StoreRequest { .. }
                     | PeerMsg::StoreResponse { .. }) => {
-                        shared.stores.on_peer_msg(&shared, reader_link.node, m);
+                        shared
+                            .stores
+                            .on_peer_msg(&shared, reader_link.node, m, &inflight);
                     }
                 }
+            }
+            // Backpressure: the peer's store requests wait for room like a client's.
+            if !inflight.room(&reader_link.close).await {
+                break;
             }
         }
         reader_link.close.cancel();
@@ -1046,6 +1194,12 @@ pub async fn peer(
                         _ = ended => {}
                         _ = cancel.cancelled() => break,
                     }
+                    // Our connection was redundant or replaced: the peer dialed us too and
+                    // its connection carries the peering (ZB-63). Nothing to reconnect while
+                    // that one stands.
+                    if !s.peering.link_gone(node, &cancel).await {
+                        break;
+                    }
                     s.peering
                         .set_outbound(&key2, PeerStatus::Disconnected, None);
                 }
@@ -1090,16 +1244,40 @@ mod tests {
 
     #[test]
     fn seen_window_suppresses_duplicates_and_tolerates_reordering() {
+        use Seen::*;
         let mut w = SeenWindow::default();
-        assert!(w.insert(1));
-        assert!(!w.insert(1));
-        assert!(w.insert(5));
-        assert!(w.insert(3), "late but within the window");
-        assert!(!w.insert(3));
-        assert!(w.insert(WINDOW * 3));
-        assert!(!w.insert(5), "too old to tell: treated as seen");
-        assert!(w.insert(WINDOW * 3 - 1));
-        assert!(!w.insert(WINDOW * 3));
+        assert_eq!(w.insert(1), New);
+        assert_eq!(w.insert(1), Duplicate);
+        assert_eq!(w.insert(5), New);
+        assert_eq!(w.insert(3), New, "late but within the window");
+        assert_eq!(w.insert(3), Duplicate);
+        assert_eq!(w.insert(WINDOW * 3), New);
+        assert_eq!(w.insert(5), Duplicate, "too old to tell: treated as seen");
+        assert_eq!(w.insert(WINDOW * 3 - 1), New);
+        assert_eq!(w.insert(WINDOW * 3), Duplicate);
+    }
+
+    #[test]
+    fn seen_window_survives_impossible_sequence_numbers() {
+        use Seen::*;
+        // Used to overflow (`seq + 1`, `seq + WINDOW`): a panic in debug builds.
+        let mut w = SeenWindow::default();
+        assert_eq!(w.insert(u64::MAX), Invalid);
+        assert_eq!(w.insert(u64::MAX - WINDOW + 1), Invalid);
+        assert_eq!(w.insert(MAX_SEQ), Invalid);
+        assert_eq!(w.insert(MAX_SEQ - 1), New, "the largest valid number");
+        assert_eq!(w.insert(MAX_SEQ - 1), Duplicate);
+        // A forged number far ahead used to make every later message of its origin "too
+        // old"; now the honest stream starts the window over and keeps flowing.
+        let mut w = SeenWindow::default();
+        assert_eq!(w.insert(10), New);
+        assert_eq!(w.insert(1 << 60), New);
+        assert_eq!(w.insert(11), Reset);
+        assert_eq!(w.insert(12), New);
+        assert_eq!(w.insert(11), Duplicate);
+        // A jump ahead of any size within the valid range is a normal gap.
+        assert_eq!(w.insert(12 + RESET_DISTANCE * 2), New);
+        assert_eq!(w.insert(13 + RESET_DISTANCE * 2), New);
     }
 
     #[test]

@@ -135,6 +135,8 @@ struct Session {
     overflow: Arc<std::sync::atomic::AtomicUsize>,
     /// Set when a client let too many control messages pile up: it does not read.
     stalled: std::cell::Cell<bool>,
+    /// Store requests of this connection waiting for their answers.
+    inflight: Arc<crate::store::InFlight>,
     /// Clone feeds of this connection, by store name.
     clones: std::collections::HashMap<
         String,
@@ -345,20 +347,33 @@ impl Session {
                     return;
                 }
                 let s = shared.clone();
+                let ticket = self.inflight.ticket();
                 shared.tasks.spawn(async move {
                     let result = s
                         .stores
-                        .attach_master(&s, &store, backend, &options)
+                        .attach_master(&s, &store, backend, &options, true)
                         .await
                         .map(|_| Response::Done);
                     reply(respond(crate::store::to_failure(result))).await;
+                    drop(ticket);
                 });
             }
             Request::AttachClone { store } => {
+                // Feeds that ended (failed attaches, closed stores) no longer count.
+                self.clones.retain(|_, (stop, _)| !stop.is_cancelled());
+                let max = shared.config.max_clones;
+                if self.clones.len() >= max && !self.clones.contains_key(&store) {
+                    Metrics::add(&shared.metrics.errors_total, 1);
+                    return self.send(respond(Err(broker_failure(
+                        ErrorCode::BackendFailure,
+                        format!("limit of {max} clones per connection reached (--max-clones)"),
+                    ))));
+                }
                 let source = match shared.stores.source(&shared, &store) {
                     Ok(h) => h,
                     Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
                 };
+                let ticket = self.inflight.ticket();
                 let stop = shared.shutdown.child_token();
                 let slot = crate::store::FeedSlot::default();
                 if let Some((old, _)) = self.clones.insert(store, (stop.clone(), slot.clone())) {
@@ -380,6 +395,7 @@ impl Session {
                         {
                             crate::store::deliver(&rt, &tx, b);
                         }
+                        drop(ticket);
                     }),
                     Some(slot),
                 );
@@ -400,11 +416,13 @@ impl Session {
                 // With a clone of this store on this connection, the answer travels behind
                 // the update the operation caused.
                 let slot = self.clones.get(&store).map(|(_, s)| s.clone());
+                let ticket = self.inflight.ticket();
                 source.op(
                     op,
                     Box::new(move |r| {
                         let msg = respond(crate::store::to_failure(r));
                         crate::store::answer(&rt, slot.as_ref(), &tx, encoding, msg);
+                        drop(ticket);
                     }),
                 );
             }
@@ -552,6 +570,7 @@ pub(crate) async fn run(
         rate_errors: 0,
         overflow: Default::default(),
         stalled: Default::default(),
+        inflight: crate::store::InFlight::new(&shared),
         clones: Default::default(),
     };
     Metrics::add(&shared.metrics.connections_native, 1);
@@ -740,6 +759,10 @@ pub(crate) async fn run(
             if !keep || !throttle(&shared, &mut bytes_rate, bytes.len(), &stop).await {
                 break;
             }
+            // Backpressure: no more frames while too many store requests wait for answers.
+            if !session.inflight.room(&stop).await {
+                break;
+            }
         }
     }
 
@@ -842,6 +865,7 @@ impl FuzzSession {
     ) -> FuzzSession {
         let s = Session {
             rate: RateLimit::new(shared.config.max_publish_rate),
+            inflight: crate::store::InFlight::new(&shared),
             // Open access (the fuzzing endpoint configures no tokens).
             who: shared
                 .auth

@@ -78,6 +78,15 @@ pub(crate) async fn run(
                     context: format!("not allowed: subscribing to {t:?} (grant `subscribe`)"),
                 })
             }
+            None if topics.len() > shared.config.max_subscriptions => Err(ZeekError {
+                code: ErrorCode::InvalidTopicKey,
+                context: format!(
+                    "{} topics in the handshake; the limit is {} prefixes per connection \
+                     (--max-subscriptions)",
+                    topics.len(),
+                    shared.config.max_subscriptions
+                ),
+            }),
             None => Ok(topics),
         },
     }) {

@@ -178,6 +178,68 @@ fn drain_answers(
     }
 }
 
+/// The store requests one connection (client or peer link) has waiting for their answers.
+/// Each request holds a [`Ticket`] until its answer goes out; the connection's reader calls
+/// [`InFlight::room`] between frames and stops reading while the limit is reached, so a
+/// client that sends faster than the stores (or the disk) answer is slowed down by TCP
+/// instead of growing the stores' queues.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    n: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    freed: tokio::sync::Notify,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// One store request in flight; dropping it (the answer went out, or never will) frees it.
+#[derive(Debug)]
+pub(crate) struct Ticket(Arc<InFlight>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.n.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0
+            .metrics
+            .store_requests_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.freed.notify_one();
+    }
+}
+
+impl InFlight {
+    pub(crate) fn new(shared: &Shared) -> Arc<InFlight> {
+        Arc::new(InFlight {
+            n: Default::default(),
+            limit: shared.config.max_store_requests.max(1),
+            freed: tokio::sync::Notify::new(),
+            metrics: shared.metrics.clone(),
+        })
+    }
+
+    pub(crate) fn ticket(self: &Arc<Self>) -> Ticket {
+        self.n.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        crate::metrics::Metrics::add(&self.metrics.store_requests_in_flight, 1);
+        Ticket(self.clone())
+    }
+
+    /// Waits until fewer than the limit are in flight; false if `stop` fired first.
+    pub(crate) async fn room(&self, stop: &CancellationToken) -> bool {
+        let mut counted = false;
+        while self.n.load(std::sync::atomic::Ordering::Acquire) >= self.limit {
+            if !counted {
+                counted = true;
+                crate::metrics::Metrics::add(&self.metrics.store_backpressure_total, 1);
+            }
+            // `notify_one` keeps a permit when nobody waits, so no wake-up is lost.
+            tokio::select! {
+                _ = self.freed.notified() => {}
+                _ = stop.cancelled() => return false,
+            }
+        }
+        true
+    }
+}
+
 /// Commands a store task understands.
 pub(crate) enum Cmd {
     /// An operation from a client, a peer or the Rust API.
@@ -235,6 +297,11 @@ impl StoreHandle {
 #[derive(Default)]
 pub struct Stores {
     map: Mutex<HashMap<String, StoreHandle>>,
+    /// Held while a master is created, so a store's file is opened once (see
+    /// [`Stores::attach_master`]).
+    opening: tokio::sync::Mutex<()>,
+    /// The SQLite file of each master (canonical path -> store name).
+    files: Mutex<HashMap<std::path::PathBuf, String>>,
     /// Feeds this endpoint serves to peers' relays, by (peer, store).
     peer_feeds: Mutex<HashMap<(NodeId, String), CancellationToken>>,
 }
@@ -293,14 +360,19 @@ impl Stores {
 
     /// Creates the master `name`, or returns the one that exists (ZB-44). A relay of that name
     /// (a clone of a master elsewhere) or a master on a direct peer means `master_exists`.
+    /// `by_client`: asked for over the client protocol, so its file is chosen by the gateway
+    /// (see [`sqlite::SqliteOptions::parse`]). Attaches are serialised: however many race
+    /// for one name, its file is opened once, and no two stores share a file.
     pub(crate) async fn attach_master(
         &self,
         shared: &Arc<Shared>,
         name: &str,
         backend: Backend,
         options: &Data,
+        by_client: bool,
     ) -> Result<StoreHandle, StoreError> {
         validate_name(name)?;
+        let _opening = self.opening.lock().await;
         if let Some(h) = self.get(name) {
             return if h.is_master {
                 Ok(h)
@@ -317,26 +389,51 @@ impl Stores {
                 format!("a peer already has a master for {name}"),
             ));
         }
+        let mut file = None;
         let backend_state = match backend {
             Backend::Memory => None,
             Backend::Sqlite => {
-                let o = sqlite::SqliteOptions::parse(options, &shared.config.data_dir, name)?;
+                let o = sqlite::SqliteOptions::parse(
+                    options,
+                    &shared.config.data_dir,
+                    name,
+                    by_client,
+                )?;
+                // A file in use exists, so only an existing file can be another store's.
+                if let Ok(key) = std::fs::canonicalize(&o.path) {
+                    if let Some((_, other)) = self
+                        .files
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .find(|(f, other)| **f == key && self.get(other).is_some())
+                    {
+                        return Err(error(
+                            ErrorCode::BackendFailure,
+                            format!("{} is the file of store {other}", o.path.display()),
+                        ));
+                    }
+                }
+                let path = o.path.clone();
                 let store = name.to_owned();
-                Some(
-                    tokio::task::spawn_blocking(move || sqlite::open(&o, &store))
-                        .await
-                        .map_err(|e| error(ErrorCode::BackendFailure, e.to_string()))??,
-                )
+                let opened = tokio::task::spawn_blocking(move || sqlite::open(&o, &store))
+                    .await
+                    .map_err(|e| error(ErrorCode::BackendFailure, e.to_string()))??;
+                crate::metrics::Metrics::add(&shared.metrics.store_files_opened_total, 1);
+                file = std::fs::canonicalize(&path).ok();
+                Some(opened)
             }
         };
         let mut map = self.lock();
-        if let Some(h) = map.get(name).filter(|h| !h.is_closed()) {
-            // Raced with another attach; keep the first.
-            return Ok(h.clone());
-        }
+        map.retain(|_, h| !h.is_closed());
         let h = master::spawn(shared, name, backend_state);
         map.insert(name.to_owned(), h.clone());
         drop(map);
+        if let Some(f) = file {
+            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            files.retain(|_, n| self.get(n).is_some());
+            files.insert(f, name.to_owned());
+        }
         shared.peering.set_local_masters(shared, self.masters());
         tracing::info!(store = name, ?backend, "master store attached");
         Ok(h)
@@ -354,13 +451,42 @@ impl Stores {
         if let Some(h) = map.get(name).filter(|h| !h.is_closed()) {
             return Ok(h.clone());
         }
+        // A relay only when a peer could have the master: with no direct peer and no peering
+        // being set up, the answer is known now (and costs no task).
+        if shared.peering.direct_peers().is_empty() && !shared.peering.outbound_pending() {
+            return Err(error(
+                ErrorCode::NoSuchMaster,
+                format!("no master store {name} on this endpoint and no peer to ask"),
+            ));
+        }
         let h = relay::spawn(shared, name);
         map.insert(name.to_owned(), h.clone());
         Ok(h)
     }
 
+    /// Forgets `name` if its task ended (a relay that closed), so names asked for once do not
+    /// stay in the map.
+    pub(crate) fn forget_closed(&self, name: &str) {
+        let mut map = self.lock();
+        if map.get(name).is_some_and(StoreHandle::is_closed) {
+            map.remove(name);
+        }
+    }
+
+    /// Entries in the map, closed or not (for tests of the clean-up).
+    pub(crate) fn entries(&self) -> usize {
+        self.lock().len()
+    }
+
     /// A store message from a direct peer.
-    pub(crate) fn on_peer_msg(&self, shared: &Arc<Shared>, from: NodeId, msg: PeerMsg) {
+    /// Requests of the peer hold tickets of `inflight`, the link's backpressure.
+    pub(crate) fn on_peer_msg(
+        &self,
+        shared: &Arc<Shared>,
+        from: NodeId,
+        msg: PeerMsg,
+        inflight: &Arc<InFlight>,
+    ) {
         match msg {
             PeerMsg::StoreAttach { store } => {
                 let Some(link) = shared.peering.link_tx(from) else {
@@ -385,6 +511,7 @@ impl Stores {
                 }
                 let missing = link.clone();
                 let name = store.clone();
+                let ticket = inflight.ticket();
                 spawn_feed(
                     shared,
                     h,
@@ -396,6 +523,7 @@ impl Stores {
                             let _ = missing
                                 .try_send(encode_peer(&PeerMsg::StoreMissing { store: name }));
                         }
+                        drop(ticket);
                     }),
                     None,
                 );
@@ -415,12 +543,14 @@ impl Stores {
                     return;
                 };
                 let rt = tokio::runtime::Handle::current();
+                let ticket = inflight.ticket();
                 let reply: Reply = Box::new(move |r| {
                     let b = encode_peer(&PeerMsg::StoreResponse {
                         id,
                         result: to_failure(r),
                     });
                     deliver(&rt, &link, b);
+                    drop(ticket);
                 });
                 match self.get(&store) {
                     Some(h) => h.op(op, reply),
@@ -507,6 +637,8 @@ pub(crate) fn spawn_feed(
 ) {
     let metrics = shared.metrics.clone();
     shared.tasks.spawn(async move {
+        // Whoever holds `stop` sees the feed ended, however it ended.
+        let _ended = stop.clone().drop_guard();
         let mut attached = Some(attached);
         loop {
             let (tx, mut rx) = mpsc::channel::<Arc<FeedItem>>(FEED_CAP);

@@ -101,6 +101,7 @@ async fn run(
             }));
         }
     }
+    r.shared.stores.forget_closed(&r.name);
     tracing::debug!(store = r.name, "relay closed");
 }
 

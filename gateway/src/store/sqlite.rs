@@ -41,12 +41,19 @@ fn failure(context: impl Into<String>) -> StoreError {
 
 impl SqliteOptions {
     /// Reads Broker's option table (`path`, `synchronous`, `journal_mode`, `failure_mode`,
-    /// `integrity_check`). A missing path becomes `<data_dir>/<store>.sqlite`. Wrong types and
-    /// unknown values are a `backend_failure`, as in Broker.
+    /// `integrity_check`). A missing path becomes `<data_dir>/<escaped store name>.sqlite`
+    /// (see [`file_name`]). Wrong types and unknown values are a `backend_failure`, as in
+    /// Broker.
+    ///
+    /// A store a client asks for (`by_client`) always lives in its own file inside `data_dir`:
+    /// a `path` or `failure_mode` DELETE from a client is `unauthorized`, so no client can
+    /// make the gateway write, delete or recreate a file of its choosing, or share another
+    /// store's file. Both stay available to the operator (`Endpoint::attach_master`).
     pub fn parse(
         options: &Data,
         data_dir: &Path,
         store: &str,
+        by_client: bool,
     ) -> Result<SqliteOptions, StoreError> {
         let mut o = SqliteOptions {
             path: data_dir.join(format!("{}.sqlite", file_name(store))),
@@ -84,6 +91,12 @@ impl SqliteOptions {
             match key {
                 "path" => match v.as_str() {
                     Some("") => {}
+                    Some(_) if by_client => {
+                        return Err(refused(
+                            "`path`: a client cannot choose a store's file; stores of clients \
+                             live in the gateway's data directory, named after the store",
+                        ))
+                    }
                     Some(p) => o.path = PathBuf::from(p),
                     None => return Err(failure("path: expected a string")),
                 },
@@ -112,6 +125,12 @@ impl SqliteOptions {
                     o.delete_on_failure =
                         match enum_of(v, "Broker::SQLITE_FAILURE_MODE_", key)?.as_str() {
                             "FAIL" => false,
+                            "DELETE" if by_client => {
+                                return Err(refused(
+                                    "`failure_mode` DELETE: a client cannot make the gateway \
+                                     delete a store file",
+                                ))
+                            }
                             "DELETE" => true,
                             other => {
                                 return Err(failure(format!("failure_mode: unknown value {other}")))
@@ -129,18 +148,42 @@ impl SqliteOptions {
     }
 }
 
-/// A store name as a safe file name.
-fn file_name(store: &str) -> String {
-    store
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+fn refused(context: &str) -> StoreError {
+    StoreError {
+        code: ErrorCode::Unauthorized,
+        context: format!("not allowed: {context}"),
+    }
+}
+
+/// Longest escaped name used as is; longer ones are shortened and end in a digest.
+const MAX_FILE_STEM: usize = 160;
+
+/// A store name as a file name of its own: ASCII letters, digits, `-`, `_` and `.` stay, every
+/// other byte becomes `%XX`, so distinct names give distinct files and none contains a path
+/// separator. A leading `.` is escaped too (no `.`/`..`, no hidden files). A stem longer than
+/// [`MAX_FILE_STEM`] keeps its first 96 bytes, then `~` (which escaping never produces) and
+/// the SHA-256 of the name, so it fits every file system's name limit and stays distinct.
+pub fn file_name(store: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(store.len());
+    for (i, b) in store.bytes().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if keep {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    if out.len() <= MAX_FILE_STEM {
+        return out;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, store.as_bytes());
+    let mut short: String = out.chars().take(96).collect();
+    short.push('~');
+    for b in digest.as_ref() {
+        let _ = write!(short, "{b:02x}");
+    }
+    short
 }
 
 fn encode(d: &Data) -> Vec<u8> {
@@ -361,8 +404,8 @@ mod tests {
     #[test]
     fn zb46_options_are_parsed_like_broker() {
         let dir = Path::new("/tmp/x");
-        let o = SqliteOptions::parse(&Data::None, dir, "a/b").unwrap();
-        assert_eq!(o.path, dir.join("a_b.sqlite"));
+        let o = SqliteOptions::parse(&Data::None, dir, "a/b", false).unwrap();
+        assert_eq!(o.path, dir.join("a%2Fb.sqlite"));
         assert_eq!((o.synchronous, o.journal_mode), (1, "wal"));
         let o = SqliteOptions::parse(
             &opts(&[
@@ -383,6 +426,7 @@ mod tests {
             ]),
             dir,
             "s",
+            false,
         )
         .unwrap();
         assert_eq!(o.path, PathBuf::from("/tmp/y.db"));
@@ -399,8 +443,64 @@ mod tests {
             opts(&[("bogus", Data::Count(1))]),
             Data::Count(1),
         ] {
-            let e = SqliteOptions::parse(&bad, dir, "s").unwrap_err();
+            let e = SqliteOptions::parse(&bad, dir, "s", false).unwrap_err();
             assert_eq!(e.code, ErrorCode::BackendFailure, "{bad}");
         }
+    }
+
+    #[test]
+    fn zb46_clients_cannot_choose_or_delete_files() {
+        let dir = Path::new("/tmp/x");
+        let path = opts(&[("path", "/tmp/victim.txt".into())]);
+        let e = SqliteOptions::parse(&path, dir, "evil", true).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unauthorized);
+        let delete = opts(&[(
+            "failure_mode",
+            Data::enum_value("Broker::SQLITE_FAILURE_MODE_DELETE"),
+        )]);
+        let e = SqliteOptions::parse(&delete, dir, "evil", true).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unauthorized);
+        // What stays allowed: an empty path (the default) and the other options.
+        let ok = opts(&[
+            ("path", "".into()),
+            (
+                "failure_mode",
+                Data::enum_value("Broker::SQLITE_FAILURE_MODE_FAIL"),
+            ),
+            (
+                "synchronous",
+                Data::enum_value("Broker::SQLITE_SYNCHRONOUS_FULL"),
+            ),
+        ]);
+        let o = SqliteOptions::parse(&ok, dir, "fine", true).unwrap();
+        assert_eq!(o.path, dir.join("fine.sqlite"));
+        assert!(!o.delete_on_failure);
+    }
+
+    #[test]
+    fn store_file_names_are_distinct_and_stay_in_the_directory() {
+        let names = [
+            "a b", "a_b", "a%20b", "a/b", "a\\b", "..", ".", ".hidden", "x.y", "ü", "a:b", "CON",
+            "a\u{0}b",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for n in names {
+            let f = file_name(n);
+            assert!(seen.insert(f.clone()), "{n:?} shares the file {f:?}");
+            assert!(
+                !f.contains('/') && !f.contains('\\') && !f.starts_with('.'),
+                "{f:?}"
+            );
+            assert!(!f.is_empty());
+        }
+        // Names made only of safe characters keep their old file names.
+        assert_eq!(file_name("users-2.v1"), "users-2.v1");
+        // Long names stay under the file-name limit and distinct.
+        let long_a = "é".repeat(127) + "a";
+        let long_b = "é".repeat(127) + "b";
+        let (fa, fb) = (file_name(&long_a), file_name(&long_b));
+        assert_ne!(fa, fb);
+        assert!(fa.len() + ".sqlite-wal".len() <= 255, "{}", fa.len());
+        assert_eq!(file_name(&long_a), fa, "stable");
     }
 }

@@ -1,0 +1,183 @@
+//! Gateways that list each other with `--peer` (the usual cluster configuration: every node
+//! lists every other) keep exactly one link per pair, with no reconnect loop, and reconnect
+//! after a real loss (ZB-63, ZB-67).
+
+use std::time::{Duration, Instant};
+
+use broker_wasm::Data;
+use e2e::Gateway;
+use gateway::Client;
+
+/// Free ports on 127.0.0.1, reserved by binding and released just before the gateways start.
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Starts one gateway per port, each listing every other one as a peer.
+fn mesh(ports: &[u16]) -> Vec<Gateway> {
+    ports
+        .iter()
+        .map(|&p| start_member(p, ports))
+        .collect::<Vec<_>>()
+}
+
+fn start_member(port: u16, ports: &[u16]) -> Gateway {
+    let peers: Vec<String> = ports
+        .iter()
+        .filter(|&&q| q != port)
+        .map(|q| format!("127.0.0.1:{q}"))
+        .collect();
+    Gateway::start_on(
+        &format!("127.0.0.1:{port}"),
+        &["--peer", &peers.join(","), "--peer-retry", "0.2"],
+    )
+}
+
+/// Waits until every gateway has `n` direct peers.
+fn wait_peered(gws: &[Gateway], n: u64) {
+    for g in gws {
+        g.wait_metric("peers_connected", Duration::from_secs(20), |v| v == n);
+    }
+}
+
+/// Watches `connections_total` and `peers` of every gateway for `window`: a reconnect loop
+/// (each redundant link dropped and dialed again, ~12 connections a second with this retry)
+/// shows as a growing count.
+fn assert_settled(gws: &[Gateway], peers: u64, window: Duration) {
+    // Dials that failed before the other side listened are retried within the backoff cap
+    // (0.2 s here); let them land first: a late dial that finds the peering in place is
+    // legitimate once, a loop is not.
+    std::thread::sleep(Duration::from_secs(1));
+    let before: Vec<u64> = gws.iter().map(|g| g.metric("connections_total")).collect();
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(250));
+        for (i, g) in gws.iter().enumerate() {
+            assert_eq!(
+                g.metric("peers_connected"),
+                peers,
+                "gateway {i} lost a peering"
+            );
+            assert_eq!(
+                g.metric("peers"),
+                peers,
+                "gateway {i} lists a pending peering"
+            );
+            assert_eq!(
+                g.metric("connections_total"),
+                before[i],
+                "gateway {i} keeps accepting connections: a reconnect loop"
+            );
+        }
+    }
+}
+
+#[test]
+fn zb63_two_gateways_listing_each_other_keep_one_link() {
+    let ports = free_ports(2);
+    let gws = mesh(&ports);
+    wait_peered(&gws, 1);
+    assert_settled(&gws, 1, Duration::from_secs(3));
+    // Both sides chose the same connection: each sees exactly one peer, and at most one of
+    // the two dials survived (connections accepted in all: the two first dials plus at most
+    // a redial of the losing side).
+    let accepted: u64 = gws.iter().map(|g| g.metric("connections_total")).sum();
+    assert!(accepted <= 4, "{accepted} connections for one peering");
+
+    // A real loss: B is killed and comes back on its port; the peering returns.
+    let mut gws = gws;
+    let b = gws.pop().unwrap();
+    b.kill();
+    gws[0].wait_metric("peers_connected", Duration::from_secs(20), |v| v == 0);
+    gws.push(start_member(ports[1], &ports));
+    wait_peered(&gws, 1);
+    assert_settled(&gws, 1, Duration::from_secs(2));
+    for g in gws {
+        assert!(g.terminate(), "clean exit on SIGTERM");
+    }
+}
+
+#[test]
+fn zb63_a_full_mesh_of_four_keeps_one_link_per_pair_and_delivers_once() {
+    let ports = free_ports(4);
+    let gws = mesh(&ports);
+    wait_peered(&gws, 3);
+    assert_settled(&gws, 3, Duration::from_secs(3));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut clients: Vec<Client> = Vec::new();
+        for g in &gws {
+            clients.push(Client::connect(&format!("ws://{}", g.addr)).await.unwrap());
+        }
+        let mut subs: Vec<_> = clients[1..]
+            .iter()
+            .map(|c| c.make_subscriber(["/mesh"]))
+            .collect();
+        for c in &clients[1..] {
+            c.flush().await.unwrap();
+        }
+        // Filters travel through the mesh with no event a client can await: poll the
+        // publisher's view of its peers' subscriptions (ZB-07), with a deadline.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = clients[0].peer_subscriptions().await.unwrap();
+            if s.iter().any(|t| t == "/mesh") && gws[0].metric("reachable_endpoints") == 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "subscriptions never arrived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Every other gateway must have advertised its filter to the publisher's: wait until
+        // each of the three subscribers receives a probe, then count a burst.
+        let mut probe = 0u64;
+        for (i, sub) in subs.iter_mut().enumerate() {
+            loop {
+                probe += 1;
+                clients[0]
+                    .publish("/mesh/probe", Data::Count(probe))
+                    .await
+                    .unwrap();
+                match sub.get_timeout(Duration::from_millis(200)).await.unwrap() {
+                    Some(_) => break,
+                    None => assert!(Instant::now() < deadline, "subscriber {i} never reached"),
+                }
+            }
+        }
+        // Drain the probes, then 100 messages: each subscriber gets each exactly once.
+        for sub in subs.iter_mut() {
+            while let Some((t, _)) = sub.get_timeout(Duration::from_millis(300)).await.unwrap() {
+                assert_eq!(t.as_str(), "/mesh/probe");
+            }
+        }
+        for i in 0..100u64 {
+            clients[0].publish("/mesh/x", Data::Count(i)).await.unwrap();
+        }
+        for (n, sub) in subs.iter_mut().enumerate() {
+            let mut got = Vec::new();
+            while got.len() < 100 {
+                match sub.get_timeout(Duration::from_secs(10)).await.unwrap() {
+                    Some((_, Data::Count(i))) => got.push(i),
+                    other => panic!("subscriber {n}: {other:?} after {} messages", got.len()),
+                }
+            }
+            assert_eq!(got, (0..100).collect::<Vec<_>>(), "subscriber {n}");
+            assert!(
+                sub.get_timeout(Duration::from_millis(300))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "subscriber {n} got a duplicate"
+            );
+        }
+        for c in clients {
+            c.shutdown().await;
+        }
+    });
+    for g in gws {
+        assert!(g.terminate(), "clean exit on SIGTERM");
+    }
+}

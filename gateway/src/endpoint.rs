@@ -462,6 +462,11 @@ impl Endpoint {
                     .saturating_sub(s.stores.masters().len())) as u64,
             ),
             (
+                "peer_seq_windows",
+                "Duplicate-suppression windows kept (one per origin seen from peers).",
+                s.peering.seq_windows() as u64,
+            ),
+            (
                 "reachable_endpoints",
                 "Endpoints reachable through the peer graph.",
                 s.peering.reachable().len() as u64,

@@ -316,6 +316,11 @@ impl Peering {
             .any(|(n, a)| st.reachable.contains(n) && a.masters.iter().any(|m| m == name))
     }
 
+    /// Duplicate-suppression windows held (one per origin seen from peers).
+    pub fn seq_windows(&self) -> usize {
+        self.lock().seen.len()
+    }
+
     /// True while a link to `node` is established.
     fn has_link(&self, node: NodeId) -> bool {
         self.lock().by_node.contains_key(&node)

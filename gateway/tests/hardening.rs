@@ -379,3 +379,107 @@ async fn zb47_a_clone_of_an_unknown_store_fails_at_once_without_peers() {
     client.shutdown().await;
     ep.shutdown().await;
 }
+
+/// A raw peer connection that said hello as endpoint `node`.
+async fn raw_peer(addr: std::net::SocketAddr, node: broker_wasm::NodeId) -> Ws {
+    use broker_wasm::protocol::PeerMsg;
+    use futures_util::SinkExt;
+    let mut ws = raw_ws(
+        addr,
+        "/v1/peer",
+        Some(broker_wasm::protocol::SUBPROTOCOL_BINARY),
+    )
+    .await;
+    let hello = PeerMsg::Hello {
+        endpoint: node,
+        version: gateway::VERSION.into(),
+    };
+    let frame = broker_wasm::protocol::to_binary(&[hello]).unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        frame.into(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+async fn send_peer(ws: &mut Ws, msgs: &[broker_wasm::protocol::PeerMsg]) {
+    use futures_util::SinkExt;
+    let frame = broker_wasm::protocol::to_binary(msgs).unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        frame.into(),
+    ))
+    .await
+    .unwrap();
+}
+
+fn forward(origin: broker_wasm::NodeId, seq: u64, n: u64) -> broker_wasm::protocol::PeerMsg {
+    broker_wasm::protocol::PeerMsg::Forward {
+        origin,
+        seq,
+        ttl: 1,
+        topic: "/forged/x".into(),
+        data: Data::Count(n),
+    }
+}
+
+#[tokio::test]
+async fn zb63_peer_sequence_numbers_cannot_crash_or_silence_an_origin() {
+    let (ep, addr) = endpoint().await;
+    let mut sub = ep.make_subscriber(["/forged"]);
+    let mut status = ep.make_status_subscriber(true);
+    let peer = broker_wasm::NodeId(*uuid::Uuid::new_v4().as_bytes());
+    let mut ws = raw_peer(addr, peer).await;
+    expect_status(&mut status, broker_wasm::StatusCode::PeerAdded).await;
+    let origin = broker_wasm::NodeId(*uuid::Uuid::new_v4().as_bytes());
+    send_peer(
+        &mut ws,
+        &[
+            forward(origin, 1, 1),
+            // Forged far ahead: used to make every later message "too old".
+            forward(origin, 1 << 61, 2),
+            forward(origin, 2, 3),
+            // Used to overflow `seq + WINDOW` (a panic that ended the link).
+            forward(origin, u64::MAX, 99),
+            forward(origin, u64::MAX - 1, 99),
+            forward(origin, 3, 4),
+            forward(origin, 3, 99),
+        ],
+    )
+    .await;
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        match sub.get_timeout(T).await.unwrap() {
+            Some((_, Data::Count(n))) => got.push(n),
+            other => panic!("after {got:?}: {other:?}"),
+        }
+    }
+    assert_eq!(got, vec![1, 2, 3, 4]);
+    assert_eq!(metric(&ep, "peer_seq_resets_total"), 1);
+    assert!(metric(&ep, "errors_total") >= 2);
+
+    // Forwards may name any origin; windows of origins the graph does not show are pruned.
+    for chunk in 0..10u64 {
+        let msgs: Vec<_> = (0..100u64)
+            .map(|i| {
+                forward(
+                    broker_wasm::NodeId(*uuid::Uuid::new_v4().as_bytes()),
+                    1,
+                    1000 + chunk * 100 + i,
+                )
+            })
+            .collect();
+        send_peer(&mut ws, &msgs).await;
+    }
+    let mut n = 0;
+    while n < 1000 {
+        match sub.get_timeout(T).await.unwrap() {
+            Some(_) => n += 1,
+            None => panic!("only {n} of 1000 delivered"),
+        }
+    }
+    let windows = metric(&ep, "peer_seq_windows");
+    assert!(windows <= 64 + 2, "{windows} windows kept");
+    drop(ws);
+    ep.shutdown().await;
+}

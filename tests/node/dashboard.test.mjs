@@ -453,7 +453,7 @@ test("dashboard: ZB-47 a store the token may not read shows the refusal at once"
   await page.evaluate(() => document.getElementById("store-select").add(new Option("secret", "secret")));
   await page.selectOption("#store-select", "secret");
   // Within a few frames, not after retries: the clone is refused for good.
-  await page.waitForFunction(() => /^secret: refused by the gateway: unauthorized/.test(document.getElementById("store-state").textContent), null, { timeout: 3_000 });
+  await page.waitForFunction(() => /^secret: refused by the gateway: unauthorized/.test(document.getElementById("store-state").textContent), null, { timeout: 5_000 });
   assert.equal(await page.evaluate(() => document.getElementById("store-state").classList.contains("error")), true);
   assert.match(await page.textContent("#store-state"), /store_read/);
   await shot(page, "stores-refused");

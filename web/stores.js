@@ -28,6 +28,8 @@ export function setupStores(ctx) {
   let state = "no store open";
   let initial = true; // the first snapshot's inserts are not changes worth a flash
   let error = "";
+  let refused = false; // the gateway refused the clone for good (e.g. unauthorized)
+  let stateShown = false; // the state line shows the current state
   const stat = { changes: 0, rate: 0, windowStart: performance.now(), windowCount: 0 };
 
   function size() {
@@ -145,17 +147,32 @@ export function setupStores(ctx) {
         changed++;
         break;
       case "error":
-        state = `waiting for the master (${c.code})`;
+        // A final refusal (e.g. a token without `store_read`) will not change: say so at once
+        // instead of waiting. Other errors (`no_such_master`) are retried by the clone.
+        refused = c.permanent;
+        state = refused ? `refused by the gateway: ${c.code} (${c.message})` : `waiting for the master (${c.code})`;
+        stateShown = false;
+        dirty = true;
         break;
     }
   }
 
+  function showState() {
+    const el = $("store-state");
+    el.textContent = store ? `${store.name}: ${refused ? state : error || state}` : state;
+    el.classList.toggle("error", Boolean(store && refused));
+    stateShown = true;
+  }
+
   function open(name) {
     if (!name) return;
-    if (store?.name === name) return;
+    // Opening a refused store again asks the gateway again.
+    if (store?.name === name && !refused) return;
     close();
     store = ep.attachClone(name, { resyncInterval: 1 });
     state = "attaching…";
+    refused = false;
+    stateShown = false;
     initial = true;
     off = store.onChange(onChange);
     changedAt.clear();
@@ -172,6 +189,8 @@ export function setupStores(ctx) {
     store = null;
     keys = null;
     state = "no store open";
+    refused = false;
+    stateShown = false;
     dirty = true;
   }
 
@@ -242,7 +261,7 @@ export function setupStores(ctx) {
       if (!store) {
         if (dirty && ctx.currentView() === "stores") {
           list.update();
-          $("store-state").textContent = state;
+          showState();
           $("store-stats").textContent = "–";
           dirty = false;
         }
@@ -263,6 +282,7 @@ export function setupStores(ctx) {
         dirty = true;
       }
       const tick = now - lastTick > 500; // expiries count down, flashes end
+      if (!stateShown) showState();
       if (dirty || tick || now < flashUntil) {
         list.update();
         dirty = false;
@@ -270,7 +290,7 @@ export function setupStores(ctx) {
           lastTick = now;
           for (const [k, t] of changedAt) if (now - t > FLASH_MS * 2) changedAt.delete(k);
           const n = size();
-          $("store-state").textContent = `${store.name}: ${error || state}`;
+          showState();
           $("store-stats").textContent = `${n} ${keys ? "matching" : "keys"} · ${stat.rate} changes/s`;
           $("store-table").setAttribute("aria-rowcount", String(n + 1));
         }

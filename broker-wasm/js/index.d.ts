@@ -130,8 +130,11 @@ export type StoreChange =
   | { type: "reset" }
   /** A snapshot was applied: the clone is in sync. */
   | { type: "synced" }
-  /** Attaching failed (e.g. `no_such_master`); retried every resync interval. */
-  | { type: "error"; code: string; message: string };
+  /**
+   * Attaching failed or the master was lost. Not `permanent` (e.g. `no_such_master`): retried
+   * every resync interval. `permanent` (e.g. `unauthorized`): a final refusal, no more attempts.
+   */
+  | { type: "error"; code: string; message: string; permanent: boolean };
 
 /** Broker's clone parameters (ZB-47), in seconds. */
 export interface CloneOptions {
@@ -163,7 +166,12 @@ export class Store {
   readonly size: number;
   /** Live view of the keys. */
   readonly keys: KeysView;
-  /** Resolves once the first snapshot arrived. */
+  /** The gateway's final refusal of this clone (e.g. `unauthorized`), or undefined. */
+  readonly refusal: BrokerError | undefined;
+  /**
+   * Resolves once the first snapshot arrived; rejects with `request_timeout` after
+   * `timeoutMs`, or at once with the refusal's code if the gateway refused the clone for good.
+   */
   ready(timeoutMs?: number): Promise<Store>;
   get(key: BrokerValue): BrokerValue | undefined;
   has(key: BrokerValue): boolean;

@@ -51,12 +51,24 @@ pub enum Event {
         reset: bool,
         synced: bool,
     },
-    /// A clone could not attach (e.g. `no_such_master`); it tries again after its
-    /// resync interval.
+    /// A clone could not attach, or lost its master. Unless `permanent`, it tries again
+    /// after its resync interval (e.g. `no_such_master`: a master may still appear). A
+    /// `permanent` refusal (see [`is_final_refusal`]) will not change: the clone stopped
+    /// trying, keeps the error ([`ClientCore::clone_refusal`]) and reads fail with it.
     StoreError {
         store: String,
         error: ErrorInfo,
+        permanent: bool,
     },
+}
+
+/// Whether the gateway's refusal to attach a clone is final: asking again cannot succeed.
+/// `unauthorized` (the connection's grants do not change while it lasts) and `invalid_data`
+/// (the gateway rejects the store's name) are; `no_such_master` is not (the gateway looks for
+/// the master on its peers, and one may appear later), nor are a lost connection
+/// (`shutting_down`) or a full feed (`unspecified`).
+pub fn is_final_refusal(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::Unauthorized | ErrorCode::InvalidData)
 }
 
 /// The documented clone parameters of Broker (ZB-47), in milliseconds.
@@ -90,6 +102,8 @@ struct CloneState {
     retry_at: Option<f64>,
     /// Whether the application wants [`Change`]s (computing them costs time on big stores).
     changes: bool,
+    /// The gateway refused the attach for good ([`is_final_refusal`]): no more attempts.
+    refused: Option<ErrorInfo>,
 }
 
 fn store_error(code: ErrorCode, context: impl Into<String>) -> ErrorInfo {
@@ -211,7 +225,13 @@ impl ClientCore {
         self.outbox = first;
         // Clones attach again: the snapshot brings them up to date (and tells a restarted
         // master apart by its identity). Buffered writes go out after the hello, in order.
-        let names: Vec<String> = self.clones.keys().cloned().collect();
+        // Clones refused for good stay refused.
+        let names: Vec<String> = self
+            .clones
+            .iter()
+            .filter(|(_, c)| c.refused.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in names {
             self.send_attach(&name);
         }
@@ -376,6 +396,7 @@ impl ClientCore {
                 disconnected_since: (self.state != State::Open).then_some(self.now_ms),
                 retry_at: None,
                 changes: true,
+                refused: None,
             },
         );
         if self.state != State::Closed {
@@ -412,12 +433,16 @@ impl ClientCore {
     }
 
     /// The replica of a clone, if it may be read now (ZB-47, ZB-55): `stale_data` before the
-    /// first snapshot and once the connection has been gone longer than the stale interval.
+    /// first snapshot and once the connection has been gone longer than the stale interval;
+    /// the refusal itself (e.g. `unauthorized`) if the gateway refused the clone for good.
     pub fn clone_replica(&self, store: &str) -> Result<&Replica, ErrorInfo> {
         let c = self
             .clones
             .get(store)
             .ok_or_else(|| store_error(ErrorCode::NoSuchMaster, format!("no clone of {store}")))?;
+        if let Some(e) = &c.refused {
+            return Err(e.clone());
+        }
         if c.replica.master().is_none() {
             return Err(store_error(
                 ErrorCode::StaleData,
@@ -434,6 +459,13 @@ impl ClientCore {
             }
         }
         Ok(&c.replica)
+    }
+
+    /// Why the gateway refused the clone of `store` for good ([`is_final_refusal`]), if it
+    /// did. Such a clone does not try again (not after a reconnect either); attach it anew to
+    /// retry.
+    pub fn clone_refusal(&self, store: &str) -> Option<&ErrorInfo> {
+        self.clones.get(store)?.refused.as_ref()
     }
 
     /// One entry of a clone (local read).
@@ -531,12 +563,22 @@ impl ClientCore {
         let Err(f) = result else { return None };
         let now = self.now_ms;
         let c = self.clones.get_mut(&store)?;
-        c.retry_at = Some(now + c.opts.resync_interval_ms.max(0.0));
         let error = match f {
             Failure::Broker(e) => e,
             Failure::Namespace { context, .. } => store_error(ErrorCode::Unspecified, context),
         };
-        Some(Event::StoreError { store, error })
+        let permanent = is_final_refusal(error.code);
+        if permanent {
+            c.retry_at = None;
+            c.refused = Some(error.clone());
+        } else {
+            c.retry_at = Some(now + c.opts.resync_interval_ms.max(0.0));
+        }
+        Some(Event::StoreError {
+            store,
+            error,
+            permanent,
+        })
     }
 
     /// Queues a ping; the gateway answers after everything sent before ([`Event::Pong`]).
@@ -702,6 +744,7 @@ impl ClientCore {
                                 ErrorCode::NoSuchMaster,
                                 "the gateway lost the store's master; reading from the cache",
                             ),
+                            permanent: false,
                         });
                     }
                 }
@@ -926,6 +969,102 @@ mod tests {
             sent(c.take_frame().unwrap()),
             vec![ClientMsg::Pong { nonce: 9 }]
         );
+    }
+
+    /// The id of the attach request for `store` in a frame the client sent.
+    fn attach_id(msgs: &[ClientMsg], store: &str) -> Option<u64> {
+        msgs.iter().find_map(|m| match m {
+            ClientMsg::Request {
+                id,
+                request: Request::AttachClone { store: s },
+            } if s == store => Some(*id),
+            _ => None,
+        })
+    }
+
+    fn refuse(id: u64, code: ErrorCode) -> ServerMsg {
+        ServerMsg::Response {
+            id,
+            result: Err(Failure::Broker(ErrorInfo {
+                code,
+                context: "refused".into(),
+            })),
+        }
+    }
+
+    #[test]
+    fn zb47_a_final_refusal_stops_the_clone_other_failures_retry() {
+        let mut c = ClientCore::new(Encoding::Binary, "t");
+        c.on_open();
+        c.on_frame(&server(&[welcome()])).unwrap();
+        let _ = c.take_frame();
+        let opts = CloneOptions {
+            resync_interval_ms: 100.0,
+            ..CloneOptions::default()
+        };
+        c.attach_clone("secret", opts);
+        c.attach_clone("bad\u{1}name", opts);
+        c.attach_clone("later", opts);
+        let out = sent(c.take_frame().unwrap());
+        let ev = c
+            .on_frame(&server(&[
+                refuse(attach_id(&out, "secret").unwrap(), ErrorCode::Unauthorized),
+                refuse(
+                    attach_id(&out, "bad\u{1}name").unwrap(),
+                    ErrorCode::InvalidData,
+                ),
+                refuse(attach_id(&out, "later").unwrap(), ErrorCode::NoSuchMaster),
+            ]))
+            .unwrap();
+        let permanent: Vec<(&str, ErrorCode, bool)> = ev
+            .iter()
+            .map(|e| match e {
+                Event::StoreError {
+                    store,
+                    error,
+                    permanent,
+                } => (store.as_str(), error.code, *permanent),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            permanent,
+            vec![
+                ("secret", ErrorCode::Unauthorized, true),
+                ("bad\u{1}name", ErrorCode::InvalidData, true),
+                ("later", ErrorCode::NoSuchMaster, false),
+            ]
+        );
+        // The refusal is kept and is what reads fail with; no_such_master is not a refusal.
+        assert_eq!(
+            c.clone_refusal("secret").map(|e| e.code),
+            Some(ErrorCode::Unauthorized)
+        );
+        assert_eq!(
+            c.clone_get("secret", &Data::Count(1)).unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
+        assert_eq!(c.clone_refusal("later"), None);
+        assert_eq!(
+            c.clone_get("later", &Data::Count(1)).unwrap_err().code,
+            ErrorCode::StaleData
+        );
+        // Only the clone without a master tries again, on its timer and after a reconnect.
+        let retry = c.tick(200.0);
+        assert!(retry.is_empty());
+        let out = sent(c.take_frame().unwrap());
+        assert!(attach_id(&out, "later").is_some());
+        assert_eq!(attach_id(&out, "secret"), None);
+        assert_eq!(attach_id(&out, "bad\u{1}name"), None);
+        c.on_close();
+        c.on_open();
+        let out = sent(c.take_frame().unwrap());
+        assert!(attach_id(&out, "later").is_some());
+        assert_eq!(attach_id(&out, "secret"), None);
+        // Attaching anew clears the refusal and asks again.
+        c.attach_clone("secret", opts);
+        assert_eq!(c.clone_refusal("secret"), None);
+        assert!(attach_id(&sent(c.take_frame().unwrap()), "secret").is_some());
     }
 
     #[test]

@@ -261,7 +261,7 @@ impl Inner {
                         });
                     }
                 }
-                Event::StoreError { store, error } => {
+                Event::StoreError { store, error, .. } => {
                     if let Some(tx) = lock(&self.clones).get(&store) {
                         let _ = tx.send(CloneEvent::Error(error));
                     }

@@ -6,8 +6,9 @@ mod common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use broker_wasm::client::CloneOptions;
 use broker_wasm::dbr::DbrCode;
 use broker_wasm::protocol::{Backend, Encoding};
 use broker_wasm::{Data, ErrorCode};
@@ -180,6 +181,64 @@ async fn store_grants_separate_read_write_and_master() {
         admin.store("shared").get("k").await.unwrap(),
         Data::Count(5)
     );
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn zb47_a_clone_without_store_read_is_refused_at_once_for_good() {
+    let (ep, addr) = secured().await;
+    let admin = connect(addr, Some(ADMIN)).await.unwrap();
+    admin
+        .attach_master("private", Backend::Memory, Data::None)
+        .await
+        .unwrap();
+    let reader = connect(addr, Some(READER)).await.unwrap();
+    let opts = CloneOptions {
+        resync_interval_ms: 100.0,
+        ..CloneOptions::default()
+    };
+    let mut clone = reader.attach_clone("private", opts);
+    // `synced` may wait a minute; the refusal must end it long before the test's deadline.
+    let long = Duration::from_secs(60);
+    let e = tokio::time::timeout(T, clone.synced(long))
+        .await
+        .expect("the refusal ends the wait at once")
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unauthorized);
+    assert!(e.context.contains("store_read"), "{}", e.context);
+    assert_eq!(
+        clone.refusal().map(|e| e.code),
+        Some(ErrorCode::Unauthorized)
+    );
+    // Every later wait fails at once too; reads fail with the refusal, not stale_data.
+    let e = tokio::time::timeout(T, clone.synced(long))
+        .await
+        .expect("a later wait fails at once")
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unauthorized);
+    assert_eq!(
+        clone.get(&"k".into()).unwrap_err().code,
+        ErrorCode::Unauthorized
+    );
+    let idle = tokio::time::timeout(T, clone.await_idle(long)).await;
+    assert_eq!(idle, Ok(false), "await_idle gives up at once");
+
+    // A name the gateway rejects is final too.
+    let mut bad = admin.attach_clone("bad\u{1}name", opts);
+    let e = tokio::time::timeout(T, bad.synced(long))
+        .await
+        .expect("the refusal ends the wait at once")
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidData);
+
+    // A readable store on the same connection still syncs.
+    admin
+        .attach_master("shared", Backend::Memory, Data::None)
+        .await
+        .unwrap();
+    let mut shared = reader.attach_clone("shared", opts);
+    shared.synced(T).await.unwrap();
+    assert_eq!(shared.refusal(), None);
     ep.shutdown().await;
 }
 

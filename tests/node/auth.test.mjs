@@ -1,6 +1,7 @@
 // Tokens from JS (hardening): the token option of Endpoint goes in the hello; a refused token
 // rejects peer() with `unauthorized` at once (no retries); denied operations fail with
-// `unauthorized` (namespaces: DB-32 DBR_ERR_NOAUTH) and change nothing.
+// `unauthorized` (namespaces: DB-32 DBR_ERR_NOAUTH) and change nothing; a clone the token may
+// not read is refused for good, and its ready() rejects at once.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -28,7 +29,7 @@ writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
 }));
 
 async function gateway() {
-  const g = await startGateway(["--auth-file", path.join(dir, "auth.json"), "--memory-store", "s", "--data-dir", dir]);
+  const g = await startGateway(["--auth-file", path.join(dir, "auth.json"), "--memory-store", "s", "--memory-store", "secret", "--data-dir", dir]);
   gateways.push(g);
   return g;
 }
@@ -89,4 +90,42 @@ test("grants limit publish, subscribe, stores and namespaces", async () => {
   await assert.rejects(wjobs.get("t"), (err) => err instanceof DbrError && err.code === "DBR_ERR_NOAUTH");
   assert.equal(await jobs.get("t"), "v");
   for (const ep of [admin, writer]) ep.shutdown();
+});
+
+test("ZB-47: a clone without store_read rejects ready() at once with unauthorized, on every call", { timeout: 10_000 }, async (t) => {
+  const g = await gateway();
+  const writer = await connected(g, WRITER);
+  t.after(() => writer.shutdown());
+  const clone = writer.attachClone("secret", { resyncInterval: 0.1 });
+  const errors = [];
+  clone.onChange((c) => {
+    if (c.type === "error") errors.push(c);
+  });
+  // ready's own timeout is twice the test's: only a refusal that arrives at once passes.
+  const started = Date.now();
+  await assert.rejects(clone.ready(20_000), (e) => {
+    assert.ok(e instanceof BrokerError);
+    assert.equal(e.code, "unauthorized");
+    assert.match(e.message, /store_read/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 5_000, `refused after ${Date.now() - started} ms`);
+  assert.deepEqual(errors.map((e) => [e.code, e.permanent]), [["unauthorized", true]]);
+  assert.equal(clone.refusal?.code, "unauthorized");
+  // Later calls reject at once too, and reads fail with the refusal, not stale_data.
+  await assert.rejects(clone.ready(20_000), (e) => e instanceof BrokerError && e.code === "unauthorized");
+  assert.throws(() => clone.get("k"), (e) => e instanceof BrokerError && e.code === "unauthorized");
+  assert.equal(await clone.awaitIdle(20_000), false);
+  // The store the token may read still works on the same connection.
+  const s = writer.attachClone("s");
+  assert.equal((await s.ready(5_000)).refusal, undefined);
+});
+
+test("ZB-47: a store name the gateway rejects is a final refusal too (invalid_data)", { timeout: 10_000 }, async (t) => {
+  const g = await gateway();
+  const admin = await connected(g, ADMIN);
+  t.after(() => admin.shutdown());
+  const clone = admin.attachClone("bad\u0001name");
+  await assert.rejects(clone.ready(20_000), (e) => e instanceof BrokerError && e.code === "invalid_data");
+  assert.equal(clone.refusal?.code, "invalid_data");
 });

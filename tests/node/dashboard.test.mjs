@@ -429,6 +429,41 @@ test("dashboard with authentication: refused without a token, connected with ?to
   await page.close();
 });
 
+test("dashboard: ZB-47 a store the token may not read shows the refusal at once", async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(path.join(tmpdir(), "broker-dash-refusal-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const token = "dashboard-token-0123456789";
+  writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
+    tokens: [{ name: "dashboard", token, grants: { subscribe: [""], store_read: ["inventory"] } }],
+  }));
+  const g = await gateway(["--auth-file", path.join(dir, "auth.json"), "--data-dir", dir, "--memory-store", "inventory", "--memory-store", "secret"]);
+  const page = await browser.newPage();
+  t.after(() => page.close());
+  const problems = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(m.text());
+  });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  await page.goto(`${g.http}/?token=${token}#stores`);
+  await page.waitForFunction(() => document.body.dataset.conn === "connected", null, T);
+  await page.waitForFunction(() => [...document.querySelectorAll("#store-select option")].some((o) => o.value === "inventory"), null, T);
+  // The list only offers readable stores; a name known from elsewhere is picked by hand.
+  await page.evaluate(() => document.getElementById("store-select").add(new Option("secret", "secret")));
+  await page.selectOption("#store-select", "secret");
+  // Within a few frames, not after retries: the clone is refused for good.
+  await page.waitForFunction(() => /^secret: refused by the gateway: unauthorized/.test(document.getElementById("store-state").textContent), null, { timeout: 5_000 });
+  assert.equal(await page.evaluate(() => document.getElementById("store-state").classList.contains("error")), true);
+  assert.match(await page.textContent("#store-state"), /store_read/);
+  await shot(page, "stores-refused");
+  // A readable store opens as before.
+  await page.selectOption("#store-select", "inventory");
+  await page.waitForFunction(() => /^inventory: in sync/.test(document.getElementById("store-state").textContent), null, T);
+  assert.equal(await page.evaluate(() => document.getElementById("store-state").classList.contains("error")), false);
+  assert.deepEqual(problems, []);
+});
+
 async function waitFor(cond, ms = 10_000) {
   const end = Date.now() + ms;
   while (!cond()) {

@@ -74,20 +74,34 @@ export function createStoreApi({ BrokerError, asBrokerError }) {
     }
 
     /**
+     * The gateway's final refusal of this clone (a `BrokerError`, e.g. `unauthorized` when
+     * the token lacks `store_read`, `invalid_data` for a name it rejects), or `undefined`.
+     * A refused clone does not try again; `detach()` and attach anew to retry.
+     */
+    get refusal() {
+      const e = this._endpoint._core.cloneRefusal(this.name);
+      return e ? asBrokerError(e) : undefined;
+    }
+
+    /**
      * Resolves once the clone has its first snapshot (at once if it has). Rejects with
      * `request_timeout` after `timeoutMs`; failed attaches (`no_such_master`) are retried
-     * meanwhile every resync interval.
+     * meanwhile every resync interval. A final refusal (see `refusal`) rejects at once with
+     * its own code (e.g. `unauthorized`), also on every later call.
      */
     ready(timeoutMs = 10_000) {
+      const refused = this.refusal;
+      if (refused) return Promise.reject(refused);
       if (this.synced) return Promise.resolve(this);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           this._readyWaiters = this._readyWaiters.filter((w) => w !== waiter);
           reject(new BrokerError("request_timeout", `clone of ${this.name} not in sync within ${timeoutMs} ms`));
         }, timeoutMs);
-        const waiter = () => {
+        const waiter = (error) => {
           clearTimeout(timer);
-          resolve(this);
+          if (error) reject(error);
+          else resolve(this);
         };
         this._readyWaiters.push(waiter);
       });
@@ -222,6 +236,7 @@ export function createStoreApi({ BrokerError, asBrokerError }) {
           return false;
         }
         if (ep._core.cloneIdle(this.name)) return true;
+        if (ep._core.cloneRefusal(this.name)) return false;
         try {
           await withTimeout(activity, deadline - Date.now());
         } catch {
@@ -235,7 +250,9 @@ export function createStoreApi({ BrokerError, asBrokerError }) {
      * Calls `listener(change)` for every change: `{type: "insert", key, value, expiry}`,
      * `{type: "update", key, old, value, expiry}`, `{type: "erase", key}`,
      * `{type: "expire", key}`, plus `{type: "reset"}` before the difference to a restarted
-     * master's state and `{type: "synced"}` after each snapshot. Changes are computed only
+     * master's state, `{type: "synced"}` after each snapshot and
+     * `{type: "error", code, message, permanent}` when an attach failed or the master was lost
+     * (`permanent`: a final refusal, the clone stopped trying). Changes are computed only
      * while a listener or iterator exists. Returns an unsubscribe function.
      */
     onChange(listener) {
@@ -319,7 +336,11 @@ export function createStoreApi({ BrokerError, asBrokerError }) {
 
     _onEvent(e) {
       if (e.type === "storeError") {
-        this._emit({ type: "error", code: e.code, message: e.context });
+        this._emit({ type: "error", code: e.code, message: e.context, permanent: e.permanent });
+        if (e.permanent) {
+          const error = new BrokerError(e.code, e.context);
+          for (const w of this._readyWaiters.splice(0)) w(error);
+        }
         return;
       }
       if (e.reset) this._emit({ type: "reset" });

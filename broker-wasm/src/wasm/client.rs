@@ -166,11 +166,16 @@ fn event_js(e: Event) -> JsValue {
             ("reset", reset.into()),
             ("synced", synced.into()),
         ]),
-        Event::StoreError { store, error } => obj(&[
+        Event::StoreError {
+            store,
+            error,
+            permanent,
+        } => obj(&[
             ("type", with_key("storeError", JsValue::clone)),
             ("store", JsValue::from_str(&store)),
             ("code", JsValue::from_str(error.code.name())),
             ("context", JsValue::from_str(&error.context)),
+            ("permanent", permanent.into()),
         ]),
     }
 }
@@ -736,6 +741,16 @@ impl WasmClient {
     #[wasm_bindgen(js_name = cloneIdle)]
     pub fn clone_idle(&self, store: &str) -> bool {
         self.core.clone_idle(store)
+    }
+
+    /// Why the gateway refused the clone for good (an error with `code` and `message`), or
+    /// undefined: such a clone does not try again.
+    #[wasm_bindgen(js_name = cloneRefusal)]
+    pub fn clone_refusal(&self, store: &str) -> JsValue {
+        match self.core.clone_refusal(store) {
+            Some(e) => store_err(e.clone()),
+            None => JsValue::UNDEFINED,
+        }
     }
 
     #[wasm_bindgen(js_name = cloneSynced)]

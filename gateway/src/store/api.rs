@@ -309,8 +309,9 @@ pub enum CloneEvent {
         reset: bool,
         synced: bool,
     },
-    /// Attaching failed (e.g. `no_such_master`); the clone tries again after its resync
-    /// interval.
+    /// Attaching failed, or the master was lost. After `no_such_master` the clone tries again
+    /// after its resync interval; after a final refusal (`unauthorized`, `invalid_data`: see
+    /// [`CloneStore::refusal`]) it does not.
     Error(StoreError),
 }
 
@@ -361,19 +362,34 @@ impl CloneStore {
         self.len() == 0
     }
 
+    /// Why the gateway refused this clone for good (e.g. `unauthorized`: the token lacks
+    /// `store_read`), if it did. Such a clone does not try again; [`Client::attach_clone`]
+    /// anew to retry.
+    pub fn refusal(&self) -> Option<StoreError> {
+        self.client
+            .with_core(|c| c.clone_refusal(&self.name).cloned())
+    }
+
     /// The next event, or `None` once the client closed.
     pub async fn next_event(&mut self) -> Option<CloneEvent> {
         self.events.recv().await
     }
 
-    /// Waits until the clone is in sync with its master, at most `timeout`.
+    /// Waits until the clone is in sync with its master, at most `timeout` (then
+    /// `request_timeout`). A final refusal (see [`CloneStore::refusal`]) fails at once with its
+    /// own code, also when it came before this call.
     pub async fn synced(&mut self, timeout: Duration) -> Result<(), StoreError> {
         let wait = async {
             loop {
-                if self.client.with_core(|c| {
-                    c.clone_replica(&self.name)
-                        .is_ok_and(broker_wasm::store::Replica::is_synced)
-                }) {
+                let state = self
+                    .client
+                    .with_core(|c| match c.clone_refusal(&self.name) {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(c
+                            .clone_replica(&self.name)
+                            .is_ok_and(broker_wasm::store::Replica::is_synced)),
+                    });
+                if state? {
                     return Ok(());
                 }
                 match self.events.recv().await {
@@ -407,8 +423,10 @@ impl CloneStore {
                     return false;
                 }
                 let activity = client.activity();
-                if client.with_core(|c| c.clone_idle(&name)) {
-                    return true;
+                let (idle, refused) =
+                    client.with_core(|c| (c.clone_idle(&name), c.clone_refusal(&name).is_some()));
+                if idle || refused {
+                    return idle;
                 }
                 activity.await;
             }

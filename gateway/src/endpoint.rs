@@ -6,20 +6,19 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use broker_wasm::protocol::{
-    Backend, EndpointInfo, ErrorInfo, NetworkInfo, PeerInfo, Publish, Status,
-};
+use broker_wasm::protocol::{Backend, PeerInfo, Publish};
 use broker_wasm::topic::validate_user_topic;
-use broker_wasm::{Data, ErrorCode, NodeId, StatusCode};
+use broker_wasm::{Data, ErrorCode, NodeId};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::hub::{Exclude, Hub, Sink, StatusEvent, StatusSink};
+use crate::hub::{Exclude, Hub, Sink, StatusSink};
 use crate::metrics::Metrics;
 use crate::peering::{self, PeerError, Peering};
+use crate::state::Shared;
 use crate::store::{Store, StoreError, Stores};
 use crate::subscriber::{Control, StatusSubscriber, Subscriber};
 
@@ -45,88 +44,6 @@ impl EndpointError {
             EndpointError::Peer(p) => p.code(),
             EndpointError::Listen(..) => ErrorCode::CannotOpenResource,
             EndpointError::Config(_) => ErrorCode::CannotOpenFile,
-        }
-    }
-}
-
-/// State shared by every task of one endpoint.
-#[derive(Debug)]
-pub struct Shared {
-    pub id: NodeId,
-    pub config: Config,
-    pub hub: Hub,
-    pub metrics: Arc<Metrics>,
-    pub peering: Peering,
-    /// Master stores and relays (ZB-44..62).
-    pub stores: Stores,
-    /// Cancelled once, at shutdown; every task watches a child of it.
-    pub shutdown: CancellationToken,
-    pub tasks: TaskTracker,
-    /// Open WebSocket connections (clients and peers), for the connection limit.
-    pub connections: AtomicUsize,
-    /// Open WebSocket connections per remote address, for the per-address limit.
-    pub(crate) per_address: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-    listening: Mutex<Vec<SocketAddr>>,
-    /// Data Broker namespaces (DB-01..25).
-    pub namespaces: crate::namespace::Namespaces,
-    /// Tokens and grants; open access unless configured.
-    pub auth: crate::auth::Auth,
-    /// TLS for every listener, when configured.
-    tls: Option<Arc<rustls::ServerConfig>>,
-    /// TLS for outgoing peerings (`--peer-ca`), when configured.
-    pub(crate) peer_tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl Shared {
-    pub(crate) fn emit_status(
-        &self,
-        code: StatusCode,
-        node: Option<NodeId>,
-        network: Option<NetworkInfo>,
-        message: &str,
-    ) {
-        tracing::debug!(?code, ?node, message, "status");
-        self.hub.emit(StatusEvent::Status(Status {
-            code,
-            endpoint: Some(EndpointInfo { node, network }),
-            message: message.into(),
-        }));
-    }
-
-    pub(crate) fn emit_error(&self, code: ErrorCode, context: impl Into<String>) {
-        let context = context.into();
-        tracing::debug!(?code, context, "error");
-        self.hub
-            .emit(StatusEvent::Error(ErrorInfo { code, context }));
-    }
-
-    /// Called after any subscription change: re-advertise the filter to peers if it changed.
-    pub(crate) fn filter_changed(&self) {
-        self.peering.set_local_filter(self, self.hub.filter());
-    }
-
-    /// A message from a client (or the API) entering this endpoint: local consumers, then the
-    /// peer graph.
-    pub(crate) fn dispatch(&self, publish: &Publish, raw: Option<&[u8]>, exclude: Exclude) {
-        self.hub.route(publish, raw, exclude);
-        self.peering.originate(publish);
-    }
-}
-
-impl Control for Shared {
-    fn add_topics(&self, id: u64, topics: &[String]) {
-        if self.hub.subscribe(id, topics) {
-            self.filter_changed();
-        }
-    }
-    fn remove_topics(&self, id: u64, topics: &[String]) {
-        if self.hub.unsubscribe(id, topics) {
-            self.filter_changed();
-        }
-    }
-    fn close(&self, id: u64) {
-        if self.hub.unregister(id) {
-            self.filter_changed();
         }
     }
 }

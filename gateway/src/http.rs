@@ -17,7 +17,8 @@ use serde::Serialize;
 use tower_http::services::ServeDir;
 
 use crate::metrics::Metrics;
-use crate::{Endpoint, Shared};
+use crate::state::Slot;
+use crate::Endpoint;
 
 /// Path of the native protocol for clients.
 pub const CLIENT_PATH: &str = "/v1/broker";
@@ -45,30 +46,6 @@ async fn metrics(State(ep): State<Endpoint>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         ep.metrics_text(),
     )
-}
-
-/// A reserved connection slot (total and per remote address), released when dropped: when
-/// the connection ends, and also when the WebSocket upgrade never completes.
-pub(crate) struct Slot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.shared.connections.fetch_sub(1, Relaxed);
-        let mut per = self
-            .shared
-            .per_address
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// Reserves a connection slot; `None` (and counted) when a limit is reached.

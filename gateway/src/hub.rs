@@ -340,6 +340,32 @@ impl Hub {
         }
     }
 
+    /// Emits a status event (ZB-20, ZB-23) about `node`.
+    pub(crate) fn status(
+        &self,
+        code: broker_wasm::StatusCode,
+        node: Option<broker_wasm::NodeId>,
+        network: Option<broker_wasm::protocol::NetworkInfo>,
+        message: &str,
+    ) {
+        tracing::debug!(?code, ?node, message, "status");
+        self.emit(StatusEvent::Status(broker_wasm::protocol::Status {
+            code,
+            endpoint: Some(broker_wasm::protocol::EndpointInfo { node, network }),
+            message: message.into(),
+        }));
+    }
+
+    /// Emits an error event (ZB-22).
+    pub(crate) fn error(&self, code: broker_wasm::ErrorCode, context: impl Into<String>) {
+        let context = context.into();
+        tracing::debug!(?code, context, "error");
+        self.emit(StatusEvent::Error(broker_wasm::protocol::ErrorInfo {
+            code,
+            context,
+        }));
+    }
+
     /// Sends a status or error to the status subscribers (ZB-20).
     pub fn emit(&self, event: StatusEvent) {
         let inner = self.read();

@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::config::Config;
-use crate::endpoint::Shared;
 use crate::metrics::Metrics;
+use crate::state::Shared;
 
 /// How long a closing connection's writer may take to flush before it is abandoned (when no
 /// shorter idle timeout is configured): a client that stopped reading must not hold its

@@ -33,6 +33,7 @@ pub mod namespace;
 pub mod namespace_client;
 pub mod peering;
 mod session;
+mod state;
 pub mod store;
 pub mod subscriber;
 pub mod tls;
@@ -40,8 +41,9 @@ mod zeek_ws;
 
 pub use client::Client;
 pub use config::{Config, SlowConsumerPolicy};
-pub use endpoint::{Endpoint, EndpointError, Shared};
+pub use endpoint::{Endpoint, EndpointError};
 pub use hub::StatusEvent;
+pub use state::Shared;
 pub use store::{CloneEvent, CloneStore, Store, StoreError};
 pub use subscriber::{Closed, StatusSubscriber, Subscriber};
 

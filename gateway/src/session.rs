@@ -18,10 +18,10 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::endpoint::Shared;
 use crate::hub::{encode_server_msg, frame_of, Exclude, Sink, StatusSink};
 use crate::metrics::Metrics;
 use crate::namespace::{self, Outcome};
+use crate::state::Shared;
 use crate::subscriber::Control;
 
 /// How long a client may take to send its Hello.
@@ -547,7 +547,7 @@ pub(crate) async fn run(
     socket: WebSocket,
     encoding: Encoding,
     remote: SocketAddr,
-    slot: crate::http::Slot,
+    slot: crate::state::Slot,
     upgrade_token: Option<String>,
 ) {
     let (mut ws_tx, mut ws_rx) = socket.split();

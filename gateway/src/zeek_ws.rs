@@ -16,10 +16,10 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::endpoint::Shared;
 use crate::hub::{Exclude, Sink};
 use crate::metrics::Metrics;
 use crate::session::{next_incoming, throttle, ByteRate, Incoming, RateLimit};
+use crate::state::Shared;
 use crate::subscriber::Control;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +36,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     socket: WebSocket,
     remote: SocketAddr,
-    _slot: crate::http::Slot,
+    _slot: crate::state::Slot,
     who: Arc<crate::auth::Identity>,
 ) {
     let (mut ws_tx, mut ws_rx) = socket.split();

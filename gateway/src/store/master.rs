@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::sqlite::{Job, Write, Writer};
 use super::{error, Cmd, Feed, FeedItem, Reply, StoreError, StoreHandle, CHUNK, TICK};
-use crate::endpoint::Shared;
+use crate::state::Shared;
 
 /// The endpoint clock in nanoseconds since the epoch.
 pub(crate) fn now() -> Timestamp {

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::endpoint::Shared;
+use crate::state::Shared;
 
 pub use api::{CloneEvent, CloneStore, Store};
 pub use broker_wasm::store::StoreError;

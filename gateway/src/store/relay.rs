@@ -17,7 +17,7 @@ use broker_wasm::{ErrorCode, NodeId};
 use tokio::sync::mpsc;
 
 use super::{encode_peer, error, Cmd, Feed, FeedItem, Reply, StoreHandle, CHUNK};
-use crate::endpoint::Shared;
+use crate::state::Shared;
 
 /// How often a relay without a master asks its peers again.
 const RETRY: Duration = Duration::from_secs(1);

@@ -1,0 +1,119 @@
+//! The state every task of one endpoint holds: configuration, the hub, peering, stores,
+//! namespaces, auth, the shutdown token and task tracker, and connection slots.
+//!
+//! Layer: above the hub, peering table, stores and namespaces (it holds them); below the
+//! connection handlers, the link driver and dialer, the HTTP layer and [`crate::Endpoint`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use broker_wasm::protocol::{NetworkInfo, Publish};
+use broker_wasm::{ErrorCode, NodeId, StatusCode};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::hub::{Exclude, Hub};
+use crate::metrics::Metrics;
+use crate::peering::Peering;
+use crate::store::Stores;
+use crate::subscriber::Control;
+
+/// State shared by every task of one endpoint.
+#[derive(Debug)]
+pub struct Shared {
+    pub id: NodeId,
+    pub config: Config,
+    pub hub: Hub,
+    pub metrics: Arc<Metrics>,
+    pub peering: Peering,
+    /// Master stores and relays (ZB-44..62).
+    pub stores: Stores,
+    /// Cancelled once, at shutdown; every task watches a child of it.
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+    /// Open WebSocket connections (clients and peers), for the connection limit.
+    pub connections: AtomicUsize,
+    /// Open WebSocket connections per remote address, for the per-address limit.
+    pub(crate) per_address: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    pub(crate) listening: Mutex<Vec<SocketAddr>>,
+    /// Data Broker namespaces (DB-01..25).
+    pub namespaces: crate::namespace::Namespaces,
+    /// Tokens and grants; open access unless configured.
+    pub auth: crate::auth::Auth,
+    /// TLS for every listener, when configured.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS for outgoing peerings (`--peer-ca`), when configured.
+    pub(crate) peer_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Shared {
+    pub(crate) fn emit_status(
+        &self,
+        code: StatusCode,
+        node: Option<NodeId>,
+        network: Option<NetworkInfo>,
+        message: &str,
+    ) {
+        self.hub.status(code, node, network, message);
+    }
+
+    pub(crate) fn emit_error(&self, code: ErrorCode, context: impl Into<String>) {
+        self.hub.error(code, context);
+    }
+
+    /// Called after any subscription change: re-advertise the filter to peers if it changed.
+    pub(crate) fn filter_changed(&self) {
+        self.peering.set_local_filter(self, self.hub.filter());
+    }
+
+    /// A message from a client (or the API) entering this endpoint: local consumers, then the
+    /// peer graph.
+    pub(crate) fn dispatch(&self, publish: &Publish, raw: Option<&[u8]>, exclude: Exclude) {
+        self.hub.route(publish, raw, exclude);
+        self.peering.originate(publish);
+    }
+}
+
+impl Control for Shared {
+    fn add_topics(&self, id: u64, topics: &[String]) {
+        if self.hub.subscribe(id, topics) {
+            self.filter_changed();
+        }
+    }
+    fn remove_topics(&self, id: u64, topics: &[String]) {
+        if self.hub.unsubscribe(id, topics) {
+            self.filter_changed();
+        }
+    }
+    fn close(&self, id: u64) {
+        if self.hub.unregister(id) {
+            self.filter_changed();
+        }
+    }
+}
+
+/// A reserved connection slot (total and per remote address), released when dropped: when
+/// the connection ends, and also when the WebSocket upgrade never completes.
+pub(crate) struct Slot {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.connections.fetch_sub(1, Relaxed);
+        let mut per = self
+            .shared
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}

@@ -40,6 +40,12 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 pub const SUBPROTOCOL_BINARY: &str = "broker.v1.bin";
 /// WebSocket subprotocol of the JSON encoding.
 pub const SUBPROTOCOL_JSON: &str = "broker.v1.json";
+/// HTTP path of the native protocol for clients.
+pub const CLIENT_PATH: &str = "/v1/broker";
+/// HTTP path of the native protocol between gateways.
+pub const PEER_PATH: &str = "/v1/peer";
+/// HTTP path of Zeek's WebSocket JSON API.
+pub const ZEEK_JSON_PATH: &str = "/v1/messages/json";
 
 // ---------------------------------------------------------------------------------------------
 // Identities

@@ -347,11 +347,15 @@ impl Client {
     pub async fn connect_with(url: &str, opts: ClientOptions) -> Result<Client, ClientError> {
         let url = if url
             .trim_end_matches('/')
-            .ends_with(crate::http::CLIENT_PATH)
+            .ends_with(broker_wasm::protocol::CLIENT_PATH)
         {
             url.to_owned()
         } else {
-            format!("{}{}", url.trim_end_matches('/'), crate::http::CLIENT_PATH)
+            format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                broker_wasm::protocol::CLIENT_PATH
+            )
         };
         let mut req = url
             .as_str()

@@ -99,11 +99,12 @@ impl Endpoint {
         };
         let id = NodeId(*uuid::Uuid::new_v4().as_bytes());
         let metrics = Arc::new(Metrics::default());
+        let hub = Arc::new(Hub::new(config.slow_consumer, metrics.clone()));
         let shared = Arc::new(Shared {
             id,
-            hub: Hub::new(config.slow_consumer, metrics.clone()),
+            hub: hub.clone(),
+            peering: Arc::new(Peering::new(id, hub, metrics.clone())),
             metrics,
-            peering: Peering::new(id),
             stores: Stores::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -269,7 +270,7 @@ impl Endpoint {
         port: u16,
         retry: Option<Duration>,
     ) -> Result<NodeId, EndpointError> {
-        Ok(peering::peer(&self.shared, host, port, retry).await?)
+        Ok(peering::dial::peer(&self.shared, host, port, retry).await?)
     }
 
     /// Like [`Endpoint::peer`] with an overall timeout.
@@ -297,7 +298,7 @@ impl Endpoint {
 
     /// Ends a peering gracefully (ZB-05); unknown peers give PeerInvalid.
     pub async fn unpeer(&self, host: &str, port: u16) -> Result<(), EndpointError> {
-        Ok(self.shared.peering.unpeer(&self.shared, host, port).await?)
+        Ok(self.shared.peering.unpeer(host, port).await?)
     }
 
     /// Direct peers (ZB-06).

@@ -20,10 +20,7 @@ use crate::metrics::Metrics;
 use crate::state::Slot;
 use crate::Endpoint;
 
-/// Path of the native protocol for clients.
-pub const CLIENT_PATH: &str = "/v1/broker";
-/// Path of the native protocol for peering gateways.
-pub const PEER_PATH: &str = "/v1/peer";
+pub use broker_wasm::protocol::{CLIENT_PATH, PEER_PATH, ZEEK_JSON_PATH};
 
 /// Body of `/healthz`.
 #[derive(Debug, Serialize)]
@@ -250,7 +247,8 @@ async fn peer_ws(
                 sink.with(|b: Bytes| std::future::ready(Ok::<_, axum::Error>(Message::Binary(b))));
             let (hello_tx, _hello_rx) = tokio::sync::oneshot::channel();
             let network = crate::session::network_of(remote);
-            crate::peering::drive_link(shared, rx, Box::pin(tx), network, false, hello_tx).await;
+            crate::peering::link::drive_link(shared, rx, Box::pin(tx), network, false, hello_tx)
+                .await;
             drop(slot);
         })
 }

@@ -308,7 +308,7 @@ impl Session {
                     .map(|r| Duration::from_nanos(r.0 as u64));
                 let s = shared.clone();
                 shared.tasks.spawn(async move {
-                    let result = crate::peering::peer(&s, &host, port, retry)
+                    let result = crate::peering::dial::peer(&s, &host, port, retry)
                         .await
                         .map(|_| Response::Done)
                         .map_err(|e| broker_failure(e.code(), e.to_string()));
@@ -320,7 +320,7 @@ impl Session {
                 shared.tasks.spawn(async move {
                     let result = s
                         .peering
-                        .unpeer(&s, &host, port)
+                        .unpeer(&host, port)
                         .await
                         .map(|_| Response::Done)
                         .map_err(|e| broker_failure(e.code(), e.to_string()));

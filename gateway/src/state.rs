@@ -8,8 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use broker_wasm::protocol::{NetworkInfo, Publish};
-use broker_wasm::{ErrorCode, NodeId, StatusCode};
+use broker_wasm::protocol::Publish;
+use broker_wasm::{ErrorCode, NodeId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -25,9 +25,9 @@ use crate::subscriber::Control;
 pub struct Shared {
     pub id: NodeId,
     pub config: Config,
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
-    pub peering: Peering,
+    pub peering: Arc<Peering>,
     /// Master stores and relays (ZB-44..62).
     pub stores: Stores,
     /// Cancelled once, at shutdown; every task watches a child of it.
@@ -49,23 +49,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn emit_status(
-        &self,
-        code: StatusCode,
-        node: Option<NodeId>,
-        network: Option<NetworkInfo>,
-        message: &str,
-    ) {
-        self.hub.status(code, node, network, message);
-    }
-
     pub(crate) fn emit_error(&self, code: ErrorCode, context: impl Into<String>) {
         self.hub.error(code, context);
     }
 
     /// Called after any subscription change: re-advertise the filter to peers if it changed.
     pub(crate) fn filter_changed(&self) {
-        self.peering.set_local_filter(self, self.hub.filter());
+        self.peering.set_local_filter(self.hub.filter());
     }
 
     /// A message from a client (or the API) entering this endpoint: local consumers, then the

@@ -434,7 +434,7 @@ impl Stores {
             files.retain(|_, n| self.get(n).is_some());
             files.insert(f, name.to_owned());
         }
-        shared.peering.set_local_masters(shared, self.masters());
+        shared.peering.set_local_masters(self.masters());
         tracing::info!(store = name, ?backend, "master store attached");
         Ok(h)
     }

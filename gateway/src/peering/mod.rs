@@ -13,19 +13,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use broker_wasm::protocol::{
-    self, Encoding, EndpointInfo, NetworkInfo, PeerInfo, PeerMsg, PeerStatus, Publish,
-};
+use broker_wasm::protocol::{EndpointInfo, NetworkInfo, PeerInfo, PeerMsg, PeerStatus, Publish};
 use broker_wasm::topic::SubscriptionIndex;
 use broker_wasm::{ErrorCode, NodeId, StatusCode};
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{frame_of, Exclude};
+use crate::hub::{Exclude, Hub};
 use crate::metrics::Metrics;
-use crate::Shared;
+
+pub(crate) mod dial;
+pub(crate) mod link;
 
 /// Hops a message may take before it is dropped (Broker's default TTL, ZB-01).
 pub const DEFAULT_TTL: u8 = 16;
@@ -186,10 +185,23 @@ struct State {
     outbound: HashMap<String, Outbound>,
 }
 
-/// The peering layer of one endpoint.
+/// What registering a new link did.
+enum Added {
+    /// A new peering.
+    New(LinkId),
+    /// The preferred connection replaced the one registered for the same peer.
+    Replaced(LinkId),
+    /// Another connection carries this peering; close this one.
+    Redundant,
+}
+
+/// The peering layer of one endpoint: links, adverts, reachability and routes. The link driver
+/// ([`link`]) and the dialer ([`dial`]) sit on top of it.
 #[derive(Debug)]
 pub struct Peering {
     me: NodeId,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
     state: Mutex<State>,
     /// Notified whenever a direct link is added or removed.
     pub changed: tokio::sync::Notify,
@@ -197,16 +209,12 @@ pub struct Peering {
     next_seq: AtomicU64,
 }
 
-/// Result of one connection attempt.
-enum Attempt {
-    Peered(NodeId, oneshot::Receiver<bool>),
-    Failed(PeerError),
-}
-
 impl Peering {
-    pub fn new(me: NodeId) -> Peering {
+    pub fn new(me: NodeId, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Peering {
         Peering {
             me,
+            hub,
+            metrics,
             state: Mutex::new(State::default()),
             changed: tokio::sync::Notify::new(),
             next_link: AtomicU64::new(1),
@@ -279,13 +287,13 @@ impl Peering {
     }
 
     /// Our local filter changed: advertise it.
-    pub fn set_local_filter(&self, shared: &Shared, topics: Vec<String>) {
+    pub fn set_local_filter(&self, topics: Vec<String>) {
         let mut st = self.lock();
         if st.my_topics == topics {
             return;
         }
         st.my_topics = topics;
-        self.readvertise(&mut st, shared);
+        self.readvertise(&mut st);
     }
 
     fn my_advert(&self, st: &State) -> PeerMsg {
@@ -299,13 +307,13 @@ impl Peering {
     }
 
     /// Our master stores changed: advertise them.
-    pub fn set_local_masters(&self, shared: &Shared, masters: Vec<String>) {
+    pub fn set_local_masters(&self, masters: Vec<String>) {
         let mut st = self.lock();
         if st.my_masters == masters {
             return;
         }
         st.my_masters = masters;
-        self.readvertise(&mut st, shared);
+        self.readvertise(&mut st);
     }
 
     /// True if another reachable endpoint advertises a master store `name` (ZB-44).
@@ -367,17 +375,17 @@ impl Peering {
         }
     }
 
-    fn readvertise(&self, st: &mut State, shared: &Shared) {
+    fn readvertise(&self, st: &mut State) {
         st.my_version += 1;
         let advert = encode_peer(&self.my_advert(st));
         for link in st.links.values() {
             let _ = link.tx.try_send(advert.clone());
         }
-        self.recompute(st, shared);
+        self.recompute(st);
     }
 
     /// Recomputes reachability and routes; emits EndpointDiscovered/Unreachable.
-    fn recompute(&self, st: &mut State, shared: &Shared) {
+    fn recompute(&self, st: &mut State) {
         // Breadth-first search from us over links confirmed by both ends.
         let mut first_hop: HashMap<NodeId, LinkId> = HashMap::new();
         let mut queue = VecDeque::new();
@@ -412,7 +420,7 @@ impl Peering {
         st.routes = routes;
         let now: HashSet<NodeId> = first_hop.keys().copied().collect();
         for gone in st.reachable.difference(&now) {
-            shared.emit_status(
+            self.hub.status(
                 StatusCode::EndpointUnreachable,
                 Some(*gone),
                 None,
@@ -422,7 +430,7 @@ impl Peering {
         for new in now.difference(&st.reachable) {
             // Direct peers get their EndpointDiscovered when the link is added.
             if !st.by_node.contains_key(new) {
-                shared.emit_status(
+                self.hub.status(
                     StatusCode::EndpointDiscovered,
                     Some(*new),
                     None,
@@ -437,14 +445,7 @@ impl Peering {
         st.reachable = now;
     }
 
-    fn on_advert(
-        &self,
-        st: &mut State,
-        shared: &Shared,
-        from: LinkId,
-        origin: NodeId,
-        advert: Advert,
-    ) {
+    fn on_advert(&self, st: &mut State, from: LinkId, origin: NodeId, advert: Advert) {
         if origin == self.me {
             return;
         }
@@ -468,7 +469,7 @@ impl Peering {
                 let _ = link.tx.try_send(msg.clone());
             }
         }
-        self.recompute(st, shared);
+        self.recompute(st);
     }
 
     /// A message entering the peer graph here (from this endpoint or one of its clients).
@@ -498,19 +499,11 @@ impl Peering {
     }
 
     /// A message from a peer: deliver locally unless seen before, and pass it on.
-    fn on_forward(
-        &self,
-        shared: &Shared,
-        from: LinkId,
-        origin: NodeId,
-        seq: u64,
-        ttl: u8,
-        publish: Publish,
-    ) {
+    fn on_forward(&self, from: LinkId, origin: NodeId, seq: u64, ttl: u8, publish: Publish) {
         {
             let mut st = self.lock();
             if origin == self.me {
-                Metrics::add(&shared.metrics.duplicates_total, 1);
+                Metrics::add(&self.metrics.duplicates_total, 1);
                 return;
             }
             if !st.seen.contains_key(&origin)
@@ -525,15 +518,15 @@ impl Peering {
             match st.seen.entry(origin).or_default().insert(seq) {
                 Seen::New => {}
                 Seen::Duplicate => {
-                    Metrics::add(&shared.metrics.duplicates_total, 1);
+                    Metrics::add(&self.metrics.duplicates_total, 1);
                     return;
                 }
                 Seen::Reset => {
-                    Metrics::add(&shared.metrics.peer_seq_resets_total, 1);
+                    Metrics::add(&self.metrics.peer_seq_resets_total, 1);
                     tracing::warn!(%origin, seq, "sequence number far behind its origin's newest; duplicate window reset");
                 }
                 Seen::Invalid => {
-                    Metrics::add(&shared.metrics.errors_total, 1);
+                    Metrics::add(&self.metrics.errors_total, 1);
                     tracing::warn!(%origin, seq, "dropped a message with an impossible sequence number");
                     return;
                 }
@@ -561,7 +554,7 @@ impl Peering {
             // delivered by whichever link reader saw it first, and the next message of that
             // origin must not overtake it on the other reader between the check and the
             // delivery.
-            shared.hub.route(&publish, None, Exclude::None);
+            self.hub.route(&publish, None, Exclude::None);
         }
     }
 
@@ -581,19 +574,19 @@ impl Peering {
     /// endpoint with the smaller id. A newcomer that wins replaces the registered link, which
     /// closes without a status (the peering stands); one that loses is closed, and its
     /// dialer waits for the surviving link to end before it dials again.
-    fn add_link(&self, shared: &Shared, link: Arc<Link>) -> Option<LinkId> {
+    fn add_link(&self, link: Arc<Link>) -> Added {
         let mut st = self.lock();
         if link.node == self.me {
-            return None;
+            return Added::Redundant;
         }
         if let Some(&old_id) = st.by_node.get(&link.node) {
             let preferred = self.me.min(link.node);
             let old = st.links.get(&old_id).cloned();
             let new_wins = self.initiator(&link) == preferred
                 && old.as_ref().is_some_and(|o| self.initiator(o) != preferred);
-            Metrics::add(&shared.metrics.peer_redundant_total, 1);
+            Metrics::add(&self.metrics.peer_redundant_total, 1);
             if !new_wins {
-                return None;
+                return Added::Redundant;
             }
             let id = self.next_link.fetch_add(1, Relaxed);
             if let Some(old) = old {
@@ -614,10 +607,9 @@ impl Peering {
             let _ = link.tx.try_send(encode_peer(&self.my_advert(&st)));
             tracing::debug!(node = %link.node, "redundant connection replaced by the preferred one");
             drop(st);
-            // Feeds and requests on the old connection are gone: relays look again.
-            shared.stores.peer_gone(link.node);
             self.changed.notify_waiters();
-            return Some(id);
+            // Feeds and requests on the old connection are gone: relays must look again.
+            return Added::Replaced(id);
         }
         let id = self.next_link.fetch_add(1, Relaxed);
         let node = link.node;
@@ -626,14 +618,14 @@ impl Peering {
         st.links.insert(id, link.clone());
         // ZB-23: EndpointDiscovered, then PeerAdded, before any data from the peer.
         if !st.reachable.contains(&node) {
-            shared.emit_status(
+            self.hub.status(
                 StatusCode::EndpointDiscovered,
                 Some(node),
                 Some(network.clone()),
                 "found a new peer",
             );
         }
-        shared.emit_status(
+        self.hub.status(
             StatusCode::PeerAdded,
             Some(node),
             Some(network),
@@ -650,19 +642,19 @@ impl Peering {
             }));
         }
         st.reachable.insert(node);
-        self.readvertise(&mut st, shared);
+        self.readvertise(&mut st);
         self.changed.notify_waiters();
-        Some(id)
+        Added::New(id)
     }
 
-    fn remove_link(&self, shared: &Shared, id: LinkId) {
+    /// Forgets a link that ended; the peer it led to if that ended the peering (the caller
+    /// tells the stores), `None` if the link was replaced (see `add_link`).
+    fn remove_link(&self, id: LinkId) -> Option<NodeId> {
         let mut st = self.lock();
-        let Some(link) = st.links.remove(&id) else {
-            return;
-        };
+        let link = st.links.remove(&id)?;
         if st.by_node.get(&link.node) != Some(&id) {
             // Replaced by the preferred connection (see `add_link`): the peering stands.
-            return;
+            return None;
         }
         st.by_node.remove(&link.node);
         let (code, why) = if link.removed_by_us.load(Relaxed) {
@@ -670,15 +662,16 @@ impl Peering {
         } else {
             (StatusCode::PeerLost, "lost the connection to the peer")
         };
-        shared.emit_status(code, Some(link.node), Some(link.network.clone()), why);
-        shared.stores.peer_gone(link.node);
+        self.hub
+            .status(code, Some(link.node), Some(link.network.clone()), why);
         // Drop the peer's own advert unless another path still confirms it.
-        self.readvertise(&mut st, shared);
+        self.readvertise(&mut st);
         self.changed.notify_waiters();
+        Some(link.node)
     }
 
     /// Ends the peering with the peer at `host:port` (ZB-05).
-    pub async fn unpeer(&self, shared: &Shared, host: &str, port: u16) -> Result<(), PeerError> {
+    pub async fn unpeer(&self, host: &str, port: u16) -> Result<(), PeerError> {
         let key = format!("{host}:{port}");
         let (link, outbound) = {
             let mut st = self.lock();
@@ -700,7 +693,7 @@ impl Peering {
             if outbound.is_some() {
                 return Ok(());
             }
-            shared.emit_error(
+            self.hub.error(
                 ErrorCode::PeerInvalid,
                 format!("cannot unpeer from unknown peer {key}"),
             );
@@ -770,479 +763,6 @@ fn push_link(link: &Link, msg: Bytes) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Driving one link
-
-/// Runs a connected peer transport until it closes. `hello_done` learns the remote node id
-/// (or the failure) once the handshake finished; the returned receiver resolves when the link
-/// ends (true if the remote is still worth reconnecting to).
-pub(crate) async fn drive_link<R, W>(
-    shared: Arc<Shared>,
-    mut rx_ws: R,
-    mut tx_ws: W,
-    network: NetworkInfo,
-    outbound: bool,
-    hello_done: oneshot::Sender<Result<NodeId, PeerError>>,
-) where
-    R: Stream<Item = Option<Bytes>> + Unpin,
-    W: Sink<Bytes> + Unpin,
-{
-    let peering = &shared.peering;
-    let me = peering.me;
-    let max = shared.config.max_frame;
-    let label = format!("{}:{}", network.address, network.port);
-    // Handshake: send our hello, wait for theirs.
-    let hello = encode_peer(&PeerMsg::Hello {
-        endpoint: me,
-        version: crate::VERSION.into(),
-    });
-    let mut first = Vec::new();
-    frame_of(Encoding::Binary, &[hello], &mut first);
-    if tx_ws.send(Bytes::from(first)).await.is_err() {
-        let _ = hello_done.send(Err(PeerError::Unavailable(label)));
-        return;
-    }
-    let remote = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        while let Some(item) = rx_ws.next().await {
-            let Some(bytes) = item else { continue };
-            match protocol::from_binary::<PeerMsg>(&bytes, max) {
-                Ok(msgs) => {
-                    if let Some(PeerMsg::Hello { endpoint, .. }) = msgs.into_iter().next() {
-                        return Ok(endpoint);
-                    }
-                    return Err(PeerError::Unavailable(label.clone()));
-                }
-                Err(broker_wasm::DecodeError::UnsupportedVersion(_)) => {
-                    return Err(PeerError::Incompatible(label.clone()));
-                }
-                Err(_) => return Err(PeerError::Unavailable(label.clone())),
-            }
-        }
-        Err(PeerError::Unavailable(label.clone()))
-    })
-    .await
-    .unwrap_or_else(|_| Err(PeerError::Timeout(label.clone())));
-    let node = match remote {
-        Ok(n) => n,
-        Err(e) => {
-            if matches!(e, PeerError::Incompatible(_)) {
-                shared.emit_error(
-                    ErrorCode::PeerIncompatible,
-                    format!("peer {label} speaks another protocol version"),
-                );
-            }
-            let _ = hello_done.send(Err(e));
-            return;
-        }
-    };
-    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.queue_size);
-    let link = Arc::new(Link {
-        node,
-        tx,
-        network,
-        outbound,
-        close: shared.shutdown.child_token(),
-        removed_by_us: Arc::new(AtomicBool::new(false)),
-        bye_ack: Mutex::new(None),
-    });
-    let Some(id) = peering.add_link(&shared, link.clone()) else {
-        // Redundant connection (ZB-63): the existing peering stands.
-        let _ = hello_done.send(Ok(node));
-        return;
-    };
-    let _ = hello_done.send(Ok(node));
-
-    // Writer: batches queued messages into frames.
-    let close = link.close.clone();
-    let writer_metrics = shared.metrics.clone();
-    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
-    let writer = async move {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut frame = Vec::new();
-        loop {
-            let n = tokio::select! {
-                n = rx.recv_many(&mut batch, MAX_BATCH) => n,
-                _ = close.cancelled() => 0,
-                // Keepalive: the peer answers with a pong, so the link is never silent.
-                _ = pinger.tick() => {
-                    batch.push(encode_peer(&PeerMsg::Ping { nonce: 0 }));
-                    1
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            frame.clear();
-            frame_of(Encoding::Binary, &batch, &mut frame);
-            batch.clear();
-            Metrics::add(&writer_metrics.bytes_out_total, frame.len() as u64);
-            Metrics::add(&writer_metrics.frames_out_total, 1);
-            let cap = frame.len();
-            let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
-            if tx_ws.send(Bytes::from(out)).await.is_err() {
-                break;
-            }
-        }
-        // Flush what is left (e.g. a Bye), best effort.
-        while let Ok(b) = rx.try_recv() {
-            batch.push(b);
-        }
-        if !batch.is_empty() {
-            frame.clear();
-            frame_of(Encoding::Binary, &batch, &mut frame);
-            let _ = tx_ws.send(Bytes::from(frame)).await;
-        }
-        let _ = tx_ws.close().await;
-    };
-    // Once the link is closing, a writer blocked on a peer that does not read is abandoned
-    // after the close grace.
-    let closing = link.close.clone();
-    let grace = crate::keepalive::close_grace(&shared.config);
-    let writer = async move {
-        tokio::pin!(writer);
-        tokio::select! {
-            () = &mut writer => {}
-            () = async {
-                closing.cancelled().await;
-                tokio::time::sleep(grace).await;
-            } => {}
-        }
-    };
-
-    let reader_shared = shared.clone();
-    let reader_link = link.clone();
-    let reader = async move {
-        let shared = reader_shared;
-        let inflight = crate::store::InFlight::new(&shared);
-        loop {
-            let item = tokio::select! {
-                i = crate::keepalive::within(&shared, rx_ws.next()) => match i {
-                    Some(i) => i,
-                    None => break,
-                },
-                _ = reader_link.close.cancelled() => break,
-            };
-            let Some(item) = item else { break };
-            let Some(bytes) = item else { continue };
-            Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
-            Metrics::add(&shared.metrics.frames_in_total, 1);
-            let msgs = match protocol::from_binary::<PeerMsg>(&bytes, max) {
-                Ok(m) => m,
-                Err(e) => {
-                    Metrics::add(&shared.metrics.errors_total, 1);
-                    shared.emit_error(
-                        e.code(),
-                        format!("malformed frame from peer {}: {e}", reader_link.node),
-                    );
-                    break;
-                }
-            };
-            for msg in msgs {
-                match msg {
-                    PeerMsg::Forward {
-                        origin,
-                        seq,
-                        ttl,
-                        topic,
-                        data,
-                    } => {
-                        Metrics::add(&shared.metrics.messages_in_total, 1);
-                        peering_forward(&shared, id, origin, seq, ttl, Publish { topic, data });
-                    }
-                    PeerMsg::Advert {
-                        origin,
-                        version,
-                        peers,
-                        topics,
-                        masters,
-                    } => {
-                        let mut st = shared.peering.lock();
-                        shared.peering.on_advert(
-                            &mut st,
-                            &shared,
-                            id,
-                            origin,
-                            Advert {
-                                version,
-                                peers,
-                                topics,
-                                masters,
-                            },
-                        );
-                    }
-                    PeerMsg::Ping { nonce } => {
-                        let _ = reader_link
-                            .tx
-                            .try_send(encode_peer(&PeerMsg::Pong { nonce }));
-                    }
-                    PeerMsg::Bye { token } => {
-                        let _ = reader_link
-                            .tx
-                            .try_send(encode_peer(&PeerMsg::ByeAck { token }));
-                        // The remote ends the peering: for us it is lost, not removed, and the
-                        // initiator must not reconnect (ZB-05).
-                        if let Some(o) = shared
-                            .peering
-                            .lock()
-                            .outbound
-                            .values()
-                            .find(|o| o.node == Some(reader_link.node))
-                        {
-                            o.cancel.cancel();
-                        }
-                        reader_link.close.cancel();
-                    }
-                    PeerMsg::ByeAck { .. } => {
-                        if let Some(tx) = reader_link
-                            .bye_ack
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .take()
-                        {
-                            let _ = tx.send(());
-                        }
-                    }
-                    PeerMsg::Hello { .. } | PeerMsg::Pong { .. } => {}
-                    m @ (PeerMsg::StoreAttach { .. }
-                    | PeerMsg::StoreDetach { .. }
-                    | PeerMsg::StoreMissing { .. }
-                    | PeerMsg::StoreSnapshot { .. }
-                    | PeerMsg::StoreUpdate { .. }
-                    | PeerMsg::StoreMaster { .. }
-                    | PeerMsg::StoreRequest { .. }
-                    | PeerMsg::StoreResponse { .. }) => {
-                        shared
-                            .stores
-                            .on_peer_msg(&shared, reader_link.node, m, &inflight);
-                    }
-                }
-            }
-            // Backpressure: the peer's store requests wait for room like a client's.
-            if !inflight.room(&reader_link.close).await {
-                break;
-            }
-        }
-        reader_link.close.cancel();
-    };
-    tokio::join!(writer, reader);
-    peering.remove_link(&shared, id);
-}
-
-fn peering_forward(shared: &Shared, link: LinkId, origin: NodeId, seq: u64, ttl: u8, p: Publish) {
-    shared.peering.on_forward(shared, link, origin, seq, ttl, p);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Outbound connections
-
-/// Connects to `host:port` once and drives the link in the background.
-async fn attempt(shared: &Arc<Shared>, host: &str, port: u16) -> Attempt {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::Message;
-    let label = format!("{host}:{port}");
-    let scheme = if shared.peer_tls.is_some() {
-        "wss"
-    } else {
-        "ws"
-    };
-    let url = format!("{scheme}://{label}{}", crate::http::PEER_PATH);
-    let mut req = match url.into_client_request() {
-        Ok(r) => r,
-        Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
-    };
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        protocol::SUBPROTOCOL_BINARY.parse().expect("valid header"),
-    );
-    if let Some(token) = &shared.config.peer_token {
-        match format!("Bearer {token}").parse() {
-            Ok(v) => {
-                req.headers_mut().insert("authorization", v);
-            }
-            Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
-        }
-    }
-    let connect = crate::tls::connect_ws(
-        req,
-        Some(ws_config(shared.config.max_frame)),
-        shared.peer_tls.clone(),
-    );
-    let ws = match tokio::time::timeout(Duration::from_secs(1), connect).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            tracing::debug!("peering with {label} failed: {e}");
-            return Attempt::Failed(PeerError::Unavailable(label));
-        }
-        Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
-    };
-    let (sink, stream) = ws.split();
-    let rx_ws = stream
-        .take_while(|m| std::future::ready(m.is_ok()))
-        .map(|m| match m {
-            Ok(Message::Binary(b)) => Some(b),
-            _ => None,
-        })
-        .boxed();
-    let tx_ws = sink.with(|b: Bytes| {
-        std::future::ready(Ok::<_, tokio_tungstenite::tungstenite::Error>(
-            Message::Binary(b),
-        ))
-    });
-    let network = NetworkInfo {
-        address: host.to_owned(),
-        port,
-    };
-    let (hello_tx, hello_rx) = oneshot::channel();
-    let (end_tx, end_rx) = oneshot::channel();
-    let s = shared.clone();
-    shared.tasks.spawn(async move {
-        drive_link(s, rx_ws, Box::pin(tx_ws), network, true, hello_tx).await;
-        let _ = end_tx.send(true);
-    });
-    match hello_rx.await {
-        Ok(Ok(node)) => Attempt::Peered(node, end_rx),
-        Ok(Err(e)) => Attempt::Failed(e),
-        Err(_) => Attempt::Failed(PeerError::Unavailable(label)),
-    }
-}
-
-pub(crate) fn ws_config(
-    max_frame: usize,
-) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(max_frame + protocol::HEADER_LEN))
-        .max_frame_size(Some(max_frame + protocol::HEADER_LEN))
-}
-
-/// Jittered exponential backoff capped at `cap` (ZB-67: Broker retries at a fixed interval).
-fn backoff(attempt: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(10));
-    let d = base.min(cap);
-    let jitter = rand::random::<f64>() * 0.5 + 0.5;
-    d.mul_f64(jitter)
-}
-
-/// Peers with `host:port` (ZB-03). Resolves once peered. With `retry` = `None` it makes one
-/// attempt; otherwise it keeps trying (backing off up to `retry`) and, once peered, also
-/// reconnects after the link is lost, until unpeered or shut down.
-pub async fn peer(
-    shared: &Arc<Shared>,
-    host: &str,
-    port: u16,
-    retry: Option<Duration>,
-) -> Result<NodeId, PeerError> {
-    let key = format!("{host}:{port}");
-    if shared.shutdown.is_cancelled() {
-        return Err(PeerError::ShuttingDown);
-    }
-    // Already peered? Already trying? Then wait with the attempt in progress.
-    let (first_tx, first_rx) = oneshot::channel::<Result<NodeId, PeerError>>();
-    let cancel = {
-        let mut st = shared.peering.lock();
-        let peered = |o: &Outbound| o.node.filter(|n| st.by_node.contains_key(n));
-        match st.outbound.get(&key) {
-            Some(o) => {
-                if let Some(node) = peered(o) {
-                    return Ok(node);
-                }
-                if let Some(o) = st.outbound.get_mut(&key) {
-                    o.waiters.push(first_tx);
-                }
-                None
-            }
-            None => {
-                let cancel = shared.shutdown.child_token();
-                st.outbound.insert(
-                    key.clone(),
-                    Outbound {
-                        cancel: cancel.clone(),
-                        status: PeerStatus::Connecting,
-                        node: None,
-                        waiters: vec![first_tx],
-                    },
-                );
-                Some(cancel)
-            }
-        }
-    };
-    let Some(cancel) = cancel else {
-        return first_rx.await.unwrap_or(Err(PeerError::Unavailable(key)));
-    };
-    let s = shared.clone();
-    let (host, key2) = (host.to_owned(), key.clone());
-    shared.tasks.spawn(async move {
-        let mut tries = 0u32;
-        loop {
-            if cancel.is_cancelled() {
-                break;
-            }
-            s.peering.set_outbound(
-                &key2,
-                if tries == 0 {
-                    PeerStatus::Connecting
-                } else {
-                    PeerStatus::Reconnecting
-                },
-                None,
-            );
-            let outcome = tokio::select! {
-                a = attempt(&s, &host, port) => a,
-                _ = cancel.cancelled() => break,
-            };
-            match outcome {
-                Attempt::Peered(node, ended) => {
-                    tries = 0;
-                    s.peering
-                        .set_outbound(&key2, PeerStatus::Peered, Some(node));
-                    s.peering.resolve_waiters(&key2, Ok(node));
-                    tokio::select! {
-                        _ = ended => {}
-                        _ = cancel.cancelled() => break,
-                    }
-                    // Our connection was redundant or replaced: the peer dialed us too and
-                    // its connection carries the peering (ZB-63). Nothing to reconnect while
-                    // that one stands.
-                    if !s.peering.link_gone(node, &cancel).await {
-                        break;
-                    }
-                    s.peering
-                        .set_outbound(&key2, PeerStatus::Disconnected, None);
-                }
-                Attempt::Failed(e) => {
-                    // ZB-23.5 and .7: every failed attempt reports PeerUnavailable.
-                    s.emit_error(
-                        ErrorCode::PeerUnavailable,
-                        format!("unable to connect to remote peer {key2}: {e}"),
-                    );
-                    tries += 1;
-                    if retry.is_none() {
-                        s.peering.resolve_waiters(&key2, Err(e));
-                        break;
-                    }
-                }
-            }
-            let Some(cap) = retry else { break };
-            tokio::select! {
-                _ = tokio::time::sleep(backoff(tries, cap)) => {}
-                _ = cancel.cancelled() => break,
-            }
-        }
-        // Whoever still waits learns the attempt is over; forget the record unless an
-        // unpeer already did.
-        s.peering
-            .resolve_waiters(&key2, Err(PeerError::Unavailable(key2.clone())));
-        let mut st = s.peering.lock();
-        if st
-            .outbound
-            .get(&key2)
-            .is_some_and(|o| o.cancel.is_cancelled() || retry.is_none())
-        {
-            st.outbound.remove(&key2);
-        }
-    });
-    first_rx.await.unwrap_or(Err(PeerError::Unavailable(key)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1283,16 +803,5 @@ mod tests {
         // A jump ahead of any size within the valid range is a normal gap.
         assert_eq!(w.insert(12 + RESET_DISTANCE * 2), New);
         assert_eq!(w.insert(13 + RESET_DISTANCE * 2), New);
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_is_capped() {
-        let cap = Duration::from_secs(2);
-        for attempt in 0..20 {
-            let d = backoff(attempt, cap);
-            assert!(d <= cap);
-            assert!(d >= Duration::from_millis(50));
-        }
-        assert!(backoff(0, cap) <= Duration::from_millis(100));
     }
 }

@@ -1,0 +1,285 @@
+//! Driving one link between two gateways: the handshake, the writer that batches queued
+//! messages into frames, and the reader that hands forwards, adverts and store messages to
+//! the peering table and the stores.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use broker_wasm::protocol::{self, Encoding, NetworkInfo, PeerMsg, Publish};
+use broker_wasm::{ErrorCode, NodeId};
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{encode_peer, Added, Advert, Link, LinkId, PeerError, HANDSHAKE_TIMEOUT, MAX_BATCH};
+use crate::hub::frame_of;
+use crate::metrics::Metrics;
+use crate::state::Shared;
+
+/// Runs a connected peer transport until it closes. `hello_done` learns the remote node id
+/// (or the failure) once the handshake finished; the returned receiver resolves when the link
+/// ends (true if the remote is still worth reconnecting to).
+pub(crate) async fn drive_link<R, W>(
+    shared: Arc<Shared>,
+    mut rx_ws: R,
+    mut tx_ws: W,
+    network: NetworkInfo,
+    outbound: bool,
+    hello_done: oneshot::Sender<Result<NodeId, PeerError>>,
+) where
+    R: Stream<Item = Option<Bytes>> + Unpin,
+    W: Sink<Bytes> + Unpin,
+{
+    let peering = &shared.peering;
+    let me = peering.me;
+    let max = shared.config.max_frame;
+    let label = format!("{}:{}", network.address, network.port);
+    // Handshake: send our hello, wait for theirs.
+    let hello = encode_peer(&PeerMsg::Hello {
+        endpoint: me,
+        version: crate::VERSION.into(),
+    });
+    let mut first = Vec::new();
+    frame_of(Encoding::Binary, &[hello], &mut first);
+    if tx_ws.send(Bytes::from(first)).await.is_err() {
+        let _ = hello_done.send(Err(PeerError::Unavailable(label)));
+        return;
+    }
+    let remote = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        while let Some(item) = rx_ws.next().await {
+            let Some(bytes) = item else { continue };
+            match protocol::from_binary::<PeerMsg>(&bytes, max) {
+                Ok(msgs) => {
+                    if let Some(PeerMsg::Hello { endpoint, .. }) = msgs.into_iter().next() {
+                        return Ok(endpoint);
+                    }
+                    return Err(PeerError::Unavailable(label.clone()));
+                }
+                Err(broker_wasm::DecodeError::UnsupportedVersion(_)) => {
+                    return Err(PeerError::Incompatible(label.clone()));
+                }
+                Err(_) => return Err(PeerError::Unavailable(label.clone())),
+            }
+        }
+        Err(PeerError::Unavailable(label.clone()))
+    })
+    .await
+    .unwrap_or_else(|_| Err(PeerError::Timeout(label.clone())));
+    let node = match remote {
+        Ok(n) => n,
+        Err(e) => {
+            if matches!(e, PeerError::Incompatible(_)) {
+                shared.emit_error(
+                    ErrorCode::PeerIncompatible,
+                    format!("peer {label} speaks another protocol version"),
+                );
+            }
+            let _ = hello_done.send(Err(e));
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.queue_size);
+    let link = Arc::new(Link {
+        node,
+        tx,
+        network,
+        outbound,
+        close: shared.shutdown.child_token(),
+        removed_by_us: Arc::new(AtomicBool::new(false)),
+        bye_ack: Mutex::new(None),
+    });
+    let id = match peering.add_link(link.clone()) {
+        Added::New(id) => id,
+        Added::Replaced(id) => {
+            // Feeds and requests on the replaced connection are gone: relays look again.
+            shared.stores.peer_gone(node);
+            id
+        }
+        Added::Redundant => {
+            // Another connection carries this peering (ZB-63).
+            let _ = hello_done.send(Ok(node));
+            return;
+        }
+    };
+    let _ = hello_done.send(Ok(node));
+
+    // Writer: batches queued messages into frames.
+    let close = link.close.clone();
+    let writer_metrics = shared.metrics.clone();
+    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
+    let writer = async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut frame = Vec::new();
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                _ = close.cancelled() => 0,
+                // Keepalive: the peer answers with a pong, so the link is never silent.
+                _ = pinger.tick() => {
+                    batch.push(encode_peer(&PeerMsg::Ping { nonce: 0 }));
+                    1
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            frame.clear();
+            frame_of(Encoding::Binary, &batch, &mut frame);
+            batch.clear();
+            Metrics::add(&writer_metrics.bytes_out_total, frame.len() as u64);
+            Metrics::add(&writer_metrics.frames_out_total, 1);
+            let cap = frame.len();
+            let out = std::mem::replace(&mut frame, Vec::with_capacity(cap));
+            if tx_ws.send(Bytes::from(out)).await.is_err() {
+                break;
+            }
+        }
+        // Flush what is left (e.g. a Bye), best effort.
+        while let Ok(b) = rx.try_recv() {
+            batch.push(b);
+        }
+        if !batch.is_empty() {
+            frame.clear();
+            frame_of(Encoding::Binary, &batch, &mut frame);
+            let _ = tx_ws.send(Bytes::from(frame)).await;
+        }
+        let _ = tx_ws.close().await;
+    };
+    // Once the link is closing, a writer blocked on a peer that does not read is abandoned
+    // after the close grace.
+    let closing = link.close.clone();
+    let grace = crate::keepalive::close_grace(&shared.config);
+    let writer = async move {
+        tokio::pin!(writer);
+        tokio::select! {
+            () = &mut writer => {}
+            () = async {
+                closing.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {}
+        }
+    };
+
+    let reader_shared = shared.clone();
+    let reader_link = link.clone();
+    let reader = async move {
+        let shared = reader_shared;
+        let inflight = crate::store::InFlight::new(&shared);
+        loop {
+            let item = tokio::select! {
+                i = crate::keepalive::within(&shared, rx_ws.next()) => match i {
+                    Some(i) => i,
+                    None => break,
+                },
+                _ = reader_link.close.cancelled() => break,
+            };
+            let Some(item) = item else { break };
+            let Some(bytes) = item else { continue };
+            Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+            Metrics::add(&shared.metrics.frames_in_total, 1);
+            let msgs = match protocol::from_binary::<PeerMsg>(&bytes, max) {
+                Ok(m) => m,
+                Err(e) => {
+                    Metrics::add(&shared.metrics.errors_total, 1);
+                    shared.emit_error(
+                        e.code(),
+                        format!("malformed frame from peer {}: {e}", reader_link.node),
+                    );
+                    break;
+                }
+            };
+            for msg in msgs {
+                match msg {
+                    PeerMsg::Forward {
+                        origin,
+                        seq,
+                        ttl,
+                        topic,
+                        data,
+                    } => {
+                        Metrics::add(&shared.metrics.messages_in_total, 1);
+                        peering_forward(&shared, id, origin, seq, ttl, Publish { topic, data });
+                    }
+                    PeerMsg::Advert {
+                        origin,
+                        version,
+                        peers,
+                        topics,
+                        masters,
+                    } => {
+                        let mut st = shared.peering.lock();
+                        shared.peering.on_advert(
+                            &mut st,
+                            id,
+                            origin,
+                            Advert {
+                                version,
+                                peers,
+                                topics,
+                                masters,
+                            },
+                        );
+                    }
+                    PeerMsg::Ping { nonce } => {
+                        let _ = reader_link
+                            .tx
+                            .try_send(encode_peer(&PeerMsg::Pong { nonce }));
+                    }
+                    PeerMsg::Bye { token } => {
+                        let _ = reader_link
+                            .tx
+                            .try_send(encode_peer(&PeerMsg::ByeAck { token }));
+                        // The remote ends the peering: for us it is lost, not removed, and the
+                        // initiator must not reconnect (ZB-05).
+                        if let Some(o) = shared
+                            .peering
+                            .lock()
+                            .outbound
+                            .values()
+                            .find(|o| o.node == Some(reader_link.node))
+                        {
+                            o.cancel.cancel();
+                        }
+                        reader_link.close.cancel();
+                    }
+                    PeerMsg::ByeAck { .. } => {
+                        if let Some(tx) = reader_link
+                            .bye_ack
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .take()
+                        {
+                            let _ = tx.send(());
+                        }
+                    }
+                    PeerMsg::Hello { .. } | PeerMsg::Pong { .. } => {}
+                    m @ (PeerMsg::StoreAttach { .. }
+                    | PeerMsg::StoreDetach { .. }
+                    | PeerMsg::StoreMissing { .. }
+                    | PeerMsg::StoreSnapshot { .. }
+                    | PeerMsg::StoreUpdate { .. }
+                    | PeerMsg::StoreMaster { .. }
+                    | PeerMsg::StoreRequest { .. }
+                    | PeerMsg::StoreResponse { .. }) => {
+                        shared
+                            .stores
+                            .on_peer_msg(&shared, reader_link.node, m, &inflight);
+                    }
+                }
+            }
+            // Backpressure: the peer's store requests wait for room like a client's.
+            if !inflight.room(&reader_link.close).await {
+                break;
+            }
+        }
+        reader_link.close.cancel();
+    };
+    tokio::join!(writer, reader);
+    if let Some(gone) = peering.remove_link(id) {
+        shared.stores.peer_gone(gone);
+    }
+}
+
+fn peering_forward(shared: &Shared, link: LinkId, origin: NodeId, seq: u64, ttl: u8, p: Publish) {
+    shared.peering.on_forward(link, origin, seq, ttl, p);
+}

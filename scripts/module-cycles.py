@@ -27,10 +27,13 @@ def strip_tests(text):
     # Drop the `#[cfg(test)] mod tests { ... }` block (to the end of the file by convention).
     m = re.search(r"#\[cfg\(test\)\]\s*mod tests\b", text)
     text = text[: m.start()] if m else text
-    # Drop comments and string literals: doc examples name paths that are not imports.
-    text = re.sub(r"//[^\n]*", "", text)
-    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
-    return text
+    # Drop comments and string and char literals in one left-to-right pass (a `//` inside a
+    # string is not a comment): doc examples name paths that are not imports.
+    token = re.compile(
+        r'r(#*)".*?"\1|"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])\'|//[^\n]*|/\*.*?\*/',
+        re.S,
+    )
+    return token.sub(lambda m: '""' if m.group(0)[0] in "r\"'" else "", text)
 
 
 def main():

@@ -133,6 +133,11 @@ impl DataType {
 /// encoding. A scalar has nesting 0, `[1]` has 1, `[[1]]` has 2.
 pub const MAX_NESTING: usize = 32;
 
+/// The error text for a value nested deeper than [`MAX_NESTING`].
+pub fn too_deep_text() -> String {
+    format!("value nested deeper than {MAX_NESTING} levels")
+}
+
 impl Data {
     /// How deeply containers nest in this value (0 for a scalar); stops counting past
     /// `limit + 1`, so a check against `limit` costs at most that much recursion.

@@ -44,8 +44,6 @@ pub const SUBPROTOCOL_JSON: &str = "broker.v1.json";
 pub const CLIENT_PATH: &str = "/v1/broker";
 /// HTTP path of the native protocol between gateways.
 pub const PEER_PATH: &str = "/v1/peer";
-/// HTTP path of Zeek's WebSocket JSON API.
-pub const ZEEK_JSON_PATH: &str = "/v1/messages/json";
 
 // ---------------------------------------------------------------------------------------------
 // Identities

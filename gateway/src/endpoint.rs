@@ -100,14 +100,23 @@ impl Endpoint {
         let id = NodeId(*uuid::Uuid::new_v4().as_bytes());
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.slow_consumer, metrics.clone()));
+        let peering = Arc::new(Peering::new(id, hub.clone(), metrics.clone()));
+        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let stores = Stores::new(
+            peering.clone(),
+            metrics.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+            &config,
+        );
         let shared = Arc::new(Shared {
             id,
-            hub: hub.clone(),
-            peering: Arc::new(Peering::new(id, hub, metrics.clone())),
+            hub,
+            peering,
             metrics,
-            stores: Stores::default(),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            stores,
+            shutdown,
+            tasks,
             connections: AtomicUsize::new(0),
             per_address: Mutex::new(std::collections::HashMap::new()),
             listening: Mutex::new(Vec::new()),
@@ -170,7 +179,7 @@ impl Endpoint {
             let tls = crate::tls::TlsListener::new(listener, config.clone(), token.child_token());
             return axum::serve(
                 tls.tap_io(|_| {}),
-                crate::http::router(self.clone())
+                crate::http::router(self.shared.clone())
                     .into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(async move { token.cancelled().await })
@@ -182,7 +191,8 @@ impl Endpoint {
         });
         axum::serve(
             listener,
-            crate::http::router(self.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+            crate::http::router(self.shared.clone())
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await
@@ -327,69 +337,7 @@ impl Endpoint {
 
     /// The Prometheus text of `/metrics`.
     pub fn metrics_text(&self) -> String {
-        let s = &self.shared;
-        let (local, native, zeek) = s.hub.consumer_counts();
-        let peers = s.peering.peers().len() as u64;
-        s.metrics.render(&[
-            (
-                "subscribers_local",
-                "Subscribers of the embedding program.",
-                local as u64,
-            ),
-            (
-                "clients_native",
-                "Native-protocol client sessions.",
-                native as u64,
-            ),
-            (
-                "clients_zeek",
-                "Zeek JSON API client sessions.",
-                zeek as u64,
-            ),
-            (
-                "subscriptions",
-                "Subscription prefixes held, over all consumers.",
-                s.hub.subscriptions() as u64,
-            ),
-            (
-                "queued_messages",
-                "Messages waiting in consumer queues.",
-                s.hub.queued() as u64,
-            ),
-            (
-                "peers",
-                "Direct peers, established or being connected.",
-                peers,
-            ),
-            (
-                "peers_connected",
-                "Direct peers with an established link.",
-                s.peering.direct_peers().len() as u64,
-            ),
-            (
-                "stores_master",
-                "Master stores held by this endpoint.",
-                s.stores.masters().len() as u64,
-            ),
-            (
-                "stores_relay",
-                "Relays of master stores on other endpoints.",
-                (s.stores
-                    .names()
-                    .len()
-                    .saturating_sub(s.stores.masters().len())) as u64,
-            ),
-            (
-                "peer_seq_windows",
-                "Duplicate-suppression windows kept (one per origin seen from peers).",
-                s.peering.seq_windows() as u64,
-            ),
-            (
-                "reachable_endpoints",
-                "Endpoints reachable through the peer graph.",
-                s.peering.reachable().len() as u64,
-            ),
-        ])
+        self.shared.metrics_text()
     }
 
     /// Attaches (creates or re-opens) the master store `name` on this endpoint (ZB-44).
@@ -405,7 +353,7 @@ impl Endpoint {
         let h = self
             .shared
             .stores
-            .attach_master(&self.shared, name, backend, &options, false)
+            .attach_master(name, backend, &options, false)
             .await?;
         Ok(Store::local(name, h))
     }

@@ -17,10 +17,9 @@ use serde::Serialize;
 use tower_http::services::ServeDir;
 
 use crate::metrics::Metrics;
-use crate::state::Slot;
-use crate::Endpoint;
+use crate::state::{Shared, Slot};
 
-pub use broker_wasm::protocol::{CLIENT_PATH, PEER_PATH, ZEEK_JSON_PATH};
+pub use broker_wasm::protocol::{CLIENT_PATH, PEER_PATH};
 
 /// Body of `/healthz`.
 #[derive(Debug, Serialize)]
@@ -30,24 +29,23 @@ pub struct Health {
     pub endpoint: String,
 }
 
-async fn healthz(State(ep): State<Endpoint>) -> Json<Health> {
+async fn healthz(State(shared): State<Arc<Shared>>) -> Json<Health> {
     Json(Health {
         status: "ok",
         version: crate::VERSION,
-        endpoint: ep.node_id().to_string(),
+        endpoint: shared.id.to_string(),
     })
 }
 
-async fn metrics(State(ep): State<Endpoint>) -> impl IntoResponse {
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        ep.metrics_text(),
+        shared.metrics_text(),
     )
 }
 
 /// Reserves a connection slot; `None` (and counted) when a limit is reached.
-fn admit(ep: &Endpoint, remote: SocketAddr) -> Option<Slot> {
-    let s = ep.shared();
+fn reserve_slot(s: &Arc<Shared>, remote: SocketAddr) -> Option<Slot> {
     let ip = remote.ip();
     {
         let mut per = s.per_address.lock().unwrap_or_else(|e| e.into_inner());
@@ -72,13 +70,6 @@ fn admit(ep: &Endpoint, remote: SocketAddr) -> Option<Slot> {
     Metrics::add(&s.metrics.connections_total, 1);
     Some(slot)
 }
-
-fn refused() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response()
-}
-
-/// Why an upgrade request is refused: the HTTP status and a text.
-type Refusal = (StatusCode, String);
 
 /// True if a browser page of `Origin` may open a WebSocket here (cross-site WebSocket
 /// hijacking: a page of any site can open a WebSocket to any address, carrying no proof of
@@ -117,22 +108,79 @@ pub(crate) fn origin_allowed(allow: &[String], headers: &HeaderMap) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Checks the Origin of an upgrade request; `Err` is the answer to refuse it with.
-fn check_origin(ep: &Endpoint, headers: &HeaderMap) -> Result<(), Refusal> {
-    if origin_allowed(&ep.shared().config.allow_origins, headers) {
-        return Ok(());
-    }
-    Metrics::add(&ep.shared().metrics.auth_failures_total, 1);
-    Err((
-        StatusCode::FORBIDDEN,
-        "origin not allowed (see --allow-origin)".into(),
-    ))
+/// How a WebSocket upgrade authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// Later, in the first message (native clients; a header token is the fallback).
+    InHello,
+    /// Now, from the upgrade request (Zeek's API has no place for a token in its messages).
+    AtUpgrade,
+    /// Now, and the token must grant `peer`.
+    Peer,
 }
 
-fn ws_limits(ws: WebSocketUpgrade, ep: &Endpoint) -> WebSocketUpgrade {
+/// An upgrade that passed admission: origin allowed, token accepted (when checked at the
+/// upgrade), a connection slot reserved.
+struct Admitted {
+    slot: Slot,
+    /// The token of the request (header or query), for a hello without one.
+    token: Option<String>,
+    /// The subprotocol that carried the token, echoed back (browsers need it).
+    echo: Option<String>,
+    /// Who it is, when authenticated at the upgrade.
+    who: Option<Arc<crate::auth::Identity>>,
+}
+
+/// The one admission step of the three WebSocket upgrades: origin, token, connection slot.
+/// `Err` is the answer to refuse the upgrade with (each refusal counted).
+fn admit(
+    shared: &Arc<Shared>,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+    auth: Auth,
+) -> Result<Admitted, Response> {
+    if !origin_allowed(&shared.config.allow_origins, headers) {
+        Metrics::add(&shared.metrics.auth_failures_total, 1);
+        return Err((
+            StatusCode::FORBIDDEN,
+            "origin not allowed (see --allow-origin)",
+        )
+            .into_response());
+    }
+    let (token, echo) = crate::auth::token_of_request(headers);
+    let who = match auth {
+        Auth::InHello => None,
+        Auth::AtUpgrade | Auth::Peer => {
+            let who = shared.auth.authenticate(token.as_deref()).map_err(|e| {
+                Metrics::add(&shared.metrics.auth_failures_total, 1);
+                tracing::info!(%remote, "connection refused: {e}");
+                (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")).into_response()
+            })?;
+            if auth == Auth::Peer && !who.grants.peer {
+                Metrics::add(&shared.metrics.denied_total, 1);
+                tracing::info!(%remote, who = who.name, "peer refused: no `peer` grant");
+                return Err(
+                    (StatusCode::FORBIDDEN, "not allowed: peering (grant `peer`)").into_response(),
+                );
+            }
+            Some(who)
+        }
+    };
+    let Some(slot) = reserve_slot(shared, remote) else {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response());
+    };
+    Ok(Admitted {
+        slot,
+        token,
+        echo,
+        who,
+    })
+}
+
+fn ws_limits(ws: WebSocketUpgrade, shared: &Shared) -> WebSocketUpgrade {
     // Frames up to the limit plus the frame header; larger ones end the connection with
     // close code 1009 (message too big).
-    let max = ep.shared().config.max_frame + broker_wasm::protocol::HEADER_LEN;
+    let max = shared.config.max_frame + broker_wasm::protocol::HEADER_LEN;
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)
@@ -145,93 +193,57 @@ const READ_BUFFER: usize = 8 * 1024;
 
 async fn client_ws(
     ws: WebSocketUpgrade,
-    State(ep): State<Endpoint>,
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_origin(&ep, &headers) {
-        return r.into_response();
-    }
-    // The hello carries the token; an Authorization header is the fallback for programs.
-    let (token, _) = crate::auth::token_of_request(&headers);
-    let Some(slot) = admit(&ep, remote) else {
-        return refused();
+    let a = match admit(&shared, remote, &headers, Auth::InHello) {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    let ws = ws_limits(ws, &ep).protocols([SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON]);
+    let ws = ws_limits(ws, &shared).protocols([SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON]);
     // The encoding is the subprotocol the client offered first among ours; binary if none.
     let encoding = ws
         .selected_protocol()
         .and_then(|p| p.to_str().ok())
         .and_then(Encoding::from_subprotocol)
         .unwrap_or(Encoding::Binary);
-    let shared = ep.shared().clone();
-    ws.on_upgrade(move |socket| crate::session::run(shared, socket, encoding, remote, slot, token))
-}
-
-/// Authenticates the token of an upgrade request; `Err` is the answer to refuse it with.
-fn authenticate(
-    ep: &Endpoint,
-    token: Option<&str>,
-    remote: SocketAddr,
-) -> Result<Arc<crate::auth::Identity>, Refusal> {
-    ep.shared().auth.authenticate(token).map_err(|e| {
-        Metrics::add(&ep.shared().metrics.auth_failures_total, 1);
-        tracing::info!(%remote, "connection refused: {e}");
-        (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))
+    ws.on_upgrade(move |socket| {
+        crate::session::run(shared, socket, encoding, remote, a.slot, a.token)
     })
 }
 
 async fn zeek_ws(
     ws: WebSocketUpgrade,
-    State(ep): State<Endpoint>,
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_origin(&ep, &headers) {
-        return r.into_response();
-    }
-    // Zeek's API has no place for a token in its messages: it comes with the upgrade.
-    let (token, echo) = crate::auth::token_of_request(&headers);
-    let who = match authenticate(&ep, token.as_deref(), remote) {
-        Ok(who) => who,
-        Err(r) => return r.into_response(),
+    let a = match admit(&shared, remote, &headers, Auth::AtUpgrade) {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    let Some(slot) = admit(&ep, remote) else {
-        return refused();
-    };
-    let shared = ep.shared().clone();
-    let ws = ws_limits(ws, &ep);
-    let ws = match echo {
+    let who = a.who.expect("authenticated at the upgrade");
+    let ws = ws_limits(ws, &shared);
+    let ws = match a.echo {
         Some(p) => ws.protocols([p]),
         None => ws,
     };
-    ws.on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote, slot, who))
+    ws.on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote, a.slot, who))
 }
 
 async fn peer_ws(
     ws: WebSocketUpgrade,
-    State(ep): State<Endpoint>,
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_origin(&ep, &headers) {
-        return r.into_response();
-    }
-    let (token, _) = crate::auth::token_of_request(&headers);
-    match authenticate(&ep, token.as_deref(), remote) {
-        Ok(who) if who.grants.peer => {}
-        Ok(who) => {
-            Metrics::add(&ep.shared().metrics.denied_total, 1);
-            tracing::info!(%remote, who = who.name, "peer refused: no `peer` grant");
-            return (StatusCode::FORBIDDEN, "not allowed: peering (grant `peer`)").into_response();
-        }
-        Err(r) => return r.into_response(),
-    }
-    let Some(slot) = admit(&ep, remote) else {
-        return refused();
+    let a = match admit(&shared, remote, &headers, Auth::Peer) {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    let shared = ep.shared().clone();
-    ws_limits(ws, &ep)
+    let slot = a.slot;
+    ws_limits(ws, &shared)
         .protocols([SUBPROTOCOL_BINARY])
         .on_upgrade(move |socket| async move {
             use axum::extract::ws::Message;
@@ -254,9 +266,9 @@ async fn peer_ws(
 }
 
 /// All routes of the gateway.
-pub fn router(ep: Endpoint) -> Router {
-    let web = ServeDir::new(&ep.shared().config.web_dir).append_index_html_on_directories(true);
-    let pkg = ServeDir::new(&ep.shared().config.pkg_dir);
+pub fn router(shared: Arc<Shared>) -> Router {
+    let web = ServeDir::new(&shared.config.web_dir).append_index_html_on_directories(true);
+    let pkg = ServeDir::new(&shared.config.pkg_dir);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -265,5 +277,5 @@ pub fn router(ep: Endpoint) -> Router {
         .route(PEER_PATH, get(peer_ws))
         .nest_service("/pkg", pkg)
         .fallback_service(web)
-        .with_state(ep)
+        .with_state(shared)
 }

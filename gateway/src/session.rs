@@ -265,7 +265,7 @@ impl Session {
             return;
         }
         if p.data.too_deep() {
-            self.error(ErrorCode::InvalidData, too_deep_text());
+            self.error(ErrorCode::InvalidData, broker_wasm::data::too_deep_text());
             return;
         }
         self.shared.dispatch(&p, raw, Exclude::Consumer(self.id));
@@ -288,8 +288,10 @@ impl Session {
         if request_too_deep(&request) {
             Metrics::add(&shared.metrics.errors_total, 1);
             let failure = match request {
-                Request::Namespace(_) => namespace::failure(DbrCode::Invalid, too_deep_text()),
-                _ => broker_failure(ErrorCode::InvalidData, too_deep_text()),
+                Request::Namespace(_) => {
+                    namespace::failure(DbrCode::Invalid, broker_wasm::data::too_deep_text())
+                }
+                _ => broker_failure(ErrorCode::InvalidData, broker_wasm::data::too_deep_text()),
             };
             return self.send(respond(Err(failure)));
         }
@@ -351,7 +353,7 @@ impl Session {
                 shared.tasks.spawn(async move {
                     let result = s
                         .stores
-                        .attach_master(&s, &store, backend, &options, true)
+                        .attach_master(&store, backend, &options, true)
                         .await
                         .map(|_| Response::Done);
                     reply(respond(crate::store::to_failure(result))).await;
@@ -369,7 +371,7 @@ impl Session {
                         format!("limit of {max} clones per connection reached (--max-clones)"),
                     ))));
                 }
-                let source = match shared.stores.source(&shared, &store) {
+                let source = match shared.stores.source(&store) {
                     Ok(h) => h,
                     Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
                 };
@@ -382,8 +384,7 @@ impl Session {
                 }
                 let tx = self.tx.clone();
                 let rt = tokio::runtime::Handle::current();
-                crate::store::spawn_feed(
-                    &shared,
+                shared.stores.spawn_feed(
                     source,
                     self.tx.clone(),
                     crate::store::FeedTarget::Client(encoding),
@@ -407,7 +408,7 @@ impl Session {
                 self.send(respond(Ok(Response::Done)));
             }
             Request::Store { store, op } => {
-                let source = match shared.stores.source(&shared, &store) {
+                let source = match shared.stores.source(&store) {
                     Ok(h) => h,
                     Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
                 };
@@ -463,14 +464,6 @@ impl Session {
             }
         }
     }
-}
-
-/// The error text for a value nested deeper than every decoder reads.
-pub(crate) fn too_deep_text() -> String {
-    format!(
-        "value nested deeper than {} levels",
-        broker_wasm::data::MAX_NESTING
-    )
 }
 
 /// True if a store or namespace request carries a value (or key) nested deeper than
@@ -570,7 +563,10 @@ pub(crate) async fn run(
         rate_errors: 0,
         overflow: Default::default(),
         stalled: Default::default(),
-        inflight: crate::store::InFlight::new(&shared),
+        inflight: crate::store::InFlight::new(
+            shared.config.max_store_requests,
+            shared.metrics.clone(),
+        ),
         clones: Default::default(),
     };
     Metrics::add(&shared.metrics.connections_native, 1);
@@ -865,7 +861,10 @@ impl FuzzSession {
     ) -> FuzzSession {
         let s = Session {
             rate: RateLimit::new(shared.config.max_publish_rate),
-            inflight: crate::store::InFlight::new(&shared),
+            inflight: crate::store::InFlight::new(
+                shared.config.max_store_requests,
+                shared.metrics.clone(),
+            ),
             // Open access (the fuzzing endpoint configures no tokens).
             who: shared
                 .auth

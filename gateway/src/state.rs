@@ -49,6 +49,73 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        let s = self;
+        let (local, native, zeek) = s.hub.consumer_counts();
+        let peers = s.peering.peers().len() as u64;
+        s.metrics.render(&[
+            (
+                "subscribers_local",
+                "Subscribers of the embedding program.",
+                local as u64,
+            ),
+            (
+                "clients_native",
+                "Native-protocol client sessions.",
+                native as u64,
+            ),
+            (
+                "clients_zeek",
+                "Zeek JSON API client sessions.",
+                zeek as u64,
+            ),
+            (
+                "subscriptions",
+                "Subscription prefixes held, over all consumers.",
+                s.hub.subscriptions() as u64,
+            ),
+            (
+                "queued_messages",
+                "Messages waiting in consumer queues.",
+                s.hub.queued() as u64,
+            ),
+            (
+                "peers",
+                "Direct peers, established or being connected.",
+                peers,
+            ),
+            (
+                "peers_connected",
+                "Direct peers with an established link.",
+                s.peering.direct_peers().len() as u64,
+            ),
+            (
+                "stores_master",
+                "Master stores held by this endpoint.",
+                s.stores.masters().len() as u64,
+            ),
+            (
+                "stores_relay",
+                "Relays of master stores on other endpoints.",
+                (s.stores
+                    .names()
+                    .len()
+                    .saturating_sub(s.stores.masters().len())) as u64,
+            ),
+            (
+                "peer_seq_windows",
+                "Duplicate-suppression windows kept (one per origin seen from peers).",
+                s.peering.seq_windows() as u64,
+            ),
+            (
+                "reachable_endpoints",
+                "Endpoints reachable through the peer graph.",
+                s.peering.reachable().len() as u64,
+            ),
+        ])
+    }
+
     pub(crate) fn emit_error(&self, code: ErrorCode, context: impl Into<String>) {
         self.hub.error(code, context);
     }

@@ -231,7 +231,7 @@ pub(crate) async fn run(
                 } else if p.data.too_deep() {
                     reply(zeek_json::error(
                         ErrorCode::InvalidData,
-                        &format!("input #{n}: {}", crate::session::too_deep_text()),
+                        &format!("input #{n}: {}", broker_wasm::data::too_deep_text()),
                     ));
                 } else if !rate.allow() {
                     Metrics::add(&shared.metrics.dropped_total, 1);

@@ -164,7 +164,8 @@ pub(crate) async fn drive_link<R, W>(
     let reader_link = link.clone();
     let reader = async move {
         let shared = reader_shared;
-        let inflight = crate::store::InFlight::new(&shared);
+        let inflight =
+            crate::store::InFlight::new(shared.config.max_store_requests, shared.metrics.clone());
         loop {
             let item = tokio::select! {
                 i = crate::keepalive::within(&shared, rx_ws.next()) => match i {
@@ -261,9 +262,7 @@ pub(crate) async fn drive_link<R, W>(
                     | PeerMsg::StoreMaster { .. }
                     | PeerMsg::StoreRequest { .. }
                     | PeerMsg::StoreResponse { .. }) => {
-                        shared
-                            .stores
-                            .on_peer_msg(&shared, reader_link.node, m, &inflight);
+                        shared.stores.on_peer_msg(reader_link.node, m, &inflight);
                     }
                 }
             }

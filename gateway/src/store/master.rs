@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 
 use super::sqlite::{Job, Write, Writer};
 use super::{error, Cmd, Feed, FeedItem, Reply, StoreError, StoreHandle, CHUNK, TICK};
-use crate::state::Shared;
 
 /// The endpoint clock in nanoseconds since the epoch.
 pub(crate) fn now() -> Timestamp {
@@ -38,7 +37,7 @@ struct Master {
 }
 
 pub(crate) fn spawn(
-    shared: &Arc<Shared>,
+    env: &super::StoreEnv,
     name: &str,
     backend: Option<(BTreeMap<Data, Entry>, Writer)>,
 ) -> StoreHandle {
@@ -59,11 +58,11 @@ pub(crate) fn spawn(
         seq: 0,
         clones: Vec::new(),
         writer,
-        metrics: shared.metrics.clone(),
-        max_value: shared.config.store_max_value,
+        metrics: env.metrics.clone(),
+        max_value: env.max_value,
     };
-    let stop = shared.shutdown.child_token();
-    shared.tasks.spawn(run(m, rx, stop));
+    let stop = env.shutdown.child_token();
+    env.tasks.spawn(run(m, rx, stop));
     StoreHandle {
         tx,
         is_master: true,
@@ -297,7 +296,7 @@ impl Master {
             // An insert or append may nest a value one level deeper than what was sent.
             Ok(Mutation::Set(value)) if value.too_deep() => reply(Err(error(
                 ErrorCode::InvalidData,
-                crate::session::too_deep_text(),
+                broker_wasm::data::too_deep_text(),
             ))),
             Ok(Mutation::Set(value)) => {
                 // Any modification without an expiry clears the old one (Broker, ZB-56).

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::Shared;
+use crate::peering::Peering;
 
 pub use api::{CloneEvent, CloneStore, Store};
 pub use broker_wasm::store::StoreError;
@@ -207,12 +207,12 @@ impl Drop for Ticket {
 }
 
 impl InFlight {
-    pub(crate) fn new(shared: &Shared) -> Arc<InFlight> {
+    pub(crate) fn new(limit: usize, metrics: Arc<crate::metrics::Metrics>) -> Arc<InFlight> {
         Arc::new(InFlight {
             n: Default::default(),
-            limit: shared.config.max_store_requests.max(1),
+            limit: limit.max(1),
             freed: tokio::sync::Notify::new(),
-            metrics: shared.metrics.clone(),
+            metrics,
         })
     }
 
@@ -293,10 +293,38 @@ impl StoreHandle {
     }
 }
 
-/// The stores of one endpoint.
-#[derive(Default)]
-pub struct Stores {
+/// What the stores need of their endpoint: the peering table (relays follow masters on
+/// peers), metrics, the task tracker and shutdown token, and their limits.
+pub(crate) struct StoreEnv {
+    pub peering: Arc<Peering>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub tasks: tokio_util::task::TaskTracker,
+    pub shutdown: CancellationToken,
+    /// Where SQLite masters of clients live.
+    pub data_dir: std::path::PathBuf,
+    /// Largest entry a write may leave (`--store-max-value`); 0 = no limit.
+    pub max_value: u64,
     map: Mutex<HashMap<String, StoreHandle>>,
+}
+
+impl StoreEnv {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoreHandle>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets `name` if its task ended (a relay that closed), so names asked for once do not
+    /// stay in the map.
+    pub(crate) fn forget_closed(&self, name: &str) {
+        let mut map = self.lock();
+        if map.get(name).is_some_and(StoreHandle::is_closed) {
+            map.remove(name);
+        }
+    }
+}
+
+/// The stores of one endpoint.
+pub struct Stores {
+    env: Arc<StoreEnv>,
     /// Held while a master is created, so a store's file is opened once (see
     /// [`Stores::attach_master`]).
     opening: tokio::sync::Mutex<()>,
@@ -326,8 +354,31 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
 }
 
 impl Stores {
+    pub(crate) fn new(
+        peering: Arc<Peering>,
+        metrics: Arc<crate::metrics::Metrics>,
+        tasks: tokio_util::task::TaskTracker,
+        shutdown: CancellationToken,
+        config: &crate::config::Config,
+    ) -> Stores {
+        Stores {
+            env: Arc::new(StoreEnv {
+                peering,
+                metrics,
+                tasks,
+                shutdown,
+                data_dir: config.data_dir.clone(),
+                max_value: config.store_max_value,
+                map: Mutex::default(),
+            }),
+            opening: Default::default(),
+            files: Default::default(),
+            peer_feeds: Default::default(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoreHandle>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        self.env.lock()
     }
 
     /// Names of the stores held here (masters and relays), sorted.
@@ -365,7 +416,6 @@ impl Stores {
     /// for one name, its file is opened once, and no two stores share a file.
     pub(crate) async fn attach_master(
         &self,
-        shared: &Arc<Shared>,
         name: &str,
         backend: Backend,
         options: &Data,
@@ -383,7 +433,7 @@ impl Stores {
                 ))
             };
         }
-        if shared.peering.store_master_elsewhere(name) {
+        if self.env.peering.store_master_elsewhere(name) {
             return Err(error(
                 ErrorCode::MasterExists,
                 format!("a peer already has a master for {name}"),
@@ -393,12 +443,7 @@ impl Stores {
         let backend_state = match backend {
             Backend::Memory => None,
             Backend::Sqlite => {
-                let o = sqlite::SqliteOptions::parse(
-                    options,
-                    &shared.config.data_dir,
-                    name,
-                    by_client,
-                )?;
+                let o = sqlite::SqliteOptions::parse(options, &self.env.data_dir, name, by_client)?;
                 // A file in use exists, so only an existing file can be another store's.
                 if let Ok(key) = std::fs::canonicalize(&o.path) {
                     if let Some((_, other)) = self
@@ -419,14 +464,14 @@ impl Stores {
                 let opened = tokio::task::spawn_blocking(move || sqlite::open(&o, &store))
                     .await
                     .map_err(|e| error(ErrorCode::BackendFailure, e.to_string()))??;
-                crate::metrics::Metrics::add(&shared.metrics.store_files_opened_total, 1);
+                crate::metrics::Metrics::add(&self.env.metrics.store_files_opened_total, 1);
                 file = std::fs::canonicalize(&path).ok();
                 Some(opened)
             }
         };
         let mut map = self.lock();
         map.retain(|_, h| !h.is_closed());
-        let h = master::spawn(shared, name, backend_state);
+        let h = master::spawn(&self.env, name, backend_state);
         map.insert(name.to_owned(), h.clone());
         drop(map);
         if let Some(f) = file {
@@ -434,18 +479,14 @@ impl Stores {
             files.retain(|_, n| self.get(n).is_some());
             files.insert(f, name.to_owned());
         }
-        shared.peering.set_local_masters(self.masters());
+        self.env.peering.set_local_masters(self.masters());
         tracing::info!(store = name, ?backend, "master store attached");
         Ok(h)
     }
 
     /// The store a clone of `name` should follow: the master here, a relay that already
     /// follows it, or a new relay that looks for it on the direct peers.
-    pub(crate) fn source(
-        &self,
-        shared: &Arc<Shared>,
-        name: &str,
-    ) -> Result<StoreHandle, StoreError> {
+    pub(crate) fn source(&self, name: &str) -> Result<StoreHandle, StoreError> {
         validate_name(name)?;
         let mut map = self.lock();
         if let Some(h) = map.get(name).filter(|h| !h.is_closed()) {
@@ -453,24 +494,15 @@ impl Stores {
         }
         // A relay only when a peer could have the master: with no direct peer and no peering
         // being set up, the answer is known now (and costs no task).
-        if shared.peering.direct_peers().is_empty() && !shared.peering.outbound_pending() {
+        if self.env.peering.direct_peers().is_empty() && !self.env.peering.outbound_pending() {
             return Err(error(
                 ErrorCode::NoSuchMaster,
                 format!("no master store {name} on this endpoint and no peer to ask"),
             ));
         }
-        let h = relay::spawn(shared, name);
+        let h = relay::spawn(&self.env, name);
         map.insert(name.to_owned(), h.clone());
         Ok(h)
-    }
-
-    /// Forgets `name` if its task ended (a relay that closed), so names asked for once do not
-    /// stay in the map.
-    pub(crate) fn forget_closed(&self, name: &str) {
-        let mut map = self.lock();
-        if map.get(name).is_some_and(StoreHandle::is_closed) {
-            map.remove(name);
-        }
     }
 
     /// Entries in the map, closed or not (for tests of the clean-up).
@@ -480,16 +512,10 @@ impl Stores {
 
     /// A store message from a direct peer.
     /// Requests of the peer hold tickets of `inflight`, the link's backpressure.
-    pub(crate) fn on_peer_msg(
-        &self,
-        shared: &Arc<Shared>,
-        from: NodeId,
-        msg: PeerMsg,
-        inflight: &Arc<InFlight>,
-    ) {
+    pub(crate) fn on_peer_msg(&self, from: NodeId, msg: PeerMsg, inflight: &Arc<InFlight>) {
         match msg {
             PeerMsg::StoreAttach { store } => {
-                let Some(link) = shared.peering.link_tx(from) else {
+                let Some(link) = self.env.peering.link_tx(from) else {
                     return;
                 };
                 // Only masters and relays that are already following serve peers: a relay
@@ -499,7 +525,7 @@ impl Stores {
                     let _ = link.try_send(encode_peer(&b));
                     return;
                 };
-                let stop = shared.peering.link_closed(from);
+                let stop = self.env.peering.link_closed(from);
                 if let Some(old) = self
                     .peer_feeds
                     .lock()
@@ -512,8 +538,7 @@ impl Stores {
                 let missing = link.clone();
                 let name = store.clone();
                 let ticket = inflight.ticket();
-                spawn_feed(
-                    shared,
+                self.spawn_feed(
                     h,
                     link,
                     FeedTarget::Peer,
@@ -539,7 +564,7 @@ impl Stores {
                 }
             }
             PeerMsg::StoreRequest { id, store, op } => {
-                let Some(link) = shared.peering.link_tx(from) else {
+                let Some(link) = self.env.peering.link_tx(from) else {
                     return;
                 };
                 let rt = tokio::runtime::Handle::current();
@@ -622,21 +647,22 @@ pub(crate) fn encode_peer(msg: &PeerMsg) -> Bytes {
     Bytes::from(broker_wasm::binary::to_vec(msg).expect("binary encoding cannot fail"))
 }
 
-/// Feeds a clone: attaches to `store` and forwards the snapshot and every update into `out`
-/// until `stop`. A clone that falls behind (its feed overflowed) is dropped by the store and
-/// re-attached here, which gives it a fresh snapshot: the replica on the other side sees the
-/// difference and nothing is lost. `attached` learns the outcome of the first attach.
-pub(crate) fn spawn_feed(
-    shared: &Arc<Shared>,
-    store: StoreHandle,
-    out: mpsc::Sender<Bytes>,
-    target: FeedTarget,
-    stop: CancellationToken,
-    attached: Reply,
-    slot: Option<FeedSlot>,
-) {
-    let metrics = shared.metrics.clone();
-    shared.tasks.spawn(async move {
+impl Stores {
+    /// Feeds a clone: attaches to `store` and forwards the snapshot and every update into `out`
+    /// until `stop`. A clone that falls behind (its feed overflowed) is dropped by the store and
+    /// re-attached here, which gives it a fresh snapshot: the replica on the other side sees the
+    /// difference and nothing is lost. `attached` learns the outcome of the first attach.
+    pub(crate) fn spawn_feed(
+        &self,
+        store: StoreHandle,
+        out: mpsc::Sender<Bytes>,
+        target: FeedTarget,
+        stop: CancellationToken,
+        attached: Reply,
+        slot: Option<FeedSlot>,
+    ) {
+        let metrics = self.env.metrics.clone();
+        self.env.tasks.spawn(async move {
         // Whoever holds `stop` sees the feed ended, however it ended.
         let _ended = stop.clone().drop_guard();
         let mut attached = Some(attached);
@@ -682,4 +708,5 @@ pub(crate) fn spawn_feed(
             tracing::debug!("clone fell behind; resynchronising");
         }
     });
+    }
 }

@@ -17,7 +17,6 @@ use broker_wasm::{ErrorCode, NodeId};
 use tokio::sync::mpsc;
 
 use super::{encode_peer, error, Cmd, Feed, FeedItem, Reply, StoreHandle, CHUNK};
-use crate::state::Shared;
 
 /// How often a relay without a master asks its peers again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -25,7 +24,7 @@ const RETRY: Duration = Duration::from_secs(1);
 const FIND_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Relay {
-    shared: Arc<Shared>,
+    env: Arc<super::StoreEnv>,
     name: String,
     replica: Replica,
     /// The peer whose master (or relay) we follow.
@@ -43,10 +42,10 @@ struct Relay {
     searching_since: Option<tokio::time::Instant>,
 }
 
-pub(crate) fn spawn(shared: &Arc<Shared>, name: &str) -> StoreHandle {
+pub(crate) fn spawn(env: &Arc<super::StoreEnv>, name: &str) -> StoreHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let r = Relay {
-        shared: shared.clone(),
+        env: env.clone(),
         name: name.to_owned(),
         replica: Replica::new(),
         bound: None,
@@ -59,8 +58,8 @@ pub(crate) fn spawn(shared: &Arc<Shared>, name: &str) -> StoreHandle {
         next_id: u64::from(rand::random::<u32>()) << 32,
         searching_since: None,
     };
-    let stop = shared.shutdown.child_token();
-    shared.tasks.spawn(run(r, rx, stop));
+    let stop = env.shutdown.child_token();
+    env.tasks.spawn(run(r, rx, stop));
     StoreHandle {
         tx,
         is_master: false,
@@ -95,13 +94,13 @@ async fn run(
         reply(Err(error(ErrorCode::NoSuchMaster, "the relay closed")));
     }
     if let Some(peer) = r.bound {
-        if let Some(link) = r.shared.peering.link_tx(peer) {
+        if let Some(link) = r.env.peering.link_tx(peer) {
             let _ = link.try_send(encode_peer(&PeerMsg::StoreDetach {
                 store: r.name.clone(),
             }));
         }
     }
-    r.shared.stores.forget_closed(&r.name);
+    r.env.forget_closed(&r.name);
     tracing::debug!(store = r.name, "relay closed");
 }
 
@@ -116,12 +115,12 @@ impl Relay {
     }
 
     fn search(&mut self) {
-        self.asked = self.shared.peering.direct_peers().into_iter().collect();
+        self.asked = self.env.peering.direct_peers().into_iter().collect();
         if self.searching_since.is_none() {
             self.searching_since = Some(tokio::time::Instant::now());
         }
         for p in &self.asked {
-            if let Some(link) = self.shared.peering.link_tx(*p) {
+            if let Some(link) = self.env.peering.link_tx(*p) {
                 let _ = link.try_send(encode_peer(&PeerMsg::StoreAttach {
                     store: self.name.clone(),
                 }));
@@ -140,7 +139,7 @@ impl Relay {
         // being set up (a gateway just started with --peer), which may bring the master.
         let all_missing = self.asked.is_empty()
             && self.searching_since.is_some()
-            && !self.shared.peering.outbound_pending();
+            && !self.env.peering.outbound_pending();
         if timed_out || all_missing {
             self.fail_waiting(if timed_out {
                 "no master found in time"
@@ -226,7 +225,7 @@ impl Relay {
     }
 
     fn forward(&mut self, peer: NodeId, op: broker_wasm::protocol::StoreOp, reply: Reply) {
-        let Some(link) = self.shared.peering.link_tx(peer) else {
+        let Some(link) = self.env.peering.link_tx(peer) else {
             return reply(Err(error(ErrorCode::NoSuchMaster, "master unreachable")));
         };
         self.next_id += 1;
@@ -292,7 +291,7 @@ impl Relay {
                     None => self.bound = Some(from),
                     Some(b) if b != from => {
                         // Someone else answered first: we follow one source only.
-                        if let Some(link) = self.shared.peering.link_tx(from) {
+                        if let Some(link) = self.env.peering.link_tx(from) {
                             let _ = link.try_send(encode_peer(&PeerMsg::StoreDetach {
                                 store: self.name.clone(),
                             }));
@@ -340,7 +339,7 @@ impl Relay {
                     }
                     Err(gap) => {
                         tracing::warn!(store = self.name, ?gap, "relay missed updates; resyncing");
-                        if let Some(link) = self.shared.peering.link_tx(from) {
+                        if let Some(link) = self.env.peering.link_tx(from) {
                             let _ = link.try_send(encode_peer(&PeerMsg::StoreAttach {
                                 store: self.name.clone(),
                             }));

@@ -108,6 +108,9 @@ pub(crate) fn origin_allowed(allow: &[String], headers: &HeaderMap) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Why an upgrade request is refused: the HTTP status and a text.
+type Refusal = (StatusCode, String);
+
 /// How a WebSocket upgrade authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Auth {
@@ -138,14 +141,13 @@ fn admit(
     remote: SocketAddr,
     headers: &HeaderMap,
     auth: Auth,
-) -> Result<Admitted, Response> {
+) -> Result<Admitted, Refusal> {
     if !origin_allowed(&shared.config.allow_origins, headers) {
         Metrics::add(&shared.metrics.auth_failures_total, 1);
         return Err((
             StatusCode::FORBIDDEN,
-            "origin not allowed (see --allow-origin)",
-        )
-            .into_response());
+            "origin not allowed (see --allow-origin)".into(),
+        ));
     }
     let (token, echo) = crate::auth::token_of_request(headers);
     let who = match auth {
@@ -154,20 +156,24 @@ fn admit(
             let who = shared.auth.authenticate(token.as_deref()).map_err(|e| {
                 Metrics::add(&shared.metrics.auth_failures_total, 1);
                 tracing::info!(%remote, "connection refused: {e}");
-                (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")).into_response()
+                (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))
             })?;
             if auth == Auth::Peer && !who.grants.peer {
                 Metrics::add(&shared.metrics.denied_total, 1);
                 tracing::info!(%remote, who = who.name, "peer refused: no `peer` grant");
-                return Err(
-                    (StatusCode::FORBIDDEN, "not allowed: peering (grant `peer`)").into_response(),
-                );
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    "not allowed: peering (grant `peer`)".into(),
+                ));
             }
             Some(who)
         }
     };
     let Some(slot) = reserve_slot(shared, remote) else {
-        return Err((StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response());
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection limit reached".into(),
+        ));
     };
     Ok(Admitted {
         slot,
@@ -199,7 +205,7 @@ async fn client_ws(
 ) -> Response {
     let a = match admit(&shared, remote, &headers, Auth::InHello) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let ws = ws_limits(ws, &shared).protocols([SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON]);
     // The encoding is the subprotocol the client offered first among ours; binary if none.
@@ -221,7 +227,7 @@ async fn zeek_ws(
 ) -> Response {
     let a = match admit(&shared, remote, &headers, Auth::AtUpgrade) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let who = a.who.expect("authenticated at the upgrade");
     let ws = ws_limits(ws, &shared);
@@ -240,7 +246,7 @@ async fn peer_ws(
 ) -> Response {
     let a = match admit(&shared, remote, &headers, Auth::Peer) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let slot = a.slot;
     ws_limits(ws, &shared)

@@ -24,9 +24,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::conn::native::FuzzSession;
 use crate::endpoint::{Endpoint, Shared};
 use crate::hub::{Sink, StatusSink};
-use crate::session::FuzzSession;
 use crate::subscriber::Control;
 
 /// Runs sessions; keeps the configuration and a counter for data directories.
@@ -166,7 +166,7 @@ async fn run(config: Config, encoding: Encoding, statuses: bool, frames: &[Vec<u
         }
     }
 
-    // The connection ends as in `session::run`.
+    // The connection ends as in `conn::native::run`.
     if shared.hub.unregister(reg.id) {
         shared.filter_changed();
     }

@@ -215,7 +215,7 @@ async fn client_ws(
         .and_then(Encoding::from_subprotocol)
         .unwrap_or(Encoding::Binary);
     ws.on_upgrade(move |socket| {
-        crate::session::run(shared, socket, encoding, remote, a.slot, a.token)
+        crate::conn::native::run(shared, socket, encoding, remote, a.slot, a.token)
     })
 }
 
@@ -235,7 +235,7 @@ async fn zeek_ws(
         Some(p) => ws.protocols([p]),
         None => ws,
     };
-    ws.on_upgrade(move |socket| crate::zeek_ws::run(shared, socket, remote, a.slot, who))
+    ws.on_upgrade(move |socket| crate::conn::zeek::run(shared, socket, remote, a.slot, who))
 }
 
 async fn peer_ws(
@@ -264,7 +264,7 @@ async fn peer_ws(
             let tx =
                 sink.with(|b: Bytes| std::future::ready(Ok::<_, axum::Error>(Message::Binary(b))));
             let (hello_tx, _hello_rx) = tokio::sync::oneshot::channel();
-            let network = crate::session::network_of(remote);
+            let network = crate::conn::limits::network_of(remote);
             crate::peering::link::drive_link(shared, rx, Box::pin(tx), network, false, hello_tx)
                 .await;
             drop(slot);

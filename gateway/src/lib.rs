@@ -6,10 +6,9 @@
 //! - [`endpoint`]: [`Endpoint`], the API a Rust program embeds; `Shared` state.
 //! - [`hub`]: subscriptions and delivery to consumers, encoded once per wire format.
 //! - [`peering`]: gateway-to-gateway links, adverts, loop-free forwarding, reconnects.
-//! - `keepalive`: pings and the idle timeout of every connection.
-//! - `session`: one native-protocol client connection.
+//! - `conn`: connection handling — one native-protocol client, one Zeek JSON API client,
+//!   keepalive and the limits they share.
 //! - [`store`]: master stores (memory, SQLite), relays of remote masters, clone feeds.
-//! - `zeek_ws`: one Zeek JSON API client connection.
 //! - [`http`]: routes (`/healthz`, `/metrics`, `/v1/broker`, `/v1/messages/json`, `/v1/peer`,
 //!   static files).
 //! - [`client`]: a native Rust client for a remote gateway, with the endpoint's shape.
@@ -21,23 +20,21 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+mod conn;
 pub mod endpoint;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod hub;
-mod keepalive;
 pub mod metrics;
 pub mod namespace;
 pub mod namespace_client;
 pub mod peering;
-mod session;
 mod state;
 pub mod store;
 pub mod subscriber;
 pub mod tls;
-mod zeek_ws;
 
 pub use client::Client;
 pub use config::{Config, SlowConsumerPolicy};

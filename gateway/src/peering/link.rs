@@ -106,7 +106,7 @@ pub(crate) async fn drive_link<R, W>(
     // Writer: batches queued messages into frames.
     let close = link.close.clone();
     let writer_metrics = shared.metrics.clone();
-    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
+    let mut pinger = crate::conn::keepalive::Pinger::new(&shared.config);
     let writer = async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut frame = Vec::new();
@@ -148,7 +148,7 @@ pub(crate) async fn drive_link<R, W>(
     // Once the link is closing, a writer blocked on a peer that does not read is abandoned
     // after the close grace.
     let closing = link.close.clone();
-    let grace = crate::keepalive::close_grace(&shared.config);
+    let grace = crate::conn::keepalive::close_grace(&shared.config);
     let writer = async move {
         tokio::pin!(writer);
         tokio::select! {
@@ -168,7 +168,7 @@ pub(crate) async fn drive_link<R, W>(
             crate::store::InFlight::new(shared.config.max_store_requests, shared.metrics.clone());
         loop {
             let item = tokio::select! {
-                i = crate::keepalive::within(&shared, rx_ws.next()) => match i {
+                i = crate::conn::keepalive::within(&shared, rx_ws.next()) => match i {
                     Some(i) => i,
                     None => break,
                 },

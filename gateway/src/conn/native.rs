@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use broker_wasm::dbr::DbrCode;
 use broker_wasm::protocol::{
-    self, ClientMsg, Encoding, ErrorInfo, Failure, NetworkInfo, Publish, Request, Response,
-    ServerMsg, Status, Welcome,
+    self, ClientMsg, Encoding, ErrorInfo, Failure, Publish, Request, Response, ServerMsg, Status,
+    Welcome,
 };
 use broker_wasm::topic::validate_user_topic;
 use broker_wasm::{ErrorCode, StatusCode};
@@ -18,6 +18,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
+use crate::conn::limits::{next_incoming, throttle, ByteRate, Incoming, RateLimit};
 use crate::hub::{encode_server_msg, frame_of, Exclude, Sink, StatusSink};
 use crate::metrics::Metrics;
 use crate::namespace::{self, Outcome};
@@ -28,99 +29,6 @@ use crate::subscriber::Control;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest batch of messages in one outbound frame.
 const MAX_BATCH: usize = 1024;
-
-/// Limits the rate of publishes of one connection (a token bucket refilled every second).
-#[derive(Debug)]
-pub(crate) struct RateLimit {
-    per_sec: u64,
-    tokens: u64,
-    since: Instant,
-}
-
-impl RateLimit {
-    pub(crate) fn new(per_sec: u64) -> RateLimit {
-        RateLimit {
-            per_sec,
-            tokens: per_sec,
-            since: Instant::now(),
-        }
-    }
-
-    /// True if one more message is allowed now.
-    pub(crate) fn allow(&mut self) -> bool {
-        if self.per_sec == 0 {
-            return true;
-        }
-        let elapsed = self.since.elapsed();
-        if elapsed >= Duration::from_secs(1) {
-            self.tokens = self.per_sec;
-            self.since = Instant::now();
-        }
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
-    }
-}
-
-/// Limits the bytes one connection may send per second: past the budget the reader pauses
-/// until the second is over, so the sender feels it as TCP backpressure.
-#[derive(Debug)]
-pub(crate) struct ByteRate {
-    per_sec: u64,
-    used: u64,
-    since: Instant,
-}
-
-impl ByteRate {
-    pub(crate) fn new(per_sec: u64) -> ByteRate {
-        ByteRate {
-            per_sec,
-            used: 0,
-            since: Instant::now(),
-        }
-    }
-
-    /// Counts `n` bytes received; returns how long to pause reading, if the budget is spent.
-    pub(crate) fn charge(&mut self, n: usize) -> Option<Duration> {
-        if self.per_sec == 0 {
-            return None;
-        }
-        let elapsed = self.since.elapsed();
-        if elapsed >= Duration::from_secs(1) {
-            self.used = 0;
-            self.since = Instant::now();
-        }
-        self.used += n as u64;
-        if self.used < self.per_sec {
-            return None;
-        }
-        // Past the budget: wait out this second, and as many more as the excess needs.
-        let seconds = self.used / self.per_sec;
-        self.used %= self.per_sec;
-        let pause = Duration::from_secs(seconds).saturating_sub(self.since.elapsed());
-        self.since = Instant::now() + pause;
-        Some(pause)
-    }
-}
-
-/// Pauses a reader that went over its byte budget; false if the connection ends meanwhile.
-pub(crate) async fn throttle(
-    shared: &Shared,
-    rate: &mut ByteRate,
-    n: usize,
-    stop: &tokio_util::sync::CancellationToken,
-) -> bool {
-    let Some(pause) = rate.charge(n) else {
-        return true;
-    };
-    Metrics::add(&shared.metrics.throttled_total, 1);
-    tokio::select! {
-        _ = tokio::time::sleep(pause) => true,
-        _ = stop.cancelled() => false,
-    }
-}
 
 struct Session {
     shared: Arc<Shared>,
@@ -577,7 +485,7 @@ pub(crate) async fn run(
     let writer_shared = shared.clone();
     let stop = shared.shutdown.child_token();
     let writer_stop = stop.clone();
-    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
+    let mut pinger = crate::conn::keepalive::Pinger::new(&shared.config);
     let writer = tokio::spawn(async move {
         let shared = writer_shared;
         // Buffers grow with bursts and are let go when the queue is empty: an idle
@@ -772,58 +680,10 @@ pub(crate) async fn run(
     // Namespace attachments and waiters belong to the connection (DB-33).
     shared.namespaces.release_session(reg.id);
     stop.cancel();
-    crate::keepalive::finish(&shared.config, writer).await;
+    crate::conn::keepalive::finish(&shared.config, writer).await;
     shared.metrics.connections_native.fetch_sub(1, Relaxed);
     drop(slot);
     tracing::debug!(%remote, "native client disconnected");
-}
-
-/// What the reader of a client connection gets next.
-pub(crate) enum Incoming {
-    /// A data message (not a Close).
-    Message(Message),
-    /// A message over the size limit: the connection is unusable now.
-    TooBig,
-    /// The connection ended (Close frame, error, disconnect without a Close frame, nothing
-    /// received within the idle timeout), the gateway shuts down, or the slow-consumer policy
-    /// kicked the client.
-    End,
-}
-
-/// Waits for the next message of a client connection.
-pub(crate) async fn next_incoming(
-    shared: &Shared,
-    ws_rx: &mut futures_util::stream::SplitStream<WebSocket>,
-    stop: &tokio_util::sync::CancellationToken,
-    kick: &tokio_util::sync::CancellationToken,
-) -> Incoming {
-    let msg = tokio::select! {
-        m = crate::keepalive::within(shared, ws_rx.next()) => match m {
-            Some(m) => m,
-            None => return Incoming::End,
-        },
-        _ = stop.cancelled() => return Incoming::End,
-        _ = kick.cancelled() => return Incoming::End,
-    };
-    match msg {
-        Some(Ok(Message::Close(_))) | None => Incoming::End,
-        Some(Ok(m)) => Incoming::Message(m),
-        Some(Err(e)) if too_big(&e) => Incoming::TooBig,
-        Some(Err(_)) => Incoming::End,
-    }
-}
-
-/// True if a WebSocket read failed because the message exceeded the size limit.
-fn too_big(e: &axum::Error) -> bool {
-    use std::error::Error;
-    let mut source: Option<&(dyn Error + 'static)> = e.source();
-    while let Some(s) = source {
-        if let Some(t) = s.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
-        }
-        source = s.source();
-    }
-    false
 }
 
 fn to_ws(encoding: Encoding, frame: Vec<u8>) -> Message {
@@ -833,14 +693,6 @@ fn to_ws(encoding: Encoding, frame: Vec<u8>) -> Message {
             Ok(s) => Message::Text(Utf8Bytes::from(s)),
             Err(e) => Message::Binary(Bytes::from(e.into_bytes())),
         },
-    }
-}
-
-/// The client's address as a [`NetworkInfo`].
-pub(crate) fn network_of(addr: SocketAddr) -> NetworkInfo {
-    NetworkInfo {
-        address: addr.ip().to_string(),
-        port: addr.port(),
     }
 }
 

@@ -16,9 +16,9 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
+use crate::conn::limits::{next_incoming, throttle, ByteRate, Incoming, RateLimit};
 use crate::hub::{Exclude, Sink};
 use crate::metrics::Metrics;
-use crate::session::{next_incoming, throttle, ByteRate, Incoming, RateLimit};
 use crate::state::Shared;
 use crate::subscriber::Control;
 
@@ -121,7 +121,7 @@ pub(crate) async fn run(
     let kick = reg.kick.clone();
     let dropped = reg.dropped.clone();
     let writer_shared = shared.clone();
-    let mut pinger = crate::keepalive::Pinger::new(&shared.config);
+    let mut pinger = crate::conn::keepalive::Pinger::new(&shared.config);
     let writer = tokio::spawn(async move {
         let mut batch = Vec::new();
         let mut reported = 0;
@@ -249,7 +249,7 @@ pub(crate) async fn run(
     shared.close(reg.id);
     drop(tx);
     stop.cancel();
-    crate::keepalive::finish(&shared.config, writer).await;
+    crate::conn::keepalive::finish(&shared.config, writer).await;
     done(&shared);
     tracing::debug!(%remote, "zeek client disconnected");
 }

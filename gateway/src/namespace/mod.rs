@@ -1,0 +1,502 @@
+//! Data Broker namespaces in the gateway (DB-01..25, design decision 6): a registry of named
+//! tuple spaces, each holding a FIFO of typed values per tuple name, with reference counts
+//! and the delete mark, blocking `read`/`get` served by server-side waiters, atomic `move`,
+//! and glob `directory`/iterator.
+//!
+//! Every operation runs under one mutex (the namespaces' single writer), so each is atomic
+//! with respect to all clients: a value is popped by exactly one `get`, a `move` is never
+//! observed half-done. Values live in memory; namespaces of a `PERMANENT_*` level are also
+//! written through to SQLite (`<data-dir>/namespaces.sqlite3`, WAL, `synchronous=NORMAL`)
+//! before the operation is acknowledged, and are loaded back at start.
+//!
+//! Waiting: a blocked `read`/`get` registers a waiter for its (namespace, name). A `put`
+//! (or `move`, `restore`) serves the waiters of that name: every waiting reader whose index
+//! exists gets a copy, then waiting getters, oldest first, each pop one value. A waiter is
+//! removed under the same lock by its timeout or cancellation, so a getter that timed out
+//! or was cancelled never consumes a value (DB-15, DB-25).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use broker_wasm::dbr::{self, DbrCode};
+use broker_wasm::protocol::{Failure, NamespaceOp, Response, Wait};
+use broker_wasm::Data;
+use tokio::sync::oneshot;
+
+/// What a namespace request resolves to.
+pub type Reply = Result<Response, Failure>;
+
+/// A namespace failure with a `DBR_ERR_*` code.
+pub fn failure(code: DbrCode, context: impl Into<String>) -> Failure {
+    Failure::Namespace {
+        code: code.code(),
+        context: context.into(),
+    }
+}
+
+mod glob;
+mod persist;
+mod space;
+
+pub use glob::glob_match;
+pub use persist::DB_FILE;
+use space::{Space, State, WaitKind, Waiter};
+
+/// The result of submitting an operation.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Answered at once.
+    Done(Reply),
+    /// Blocked: a waiter is registered. Await `rx`; after `timeout` call
+    /// [`Namespaces::expire`] (which removes the waiter unless it was served meanwhile).
+    Wait {
+        rx: oneshot::Receiver<Reply>,
+        timeout: Option<Duration>,
+    },
+}
+
+/// The namespaces of one endpoint.
+#[derive(Debug)]
+pub struct Namespaces {
+    state: Mutex<State>,
+    data_dir: PathBuf,
+    max_value: u64,
+    /// Most blocked reads/gets one connection may have waiting.
+    max_waiters: usize,
+}
+
+pub(crate) type Res<T> = Result<T, Failure>;
+
+fn check_name(what: &str, name: &str, code: DbrCode) -> Res<()> {
+    if name.is_empty() || name.len() > dbr::MAX_KEY_LEN {
+        return Err(failure(
+            code,
+            format!(
+                "{what} must have 1..={} bytes, not {}",
+                dbr::MAX_KEY_LEN,
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The answer for a value that does not fit the client's buffer (DB-13), or `None` if it fits.
+pub(crate) fn too_big(value: &Data, capacity: Option<u64>, partial: bool) -> Option<Reply> {
+    let size = dbr::value_size(value);
+    match capacity {
+        Some(cap) if size > cap => {
+            if partial {
+                // DB-13 with PARTIAL: the full size and what fits; the value stays queued.
+                let head = match value {
+                    Data::String(b) => Data::String(b[..cap as usize].to_vec()),
+                    _ => Data::None,
+                };
+                Some(Ok(Response::Tuple { value: head, size }))
+            } else {
+                Some(Err(failure(
+                    DbrCode::UBuffer,
+                    format!("the value has {size} bytes, the buffer {cap}"),
+                )))
+            }
+        }
+        _ => None,
+    }
+}
+
+impl Namespaces {
+    /// The namespaces of an endpoint whose persistent state lives in `data_dir` (opened when
+    /// the first persistent namespace is created, or at start if the database exists).
+    pub fn new(data_dir: PathBuf, max_value: u64, max_waiters: usize) -> Namespaces {
+        let mut state = State::default();
+        match persist::Db::load_existing(&data_dir) {
+            Some(Ok((db, spaces))) => {
+                state.spaces = spaces;
+                state.db = Some(db);
+            }
+            Some(Err(e)) => {
+                tracing::error!(dir = %data_dir.display(), "cannot load namespaces: {e}")
+            }
+            None => {}
+        }
+        Namespaces {
+            state: Mutex::new(state),
+            data_dir,
+            max_value,
+            max_waiters,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names of all namespaces.
+    pub fn list(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock().spaces.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Requests waiting for a value of (ns, key) now (for tests and the dashboard).
+    pub fn waiting(&self, ns: &str, key: &str) -> usize {
+        self.lock()
+            .waiters
+            .get(ns)
+            .and_then(|m| m.get(key))
+            .map_or(0, VecDeque::len)
+    }
+
+    /// Runs one operation for request `id` of connection `session`.
+    pub fn submit(&self, session: u64, id: u64, op: NamespaceOp) -> Outcome {
+        match self.run(session, id, op) {
+            Ok(o) => o,
+            Err(f) => Outcome::Done(Err(f)),
+        }
+    }
+
+    fn run(&self, session: u64, id: u64, op: NamespaceOp) -> Res<Outcome> {
+        let done = |r: Response| Ok(Outcome::Done(Ok(r)));
+        let mut st = self.lock();
+        match op {
+            NamespaceOp::Create {
+                name,
+                level,
+                groups,
+            } => {
+                check_name("a namespace name", &name, DbrCode::NsInval)?;
+                if level >= dbr::PERST_MAX {
+                    return Err(failure(
+                        DbrCode::Invalid,
+                        format!("persistence level {level} is not 0..=5"),
+                    ));
+                }
+                if st.spaces.contains_key(&name) {
+                    return Err(failure(
+                        DbrCode::Exists,
+                        format!("namespace `{name}` exists"),
+                    ));
+                }
+                let space = Space::new(level, groups);
+                if space.persistent {
+                    st.db(&self.data_dir)?
+                        .create_space(&name, level, &space.groups)?;
+                }
+                let info = space.info(&name);
+                st.spaces.insert(name.clone(), space);
+                st.attach_session(session, &name);
+                done(Response::Namespace(info))
+            }
+            NamespaceOp::Attach { name } => {
+                let Some(space) = st.spaces.get_mut(&name) else {
+                    return Err(failure(DbrCode::Unavail, format!("no namespace `{name}`")));
+                };
+                space.refcount += 1;
+                let info = space.info(&name);
+                st.attach_session(session, &name);
+                done(Response::Namespace(info))
+            }
+            NamespaceOp::Detach { name } => {
+                st.held(session, &name)?;
+                st.release_session_ref(session, &name);
+                st.detach_one(&name)?;
+                done(Response::Done)
+            }
+            NamespaceOp::Delete { name } => {
+                let persistent = st.held(session, &name)?.persistent;
+                if persistent {
+                    st.db(&self.data_dir)?.mark(&name)?;
+                }
+                st.spaces.get_mut(&name).expect("held").marked = true;
+                st.release_session_ref(session, &name);
+                if st.detach_one(&name)? {
+                    done(Response::Done)
+                } else {
+                    Err(failure(
+                        DbrCode::NsBusy,
+                        format!("namespace `{name}` is marked for deletion and still attached"),
+                    ))
+                }
+            }
+            NamespaceOp::Query { name } => done(Response::Namespace(st.space(&name)?.info(&name))),
+            NamespaceOp::List => {
+                let mut names: Vec<String> = st.spaces.keys().cloned().collect();
+                names.sort();
+                done(Response::Names { names, done: true })
+            }
+            NamespaceOp::Put { ns, key, value } => {
+                st.held(session, &ns)?;
+                check_name("a tuple name", &key, DbrCode::Invalid)?;
+                let size = dbr::value_size(&value);
+                if size > self.max_value {
+                    return Err(failure(
+                        DbrCode::NoMemory,
+                        format!(
+                            "the value has {size} bytes, the limit is {}",
+                            self.max_value
+                        ),
+                    ));
+                }
+                st.push(&ns, &key, value, false)?;
+                st.serve(&ns, &key);
+                done(Response::Done)
+            }
+            NamespaceOp::Restore { ns, key, value } => {
+                st.held(session, &ns)?;
+                check_name("a tuple name", &key, DbrCode::Invalid)?;
+                st.push(&ns, &key, value, true)?;
+                st.serve(&ns, &key);
+                done(Response::Done)
+            }
+            NamespaceOp::Read {
+                ns,
+                key,
+                index,
+                wait,
+                capacity,
+                partial,
+            } => self.wait_for(
+                &mut st,
+                session,
+                id,
+                ns,
+                key,
+                WaitKind::Read(index),
+                wait,
+                capacity,
+                partial,
+            ),
+            NamespaceOp::Get {
+                ns,
+                key,
+                wait,
+                capacity,
+                partial,
+            } => self.wait_for(
+                &mut st,
+                session,
+                id,
+                ns,
+                key,
+                WaitKind::Get,
+                wait,
+                capacity,
+                partial,
+            ),
+            NamespaceOp::Remove { ns, key } => {
+                let persistent = st.held(session, &ns)?.persistent;
+                if !st.spaces[&ns].tuples.contains_key(&key) {
+                    return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
+                }
+                if persistent {
+                    st.db(&self.data_dir)?.delete_key(&ns, &key)?;
+                }
+                let space = st.spaces.get_mut(&ns).expect("held");
+                if let Some(q) = space.tuples.remove(&key) {
+                    space.total_values -= q.len() as u64;
+                }
+                done(Response::Done)
+            }
+            NamespaceOp::Move { from, key, to } => {
+                if from == to {
+                    // DB-18: same handle, nothing checked.
+                    return done(Response::Done);
+                }
+                let src_p = st.held(session, &from)?.persistent;
+                let dst_p = st.held(session, &to)?.persistent;
+                if !st.spaces[&from].tuples.contains_key(&key) {
+                    return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
+                }
+                if st.spaces[&to].tuples.contains_key(&key) {
+                    return Err(failure(
+                        DbrCode::Exists,
+                        format!("tuple `{key}` exists in `{to}`"),
+                    ));
+                }
+                if src_p || dst_p {
+                    // One transaction: all values or none (DB-18, diverging from the
+                    // original's three steps).
+                    let values = st.spaces[&from].tuples[&key].clone();
+                    st.db(&self.data_dir)?.move_key(
+                        (&from, src_p),
+                        (&to, dst_p),
+                        &key,
+                        values.iter(),
+                    )?;
+                }
+                let src = st.spaces.get_mut(&from).expect("held");
+                let q = src.tuples.remove(&key).expect("checked");
+                src.total_values -= q.len() as u64;
+                let dst = st.spaces.get_mut(&to).expect("held");
+                let last = q.back().map_or(0, |t| t.0);
+                dst.next_seq = dst.next_seq.max(last + 1);
+                dst.total_values += q.len() as u64;
+                dst.tuples.insert(key.clone(), q);
+                st.serve(&to, &key);
+                done(Response::Done)
+            }
+            NamespaceOp::TestKey { ns, key } => {
+                let space = st.held(session, &ns)?;
+                done(Response::Bool(space.tuples.contains_key(&key)))
+            }
+            NamespaceOp::Directory { ns, pattern, limit } => {
+                if !st.spaces.contains_key(&ns) {
+                    return Err(failure(DbrCode::Unavail, format!("no namespace `{ns}`")));
+                }
+                st.held(session, &ns)?;
+                done(st.names(&ns, &pattern, None, limit))
+            }
+            NamespaceOp::Iterate {
+                ns,
+                pattern,
+                after,
+                limit,
+            } => {
+                if !st.spaces.contains_key(&ns) {
+                    return Err(failure(DbrCode::Unavail, format!("no namespace `{ns}`")));
+                }
+                st.held(session, &ns)?;
+                done(st.names(&ns, &pattern, after.as_deref(), limit))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn wait_for(
+        &self,
+        st: &mut State,
+        session: u64,
+        id: u64,
+        ns: String,
+        key: String,
+        kind: WaitKind,
+        wait: Wait,
+        capacity: Option<u64>,
+        partial: bool,
+    ) -> Res<Outcome> {
+        st.held(session, &ns)?;
+        check_name("a tuple name", &key, DbrCode::Invalid)?;
+        if let Some(reply) = st.take(&ns, &key, kind, capacity, partial) {
+            return Ok(Outcome::Done(reply));
+        }
+        let timeout = match wait {
+            Wait::NoWait => {
+                return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
+            }
+            Wait::Timeout(t) if t.0 <= 0 => {
+                return Err(failure(DbrCode::Timeout, format!("no tuple `{key}`")));
+            }
+            Wait::Timeout(t) => Some(Duration::from_nanos(t.0 as u64)),
+            Wait::Forever => None,
+        };
+        let held = st
+            .by_request
+            .range((session, 0)..=(session, u64::MAX))
+            .count();
+        if held >= self.max_waiters && !st.by_request.contains_key(&(session, id)) {
+            return Err(failure(
+                DbrCode::NoMemory,
+                format!(
+                    "{held} blocked requests are waiting on this connection (limit {})",
+                    self.max_waiters
+                ),
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        if let Some(old) = st.remove_waiter(session, id) {
+            // A client reusing an id of a request still waiting: the old one is cancelled.
+            let _ = old
+                .tx
+                .send(Err(failure(DbrCode::Cancelled, "request id reused")));
+        }
+        st.by_request
+            .insert((session, id), (ns.clone(), key.clone()));
+        st.waiters
+            .entry(ns)
+            .or_default()
+            .entry(key)
+            .or_default()
+            .push_back(Waiter {
+                session,
+                id,
+                kind,
+                capacity,
+                partial,
+                tx,
+            });
+        Ok(Outcome::Wait { rx, timeout })
+    }
+
+    /// The waiter's time is up: true if it was still waiting (and is now gone, so it answers
+    /// TIMEOUT); false if it was served or cancelled meanwhile (its receiver holds the answer).
+    pub fn expire(&self, session: u64, id: u64) -> bool {
+        self.lock().remove_waiter(session, id).is_some()
+    }
+
+    /// Cancels a waiting request (DB-25): it answers CANCELLED and never consumes a value.
+    /// Nothing happens if it is not waiting (already answered, or not a blocking request).
+    pub fn cancel(&self, session: u64, id: u64) {
+        let w = self.lock().remove_waiter(session, id);
+        if let Some(w) = w {
+            let _ = w.tx.send(Err(failure(
+                DbrCode::Cancelled,
+                "the request was cancelled",
+            )));
+        }
+    }
+
+    /// A connection ended: its waiters go away and its attachments are released (DB-33),
+    /// which may complete a pending delete.
+    pub fn release_session(&self, session: u64) {
+        let mut st = self.lock();
+        let ids: Vec<u64> = st
+            .by_request
+            .range((session, 0)..=(session, u64::MAX))
+            .map(|((_, id), _)| *id)
+            .collect();
+        for id in ids {
+            st.remove_waiter(session, id);
+        }
+        if let Some(held) = st.attached.remove(&session) {
+            for (ns, n) in held {
+                for _ in 0..n {
+                    if let Err(e) = st.detach_one(&ns) {
+                        tracing::warn!(ns, "releasing a namespace failed: {e:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn db19_redis_glob_rules() {
+        let m = |p: &str, s: &str| glob_match(p.as_bytes(), s.as_bytes());
+        assert!(m("*", ""));
+        assert!(m("*", "abc"));
+        assert!(m("a*", "abc"));
+        assert!(!m("a*", "bac"));
+        assert!(m("*c", "abc"));
+        assert!(m("a?c", "abc"));
+        assert!(!m("a?c", "ac"));
+        assert!(m("[ab]x", "bx"));
+        assert!(!m("[^ab]x", "bx"));
+        assert!(m("[^ab]x", "cx"));
+        assert!(m("k[0-9]", "k7"));
+        assert!(m("k[9-0]", "k7"));
+        assert!(!m("k[0-9]", "ka"));
+        assert!(m("a\\*", "a*"));
+        assert!(!m("a\\*", "ab"));
+        assert!(m("[\\]]", "]"));
+        assert!(m("*a*b*", "xxaxxbxx"));
+        assert!(!m("*a*b*", "xxbxxaxx"));
+        assert!(m("key-*", "key-1"));
+        assert!(!m("abc", "abcd"));
+    }
+}

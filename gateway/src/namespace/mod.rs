@@ -165,30 +165,7 @@ impl Namespaces {
                 name,
                 level,
                 groups,
-            } => {
-                check_name("a namespace name", &name, DbrCode::NsInval)?;
-                if level >= dbr::PERST_MAX {
-                    return Err(failure(
-                        DbrCode::Invalid,
-                        format!("persistence level {level} is not 0..=5"),
-                    ));
-                }
-                if st.spaces.contains_key(&name) {
-                    return Err(failure(
-                        DbrCode::Exists,
-                        format!("namespace `{name}` exists"),
-                    ));
-                }
-                let space = Space::new(level, groups);
-                if space.persistent {
-                    st.db(&self.data_dir)?
-                        .create_space(&name, level, &space.groups)?;
-                }
-                let info = space.info(&name);
-                st.spaces.insert(name.clone(), space);
-                st.attach_session(session, &name);
-                done(Response::Namespace(info))
-            }
+            } => self.create(&mut st, session, name, level, groups),
             NamespaceOp::Attach { name } => {
                 let Some(space) = st.spaces.get_mut(&name) else {
                     return Err(failure(DbrCode::Unavail, format!("no namespace `{name}`")));
@@ -204,22 +181,7 @@ impl Namespaces {
                 st.detach_one(&name)?;
                 done(Response::Done)
             }
-            NamespaceOp::Delete { name } => {
-                let persistent = st.held(session, &name)?.persistent;
-                if persistent {
-                    st.db(&self.data_dir)?.mark(&name)?;
-                }
-                st.spaces.get_mut(&name).expect("held").marked = true;
-                st.release_session_ref(session, &name);
-                if st.detach_one(&name)? {
-                    done(Response::Done)
-                } else {
-                    Err(failure(
-                        DbrCode::NsBusy,
-                        format!("namespace `{name}` is marked for deletion and still attached"),
-                    ))
-                }
-            }
+            NamespaceOp::Delete { name } => self.delete(&mut st, session, name),
             NamespaceOp::Query { name } => done(Response::Namespace(st.space(&name)?.info(&name))),
             NamespaceOp::List => {
                 let mut names: Vec<String> = st.spaces.keys().cloned().collect();
@@ -285,58 +247,8 @@ impl Namespaces {
                 capacity,
                 partial,
             ),
-            NamespaceOp::Remove { ns, key } => {
-                let persistent = st.held(session, &ns)?.persistent;
-                if !st.spaces[&ns].tuples.contains_key(&key) {
-                    return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
-                }
-                if persistent {
-                    st.db(&self.data_dir)?.delete_key(&ns, &key)?;
-                }
-                let space = st.spaces.get_mut(&ns).expect("held");
-                if let Some(q) = space.tuples.remove(&key) {
-                    space.total_values -= q.len() as u64;
-                }
-                done(Response::Done)
-            }
-            NamespaceOp::Move { from, key, to } => {
-                if from == to {
-                    // DB-18: same handle, nothing checked.
-                    return done(Response::Done);
-                }
-                let src_p = st.held(session, &from)?.persistent;
-                let dst_p = st.held(session, &to)?.persistent;
-                if !st.spaces[&from].tuples.contains_key(&key) {
-                    return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
-                }
-                if st.spaces[&to].tuples.contains_key(&key) {
-                    return Err(failure(
-                        DbrCode::Exists,
-                        format!("tuple `{key}` exists in `{to}`"),
-                    ));
-                }
-                if src_p || dst_p {
-                    // One transaction: all values or none (DB-18, diverging from the
-                    // original's three steps).
-                    let values = st.spaces[&from].tuples[&key].clone();
-                    st.db(&self.data_dir)?.move_key(
-                        (&from, src_p),
-                        (&to, dst_p),
-                        &key,
-                        values.iter(),
-                    )?;
-                }
-                let src = st.spaces.get_mut(&from).expect("held");
-                let q = src.tuples.remove(&key).expect("checked");
-                src.total_values -= q.len() as u64;
-                let dst = st.spaces.get_mut(&to).expect("held");
-                let last = q.back().map_or(0, |t| t.0);
-                dst.next_seq = dst.next_seq.max(last + 1);
-                dst.total_values += q.len() as u64;
-                dst.tuples.insert(key.clone(), q);
-                st.serve(&to, &key);
-                done(Response::Done)
-            }
+            NamespaceOp::Remove { ns, key } => self.remove(&mut st, session, ns, key),
+            NamespaceOp::Move { from, key, to } => self.move_key(&mut st, session, from, key, to),
             NamespaceOp::TestKey { ns, key } => {
                 let space = st.held(session, &ns)?;
                 done(Response::Bool(space.tuples.contains_key(&key)))
@@ -361,6 +273,117 @@ impl Namespaces {
                 done(st.names(&ns, &pattern, after.as_deref(), limit))
             }
         }
+    }
+
+    fn create(
+        &self,
+        st: &mut State,
+        session: u64,
+        name: String,
+        level: u8,
+        groups: Vec<String>,
+    ) -> Res<Outcome> {
+        let done = |r: Response| Ok(Outcome::Done(Ok(r)));
+        check_name("a namespace name", &name, DbrCode::NsInval)?;
+        if level >= dbr::PERST_MAX {
+            return Err(failure(
+                DbrCode::Invalid,
+                format!("persistence level {level} is not 0..=5"),
+            ));
+        }
+        if st.spaces.contains_key(&name) {
+            return Err(failure(
+                DbrCode::Exists,
+                format!("namespace `{name}` exists"),
+            ));
+        }
+        let space = Space::new(level, groups);
+        if space.persistent {
+            st.db(&self.data_dir)?
+                .create_space(&name, level, &space.groups)?;
+        }
+        let info = space.info(&name);
+        st.spaces.insert(name.clone(), space);
+        st.attach_session(session, &name);
+        done(Response::Namespace(info))
+    }
+
+    fn delete(&self, st: &mut State, session: u64, name: String) -> Res<Outcome> {
+        let done = |r: Response| Ok(Outcome::Done(Ok(r)));
+        let persistent = st.held(session, &name)?.persistent;
+        if persistent {
+            st.db(&self.data_dir)?.mark(&name)?;
+        }
+        st.spaces.get_mut(&name).expect("held").marked = true;
+        st.release_session_ref(session, &name);
+        if st.detach_one(&name)? {
+            done(Response::Done)
+        } else {
+            Err(failure(
+                DbrCode::NsBusy,
+                format!("namespace `{name}` is marked for deletion and still attached"),
+            ))
+        }
+    }
+
+    fn remove(&self, st: &mut State, session: u64, ns: String, key: String) -> Res<Outcome> {
+        let done = |r: Response| Ok(Outcome::Done(Ok(r)));
+        let persistent = st.held(session, &ns)?.persistent;
+        if !st.spaces[&ns].tuples.contains_key(&key) {
+            return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
+        }
+        if persistent {
+            st.db(&self.data_dir)?.delete_key(&ns, &key)?;
+        }
+        let space = st.spaces.get_mut(&ns).expect("held");
+        if let Some(q) = space.tuples.remove(&key) {
+            space.total_values -= q.len() as u64;
+        }
+        done(Response::Done)
+    }
+
+    /// `move` (DB-18): atomic, in one transaction when either side persists.
+    fn move_key(
+        &self,
+        st: &mut State,
+        session: u64,
+        from: String,
+        key: String,
+        to: String,
+    ) -> Res<Outcome> {
+        let done = |r: Response| Ok(Outcome::Done(Ok(r)));
+        if from == to {
+            // DB-18: same handle, nothing checked.
+            return done(Response::Done);
+        }
+        let src_p = st.held(session, &from)?.persistent;
+        let dst_p = st.held(session, &to)?.persistent;
+        if !st.spaces[&from].tuples.contains_key(&key) {
+            return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
+        }
+        if st.spaces[&to].tuples.contains_key(&key) {
+            return Err(failure(
+                DbrCode::Exists,
+                format!("tuple `{key}` exists in `{to}`"),
+            ));
+        }
+        if src_p || dst_p {
+            // One transaction: all values or none (DB-18, diverging from the
+            // original's three steps).
+            let values = st.spaces[&from].tuples[&key].clone();
+            st.db(&self.data_dir)?
+                .move_key((&from, src_p), (&to, dst_p), &key, values.iter())?;
+        }
+        let src = st.spaces.get_mut(&from).expect("held");
+        let q = src.tuples.remove(&key).expect("checked");
+        src.total_values -= q.len() as u64;
+        let dst = st.spaces.get_mut(&to).expect("held");
+        let last = q.back().map_or(0, |t| t.0);
+        dst.next_seq = dst.next_seq.max(last + 1);
+        dst.total_values += q.len() as u64;
+        dst.tuples.insert(key.clone(), q);
+        st.serve(&to, &key);
+        done(Response::Done)
     }
 
     #[allow(clippy::too_many_arguments)]

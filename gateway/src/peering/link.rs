@@ -31,40 +31,9 @@ pub(crate) async fn drive_link<R, W>(
     W: Sink<Bytes> + Unpin,
 {
     let peering = &shared.peering;
-    let me = peering.me;
     let max = shared.config.max_frame;
     let label = format!("{}:{}", network.address, network.port);
-    // Handshake: send our hello, wait for theirs.
-    let hello = encode_peer(&PeerMsg::Hello {
-        endpoint: me,
-        version: crate::VERSION.into(),
-    });
-    let mut first = Vec::new();
-    frame_of(Encoding::Binary, &[hello], &mut first);
-    if tx_ws.send(Bytes::from(first)).await.is_err() {
-        let _ = hello_done.send(Err(PeerError::Unavailable(label)));
-        return;
-    }
-    let remote = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        while let Some(item) = rx_ws.next().await {
-            let Some(bytes) = item else { continue };
-            match protocol::from_binary::<PeerMsg>(&bytes, max) {
-                Ok(msgs) => {
-                    if let Some(PeerMsg::Hello { endpoint, .. }) = msgs.into_iter().next() {
-                        return Ok(endpoint);
-                    }
-                    return Err(PeerError::Unavailable(label.clone()));
-                }
-                Err(broker_wasm::DecodeError::UnsupportedVersion(_)) => {
-                    return Err(PeerError::Incompatible(label.clone()));
-                }
-                Err(_) => return Err(PeerError::Unavailable(label.clone())),
-            }
-        }
-        Err(PeerError::Unavailable(label.clone()))
-    })
-    .await
-    .unwrap_or_else(|_| Err(PeerError::Timeout(label.clone())));
+    let remote = handshake(&shared, &mut rx_ws, &mut tx_ws, &label).await;
     let node = match remote {
         Ok(n) => n,
         Err(e) => {
@@ -78,7 +47,7 @@ pub(crate) async fn drive_link<R, W>(
             return;
         }
     };
-    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.queue_size);
+    let (tx, rx) = mpsc::channel::<Bytes>(shared.config.queue_size);
     let link = Arc::new(Link {
         node,
         tx,
@@ -103,7 +72,109 @@ pub(crate) async fn drive_link<R, W>(
     };
     let _ = hello_done.send(Ok(node));
 
-    // Writer: batches queued messages into frames.
+    let writer = write_link(&shared, &link, rx, tx_ws);
+
+    let reader_shared = shared.clone();
+    let reader_link = link.clone();
+    let reader = async move {
+        let shared = reader_shared;
+        let inflight =
+            crate::store::InFlight::new(shared.config.max_store_requests, shared.metrics.clone());
+        loop {
+            let item = tokio::select! {
+                i = crate::conn::keepalive::within(&shared, rx_ws.next()) => match i {
+                    Some(i) => i,
+                    None => break,
+                },
+                _ = reader_link.close.cancelled() => break,
+            };
+            let Some(item) = item else { break };
+            let Some(bytes) = item else { continue };
+            Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+            Metrics::add(&shared.metrics.frames_in_total, 1);
+            let msgs = match protocol::from_binary::<PeerMsg>(&bytes, max) {
+                Ok(m) => m,
+                Err(e) => {
+                    Metrics::add(&shared.metrics.errors_total, 1);
+                    shared.emit_error(
+                        e.code(),
+                        format!("malformed frame from peer {}: {e}", reader_link.node),
+                    );
+                    break;
+                }
+            };
+            for msg in msgs {
+                on_message(&shared, &reader_link, id, msg, &inflight);
+            }
+            // Backpressure: the peer's store requests wait for room like a client's.
+            if !inflight.room(&reader_link.close).await {
+                break;
+            }
+        }
+        reader_link.close.cancel();
+    };
+    tokio::join!(writer, reader);
+    if let Some(gone) = peering.remove_link(id) {
+        shared.stores.peer_gone(gone);
+    }
+}
+
+/// Sends our hello and waits for theirs (at most [`HANDSHAKE_TIMEOUT`]).
+async fn handshake<R, W>(
+    shared: &Shared,
+    rx_ws: &mut R,
+    tx_ws: &mut W,
+    label: &str,
+) -> Result<NodeId, PeerError>
+where
+    R: Stream<Item = Option<Bytes>> + Unpin,
+    W: Sink<Bytes> + Unpin,
+{
+    let max = shared.config.max_frame;
+    let label = label.to_owned();
+    let hello = encode_peer(&PeerMsg::Hello {
+        endpoint: shared.peering.me,
+        version: crate::VERSION.into(),
+    });
+    let mut first = Vec::new();
+    frame_of(Encoding::Binary, &[hello], &mut first);
+    if tx_ws.send(Bytes::from(first)).await.is_err() {
+        return Err(PeerError::Unavailable(label));
+    }
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        while let Some(item) = rx_ws.next().await {
+            let Some(bytes) = item else { continue };
+            match protocol::from_binary::<PeerMsg>(&bytes, max) {
+                Ok(msgs) => {
+                    if let Some(PeerMsg::Hello { endpoint, .. }) = msgs.into_iter().next() {
+                        return Ok(endpoint);
+                    }
+                    return Err(PeerError::Unavailable(label.clone()));
+                }
+                Err(broker_wasm::DecodeError::UnsupportedVersion(_)) => {
+                    return Err(PeerError::Incompatible(label.clone()));
+                }
+                Err(_) => return Err(PeerError::Unavailable(label.clone())),
+            }
+        }
+        Err(PeerError::Unavailable(label.clone()))
+    })
+    .await
+    .unwrap_or_else(|_| Err(PeerError::Timeout(label.clone())))
+}
+
+/// The link's writer: batches queued messages into frames, pings, flushes what is left when
+/// the link closes; a writer blocked on a peer that does not read is abandoned after the
+/// close grace.
+fn write_link<W>(
+    shared: &Shared,
+    link: &Link,
+    mut rx: mpsc::Receiver<Bytes>,
+    mut tx_ws: W,
+) -> impl std::future::Future<Output = ()>
+where
+    W: Sink<Bytes> + Unpin,
+{
     let close = link.close.clone();
     let writer_metrics = shared.metrics.clone();
     let mut pinger = crate::conn::keepalive::Pinger::new(&shared.config);
@@ -145,11 +216,9 @@ pub(crate) async fn drive_link<R, W>(
         }
         let _ = tx_ws.close().await;
     };
-    // Once the link is closing, a writer blocked on a peer that does not read is abandoned
-    // after the close grace.
     let closing = link.close.clone();
     let grace = crate::conn::keepalive::close_grace(&shared.config);
-    let writer = async move {
+    async move {
         tokio::pin!(writer);
         tokio::select! {
             () = &mut writer => {}
@@ -158,127 +227,88 @@ pub(crate) async fn drive_link<R, W>(
                 tokio::time::sleep(grace).await;
             } => {}
         }
-    };
-
-    let reader_shared = shared.clone();
-    let reader_link = link.clone();
-    let reader = async move {
-        let shared = reader_shared;
-        let inflight =
-            crate::store::InFlight::new(shared.config.max_store_requests, shared.metrics.clone());
-        loop {
-            let item = tokio::select! {
-                i = crate::conn::keepalive::within(&shared, rx_ws.next()) => match i {
-                    Some(i) => i,
-                    None => break,
-                },
-                _ = reader_link.close.cancelled() => break,
-            };
-            let Some(item) = item else { break };
-            let Some(bytes) = item else { continue };
-            Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
-            Metrics::add(&shared.metrics.frames_in_total, 1);
-            let msgs = match protocol::from_binary::<PeerMsg>(&bytes, max) {
-                Ok(m) => m,
-                Err(e) => {
-                    Metrics::add(&shared.metrics.errors_total, 1);
-                    shared.emit_error(
-                        e.code(),
-                        format!("malformed frame from peer {}: {e}", reader_link.node),
-                    );
-                    break;
-                }
-            };
-            for msg in msgs {
-                match msg {
-                    PeerMsg::Forward {
-                        origin,
-                        seq,
-                        ttl,
-                        topic,
-                        data,
-                    } => {
-                        Metrics::add(&shared.metrics.messages_in_total, 1);
-                        peering_forward(&shared, id, origin, seq, ttl, Publish { topic, data });
-                    }
-                    PeerMsg::Advert {
-                        origin,
-                        version,
-                        peers,
-                        topics,
-                        masters,
-                    } => {
-                        let mut st = shared.peering.lock();
-                        shared.peering.on_advert(
-                            &mut st,
-                            id,
-                            origin,
-                            Advert {
-                                version,
-                                peers,
-                                topics,
-                                masters,
-                            },
-                        );
-                    }
-                    PeerMsg::Ping { nonce } => {
-                        let _ = reader_link
-                            .tx
-                            .try_send(encode_peer(&PeerMsg::Pong { nonce }));
-                    }
-                    PeerMsg::Bye { token } => {
-                        let _ = reader_link
-                            .tx
-                            .try_send(encode_peer(&PeerMsg::ByeAck { token }));
-                        // The remote ends the peering: for us it is lost, not removed, and the
-                        // initiator must not reconnect (ZB-05).
-                        if let Some(o) = shared
-                            .peering
-                            .lock()
-                            .outbound
-                            .values()
-                            .find(|o| o.node == Some(reader_link.node))
-                        {
-                            o.cancel.cancel();
-                        }
-                        reader_link.close.cancel();
-                    }
-                    PeerMsg::ByeAck { .. } => {
-                        if let Some(tx) = reader_link
-                            .bye_ack
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .take()
-                        {
-                            let _ = tx.send(());
-                        }
-                    }
-                    PeerMsg::Hello { .. } | PeerMsg::Pong { .. } => {}
-                    m @ (PeerMsg::StoreAttach { .. }
-                    | PeerMsg::StoreDetach { .. }
-                    | PeerMsg::StoreMissing { .. }
-                    | PeerMsg::StoreSnapshot { .. }
-                    | PeerMsg::StoreUpdate { .. }
-                    | PeerMsg::StoreMaster { .. }
-                    | PeerMsg::StoreRequest { .. }
-                    | PeerMsg::StoreResponse { .. }) => {
-                        shared.stores.on_peer_msg(reader_link.node, m, &inflight);
-                    }
-                }
-            }
-            // Backpressure: the peer's store requests wait for room like a client's.
-            if !inflight.room(&reader_link.close).await {
-                break;
-            }
-        }
-        reader_link.close.cancel();
-    };
-    tokio::join!(writer, reader);
-    if let Some(gone) = peering.remove_link(id) {
-        shared.stores.peer_gone(gone);
     }
 }
 
-fn peering_forward(shared: &Shared, link: LinkId, origin: NodeId, seq: u64, ttl: u8, p: Publish) {
-    shared.peering.on_forward(link, origin, seq, ttl, p);
+/// One message from the peer.
+fn on_message(
+    shared: &Arc<Shared>,
+    link: &Link,
+    id: LinkId,
+    msg: PeerMsg,
+    inflight: &Arc<crate::store::InFlight>,
+) {
+    match msg {
+        PeerMsg::Forward {
+            origin,
+            seq,
+            ttl,
+            topic,
+            data,
+        } => {
+            Metrics::add(&shared.metrics.messages_in_total, 1);
+            shared
+                .peering
+                .on_forward(id, origin, seq, ttl, Publish { topic, data });
+        }
+        PeerMsg::Advert {
+            origin,
+            version,
+            peers,
+            topics,
+            masters,
+        } => {
+            let mut st = shared.peering.lock();
+            shared.peering.on_advert(
+                &mut st,
+                id,
+                origin,
+                Advert {
+                    version,
+                    peers,
+                    topics,
+                    masters,
+                },
+            );
+        }
+        PeerMsg::Ping { nonce } => {
+            let _ = link.tx.try_send(encode_peer(&PeerMsg::Pong { nonce }));
+        }
+        PeerMsg::Bye { token } => {
+            let _ = link.tx.try_send(encode_peer(&PeerMsg::ByeAck { token }));
+            // The remote ends the peering: for us it is lost, not removed, and the initiator
+            // must not reconnect (ZB-05).
+            if let Some(o) = shared
+                .peering
+                .lock()
+                .outbound
+                .values()
+                .find(|o| o.node == Some(link.node))
+            {
+                o.cancel.cancel();
+            }
+            link.close.cancel();
+        }
+        PeerMsg::ByeAck { .. } => {
+            if let Some(tx) = link
+                .bye_ack
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                let _ = tx.send(());
+            }
+        }
+        PeerMsg::Hello { .. } | PeerMsg::Pong { .. } => {}
+        m @ (PeerMsg::StoreAttach { .. }
+        | PeerMsg::StoreDetach { .. }
+        | PeerMsg::StoreMissing { .. }
+        | PeerMsg::StoreSnapshot { .. }
+        | PeerMsg::StoreUpdate { .. }
+        | PeerMsg::StoreMaster { .. }
+        | PeerMsg::StoreRequest { .. }
+        | PeerMsg::StoreResponse { .. }) => {
+            shared.stores.on_peer_msg(link.node, m, inflight);
+        }
+    }
 }

@@ -7,17 +7,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as broker from "../../pkg/node.mjs";
-import { startGateway } from "./gateway.mjs";
+import { testGateway, shutdownAfter, within } from "./gateway.mjs";
 
 const { Endpoint, Count, BrokerError, DbrError } = broker;
 const ADMIN = "admin-token-0123456789";
 const WRITER = "writer-token-0123456789";
 const dir = mkdtempSync(path.join(tmpdir(), "broker-auth-"));
-const gateways = [];
-after(async () => {
-  await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 const all = ["*"];
 writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
@@ -27,29 +23,35 @@ writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
   ],
 }));
 
-async function gateway() {
-  const g = await startGateway(["--auth-file", path.join(dir, "auth.json"), "--memory-store", "s", "--data-dir", dir]);
-  gateways.push(g);
-  return g;
+/** A gateway with the tokens above, stopped when test `t` ends. */
+function gateway(t) {
+  return testGateway(t, ["--auth-file", path.join(dir, "auth.json"), "--memory-store", "s", "--data-dir", dir]);
 }
 
-async function connected(g, token) {
-  const ep = new Endpoint({ token });
+/** An endpoint with `token` peered with `g`, shut down when test `t` ends. */
+async function connected(t, g, token) {
+  const ep = shutdownAfter(t, new Endpoint({ token }));
   await ep.peer(g.url);
   return ep;
 }
 
-async function nextError(sub) {
-  for (;;) {
-    const e = await sub.get({ timeoutMs: 10_000 });
-    assert.ok(e, "an error event in time");
-    if (e.type === "error") return e;
-  }
+/** The next error event of `sub`, within 10 s in all. */
+function nextError(sub) {
+  return within(
+    (async () => {
+      for (;;) {
+        const e = await sub.get({ timeoutMs: 10_000 });
+        assert.ok(e, "an error event in time");
+        if (e.type === "error") return e;
+      }
+    })(),
+    "an error event",
+  );
 }
 
-test("a refused token rejects peer() with unauthorized, without retrying", async () => {
-  const g = await gateway();
-  const ep = new Endpoint({ token: "not-a-token-of-this-gateway" });
+test("a refused token rejects peer() with unauthorized, without retrying", async (t) => {
+  const g = await gateway(t);
+  const ep = shutdownAfter(t, new Endpoint({ token: "not-a-token-of-this-gateway" }));
   const started = Date.now();
   await assert.rejects(ep.peer(g.url, { timeoutMs: 20_000 }), (e) => {
     assert.ok(e instanceof BrokerError);
@@ -61,10 +63,10 @@ test("a refused token rejects peer() with unauthorized, without retrying", async
   ep.shutdown();
 });
 
-test("grants limit publish, subscribe, stores and namespaces", async () => {
-  const g = await gateway();
-  const admin = await connected(g, ADMIN);
-  const writer = await connected(g, WRITER);
+test("grants limit publish, subscribe, stores and namespaces", async (t) => {
+  const g = await gateway(t);
+  const admin = await connected(t, g, ADMIN);
+  const writer = await connected(t, g, WRITER);
   const everything = admin.makeSubscriber("");
   await admin.flush();
   const status = writer.makeStatusSubscriber();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Store benchmark: acknowledged puts/s to an SQLite master from 1 and 10 clients and the time
-# to attach a Rust clone to 1,000,000 keys (gateway/examples/store_bench.rs), then master ->
-# Node clone propagation p50/p99 and the time to attach a Node clone to the same 1M-key store
-# (bench/store-bench.mjs).
+# Store benchmark: acknowledged puts/s to an SQLite master from 1 and 10 clients, master ->
+# Rust clone propagation p50/p99 (SQLite master, memory master beside it) and the time to
+# attach a Rust clone to 1,000,000 keys (gateway/examples/store_bench.rs), then the same
+# propagation to a Node clone and the time to attach a Node clone to the same 1M-key SQLite
+# store (bench/store-bench.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

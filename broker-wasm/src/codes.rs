@@ -149,28 +149,131 @@ code_enum! {
 mod tests {
     use super::*;
 
+    /// Broker's numbers and names, written out here rather than derived from the enums.
+    const STATUS: [(u8, StatusCode, &str); 6] = [
+        (0, StatusCode::Unspecified, "unspecified"),
+        (1, StatusCode::PeerAdded, "peer_added"),
+        (2, StatusCode::PeerRemoved, "peer_removed"),
+        (3, StatusCode::PeerLost, "peer_lost"),
+        (4, StatusCode::EndpointDiscovered, "endpoint_discovered"),
+        (5, StatusCode::EndpointUnreachable, "endpoint_unreachable"),
+    ];
+
+    const ERRORS: [(u8, ErrorCode, &str); 43] = [
+        (0, ErrorCode::None, "none"),
+        (1, ErrorCode::Unspecified, "unspecified"),
+        (2, ErrorCode::PeerIncompatible, "peer_incompatible"),
+        (3, ErrorCode::PeerInvalid, "peer_invalid"),
+        (4, ErrorCode::PeerUnavailable, "peer_unavailable"),
+        (
+            5,
+            ErrorCode::PeerDisconnectDuringHandshake,
+            "peer_disconnect_during_handshake",
+        ),
+        (6, ErrorCode::PeerTimeout, "peer_timeout"),
+        (7, ErrorCode::MasterExists, "master_exists"),
+        (8, ErrorCode::NoSuchMaster, "no_such_master"),
+        (9, ErrorCode::NoSuchKey, "no_such_key"),
+        (10, ErrorCode::RequestTimeout, "request_timeout"),
+        (11, ErrorCode::TypeClash, "type_clash"),
+        (12, ErrorCode::InvalidData, "invalid_data"),
+        (13, ErrorCode::BackendFailure, "backend_failure"),
+        (14, ErrorCode::StaleData, "stale_data"),
+        (15, ErrorCode::CannotOpenFile, "cannot_open_file"),
+        (16, ErrorCode::CannotWriteFile, "cannot_write_file"),
+        (17, ErrorCode::InvalidTopicKey, "invalid_topic_key"),
+        (18, ErrorCode::EndOfFile, "end_of_file"),
+        (19, ErrorCode::InvalidTag, "invalid_tag"),
+        (20, ErrorCode::InvalidMessage, "invalid_message"),
+        (21, ErrorCode::InvalidStatus, "invalid_status"),
+        (22, ErrorCode::ConversionFailed, "conversion_failed"),
+        (23, ErrorCode::ConsumerExists, "consumer_exists"),
+        (24, ErrorCode::ConnectionTimeout, "connection_timeout"),
+        (
+            25,
+            ErrorCode::BadMemberFunctionCall,
+            "bad_member_function_call",
+        ),
+        (26, ErrorCode::RepeatedRequestId, "repeated_request_id"),
+        (27, ErrorCode::BrokenClone, "broken_clone"),
+        (28, ErrorCode::ShuttingDown, "shutting_down"),
+        (
+            29,
+            ErrorCode::InvalidPeeringRequest,
+            "invalid_peering_request",
+        ),
+        (
+            30,
+            ErrorCode::RepeatedPeeringHandshakeRequest,
+            "repeated_peering_handshake_request",
+        ),
+        (
+            31,
+            ErrorCode::UnexpectedHandshakeMessage,
+            "unexpected_handshake_message",
+        ),
+        (
+            32,
+            ErrorCode::InvalidHandshakeState,
+            "invalid_handshake_state",
+        ),
+        (33, ErrorCode::NoPathToPeer, "no_path_to_peer"),
+        (
+            34,
+            ErrorCode::NoConnectorAvailable,
+            "no_connector_available",
+        ),
+        (35, ErrorCode::CannotOpenResource, "cannot_open_resource"),
+        (36, ErrorCode::SerializationFailed, "serialization_failed"),
+        (
+            37,
+            ErrorCode::DeserializationFailed,
+            "deserialization_failed",
+        ),
+        (38, ErrorCode::WrongMagicNumber, "wrong_magic_number"),
+        (39, ErrorCode::RedundantConnection, "redundant_connection"),
+        (40, ErrorCode::LogicError, "logic_error"),
+        (41, ErrorCode::InvalidJson, "invalid_json"),
+        (42, ErrorCode::Unauthorized, "unauthorized"),
+    ];
+
     #[test]
     fn zb21_status_codes_and_numbers() {
-        assert_eq!(StatusCode::ALL.len(), 6);
-        for (i, c) in StatusCode::ALL.iter().enumerate() {
-            assert_eq!(usize::from(c.code()), i);
-            assert_eq!(StatusCode::from_name(c.name()), Some(*c));
+        assert_eq!(StatusCode::ALL, STATUS.map(|(_, c, _)| c));
+        for (num, c, name) in STATUS {
+            assert_eq!(c.code(), num, "{name}");
+            assert_eq!(c.name(), name);
+            assert_eq!(c.to_string(), name);
+            assert_eq!(StatusCode::from_code(num), Some(c));
+            assert_eq!(StatusCode::from_name(name), Some(c));
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{name}\""));
+            assert_eq!(crate::binary::to_vec(&c).unwrap(), [num]);
         }
-        assert_eq!(StatusCode::EndpointUnreachable.code(), 5);
+        assert_eq!(StatusCode::from_code(6), None);
+        assert_eq!(StatusCode::from_name("Peer_Added"), None);
     }
 
     #[test]
     fn zb22_error_codes_and_names() {
-        assert_eq!(ErrorCode::ALL.len(), 43);
-        for (i, c) in ErrorCode::ALL.iter().enumerate() {
-            assert_eq!(usize::from(c.code()), i);
-            assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
-            assert_eq!(ErrorCode::from_name(c.name()), Some(*c));
+        assert_eq!(ErrorCode::ALL, ERRORS.map(|(_, c, _)| c));
+        for (num, c, name) in ERRORS {
+            assert_eq!(c.code(), num, "{name}");
+            assert_eq!(c.name(), name);
+            assert_eq!(c.to_string(), name);
+            assert_eq!(ErrorCode::from_code(num), Some(c));
+            assert_eq!(ErrorCode::from_name(name), Some(c));
+            // JSON carries the name, the binary encoding the number.
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{name}\""));
+            assert_eq!(
+                serde_json::from_str::<ErrorCode>(&format!("\"{name}\"")).unwrap(),
+                c
+            );
+            assert_eq!(crate::binary::to_vec(&c).unwrap(), [num]);
+            assert_eq!(crate::binary::from_slice::<ErrorCode>(&[num]).unwrap(), c);
         }
-        assert_eq!(
-            ErrorCode::DeserializationFailed.name(),
-            "deserialization_failed"
-        );
         assert_eq!(ErrorCode::from_code(43), None);
+        assert_eq!(ErrorCode::from_code(255), None);
+        assert_eq!(ErrorCode::from_name(""), None);
+        assert_eq!(ErrorCode::from_name("Deserialization_Failed"), None);
     }
 }

@@ -214,17 +214,140 @@ pub fn value_size(value: &crate::Data) -> u64 {
 mod tests {
     use super::*;
 
+    /// The original's table, written out here (not derived from `CODES`): number, name and
+    /// the exact text of `dbrGet_error`.
+    const PINNED: [(i32, &str, &str); 24] = [
+        (0, "DBR_SUCCESS", "Operation successful"),
+        (
+            1,
+            "DBR_ERR_GENERIC",
+            "A general or unknown error has occurred",
+        ),
+        (2, "DBR_ERR_INVALID", "Invalid argument"),
+        (
+            3,
+            "DBR_ERR_HANDLE",
+            "An invalid handle was encountered inside",
+        ),
+        (4, "DBR_ERR_INPROGRESS", "Operation in progress"),
+        (5, "DBR_ERR_TIMEOUT", "Operation timed out"),
+        (
+            6,
+            "DBR_ERR_UBUFFER",
+            "Provided user buffer problem (too small, not available)",
+        ),
+        (7, "DBR_ERR_UNAVAIL", "Entry not available"),
+        (8, "DBR_ERR_EXISTS", "Entry already exists"),
+        (
+            9,
+            "DBR_ERR_NSBUSY",
+            "Namespace still referenced by a client",
+        ),
+        (10, "DBR_ERR_NSINVAL", "Namespace is invalid"),
+        (11, "DBR_ERR_NOMEMORY", "Insufficient memory or storage"),
+        (12, "DBR_ERR_TAGERROR", "Invalid tag"),
+        (13, "DBR_ERR_NOFILE", "File not found"),
+        (
+            14,
+            "DBR_ERR_NOAUTH",
+            "Access authorization required or failed",
+        ),
+        (
+            15,
+            "DBR_ERR_NOCONNECT",
+            "Connection to a storage backend failed",
+        ),
+        (16, "DBR_ERR_CANCELLED", "Operation was cancelled"),
+        (17, "DBR_ERR_NOTIMPL", "Operation not implemented"),
+        (18, "DBR_ERR_INVALIDOP", "Invalid operation"),
+        (19, "DBR_ERR_BE_POST", "Failed to post request to back-end"),
+        (20, "DBR_ERR_BE_GENERAL", "Unspecified back-end error"),
+        (
+            21,
+            "DBR_ERR_ITERATOR",
+            "Invalid iterator or error iterating the namespace",
+        ),
+        (
+            22,
+            "DBR_ERR_PLUGIN",
+            "Error while processing request/data in data adapter",
+        ),
+        (23, "DBR_ERR_MAXERROR", "Unknown Error"),
+    ];
+
     #[test]
     fn db27_numbers_names_messages() {
-        for (i, (c, name, _)) in CODES.iter().enumerate() {
-            assert_eq!(c.code(), i as i32);
-            assert_eq!(c.name(), *name);
+        let variants = [
+            DbrCode::Success,
+            DbrCode::Generic,
+            DbrCode::Invalid,
+            DbrCode::Handle,
+            DbrCode::InProgress,
+            DbrCode::Timeout,
+            DbrCode::UBuffer,
+            DbrCode::Unavail,
+            DbrCode::Exists,
+            DbrCode::NsBusy,
+            DbrCode::NsInval,
+            DbrCode::NoMemory,
+            DbrCode::TagError,
+            DbrCode::NoFile,
+            DbrCode::NoAuth,
+            DbrCode::NoConnect,
+            DbrCode::Cancelled,
+            DbrCode::NotImpl,
+            DbrCode::InvalidOp,
+            DbrCode::BePost,
+            DbrCode::BeGeneral,
+            DbrCode::Iterator,
+            DbrCode::Plugin,
+            DbrCode::MaxError,
+        ];
+        assert_eq!(CODES.len(), PINNED.len());
+        for ((code, (num, name, message)), row) in variants.iter().zip(PINNED).zip(CODES) {
+            assert_eq!(row, (*code, name, message), "row {num} of CODES");
+            assert_eq!(code.code(), num, "{name}");
+            assert_eq!(DbrCode::from_code(num), Some(*code), "{name}");
+            assert_eq!(code.name(), name);
+            assert_eq!(code.to_string(), name);
+            assert_eq!(code.message(), message, "{name}");
+            assert_eq!(error_message(num), message, "{name}");
+            // PyDBR's getErrorCode has no name for the sentinel.
+            let py_name = if num == 23 { "Unknown Error" } else { name };
+            assert_eq!(error_name(num), py_name);
         }
-        assert_eq!(error_message(5), "Operation timed out");
-        assert_eq!(error_name(5), "DBR_ERR_TIMEOUT");
-        assert_eq!(error_message(-1), UNKNOWN_ERROR);
-        assert_eq!(error_message(23), UNKNOWN_ERROR);
-        assert_eq!(error_message(99), UNKNOWN_ERROR);
-        assert_eq!(error_name(23), UNKNOWN_ERROR);
+        for outside in [-1, 24, 99, i32::MIN, i32::MAX] {
+            assert_eq!(DbrCode::from_code(outside), None);
+            assert_eq!(error_message(outside), "Unknown Error");
+            assert_eq!(error_name(outside), "Unknown Error");
+        }
+        assert_eq!(UNKNOWN_ERROR, "Unknown Error");
+    }
+
+    #[test]
+    fn db14_db36_flags_and_limits_of_the_original() {
+        assert_eq!(
+            (FLAGS_NONE, FLAGS_NOWAIT, FLAGS_PARTIAL, FLAGS_MAX),
+            (0, 1, 2, 3)
+        );
+        assert_eq!(READ_FLAGS_INDEX_SHIFT, 4);
+        assert_eq!(MAX_KEY_LEN, 1023);
+        assert_eq!(TIMEOUT_DEFAULT_SECS, 5);
+        assert_eq!(POSTED_QUEUE_DEPTH, 1024);
+        assert_eq!(TAG_ERROR, -1);
+        assert_eq!(
+            [
+                PERST_VOLATILE_SIMPLE,
+                PERST_VOLATILE_FT,
+                PERST_TEMPORARY_SIMPLE,
+                PERST_TEMPORARY_FT,
+                PERST_PERMANENT_SIMPLE,
+                PERST_PERMANENT_FT,
+                PERST_MAX
+            ],
+            [0, 1, 2, 3, 4, 5, 6]
+        );
+        let persisting: Vec<u8> = (0..=PERST_MAX).filter(|l| level_persists(*l)).collect();
+        assert_eq!(persisting, [4, 5]);
     }
 }

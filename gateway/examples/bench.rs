@@ -1,9 +1,12 @@
 //! Gateway benchmark: starts a gateway (its own runtime, 2 worker threads) and native clients,
 //! then measures with `["ping", i]` messages:
 //! - 1 publisher -> 1 subscriber, with and without publish batching (msgs/s);
-//! - 1 publisher -> 100 subscribers (deliveries/s);
+//! - 1 publisher -> 100 subscribers (deliveries/s), paced against the slowest subscriber;
 //! - ping-pong round trip through the gateway (p50/p99);
 //! - 1 -> 1 for clients of the Zeek WebSocket JSON API.
+//!
+//! Every publisher is paced: it stays at most WINDOW messages ahead of its slowest subscriber.
+//! Each case reports what arrived against what was sent, and the gateway's drop counter.
 //!
 //! Run with: `cargo run --release -p gateway --example bench [messages]`
 
@@ -26,7 +29,7 @@ fn ping(i: u64) -> Data {
     Data::Vector(vec![Data::string("ping"), Data::Count(i)])
 }
 
-fn start_gateway() -> SocketAddr {
+fn start_gateway() -> (SocketAddr, Endpoint) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -39,11 +42,48 @@ fn start_gateway() -> SocketAddr {
             config.queue_size = 1 << 16;
             let ep = Endpoint::new(config);
             let addr = ep.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            tx.send(addr).unwrap();
+            tx.send((addr, ep)).unwrap();
             std::future::pending::<()>().await;
         });
     });
     rx.recv().unwrap()
+}
+
+/// The gateway's `broker_dropped_total`.
+fn dropped(ep: &Endpoint) -> u64 {
+    ep.metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("broker_dropped_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("broker_dropped_total in /metrics")
+}
+
+/// What a case delivered: received of expected, and how many the gateway dropped meanwhile.
+struct Outcome {
+    rate: f64,
+    received: u64,
+    expected: u64,
+    gateway_dropped: u64,
+    stalled: bool,
+}
+
+impl Outcome {
+    fn losses(&self) -> String {
+        let lost = self.expected - self.received.min(self.expected);
+        let mut s = if lost == 0 {
+            format!("all {} received", self.expected)
+        } else {
+            format!(
+                "{} of {} received, {lost} lost",
+                self.received, self.expected
+            )
+        };
+        s += &format!(", gateway dropped {}", self.gateway_dropped);
+        if self.stalled {
+            s += "; the receivers stopped progressing, publishing stopped";
+        }
+        s
+    }
 }
 
 /// Messages a publisher may be ahead of its slowest subscriber. Publishing is
@@ -51,16 +91,20 @@ fn start_gateway() -> SocketAddr {
 /// publisher end to end to measure the rate the system sustains without loss.
 const WINDOW: u64 = 20_000;
 
-/// Takes `n` messages from `sub` (or stops after 10 s of silence), reporting progress;
-/// returns how many arrived. Waits for one message, then takes whatever else is queued.
-async fn receive(sub: &mut gateway::Subscriber, n: u64, progress: &Progress) -> u64 {
+/// A receiver that gets nothing for this long is done; a publisher whose slowest receiver
+/// does not progress for this long stops publishing.
+const SILENCE: Duration = Duration::from_secs(10);
+
+/// Takes `n` messages from `sub` (or stops after SILENCE), reporting progress as receiver
+/// `idx`; returns how many arrived. Waits for one message, then takes whatever else is queued.
+async fn receive(sub: &mut gateway::Subscriber, n: u64, progress: &Progress, idx: usize) -> u64 {
     let mut got = 0u64;
     while got < n {
-        match tokio::time::timeout(Duration::from_secs(10), sub.get()).await {
+        match tokio::time::timeout(SILENCE, sub.get()).await {
             Ok(Ok(_)) => {
                 let k = 1 + sub.poll().len() as u64;
                 got += k;
-                progress.add(k);
+                progress.add(idx, k);
             }
             _ => break,
         }
@@ -68,31 +112,55 @@ async fn receive(sub: &mut gateway::Subscriber, n: u64, progress: &Progress) -> 
     got
 }
 
-/// Received-count shared between subscriber tasks and the publisher.
-#[derive(Default)]
+/// Received-counts of each receiver, shared between receiver tasks and the publisher.
 struct Progress {
-    received: AtomicU64,
+    received: Vec<AtomicU64>,
     notify: Notify,
 }
 
 impl Progress {
-    fn add(&self, n: u64) {
-        self.received.fetch_add(n, Relaxed);
+    fn new(receivers: usize) -> Progress {
+        Progress {
+            received: (0..receivers).map(|_| AtomicU64::new(0)).collect(),
+            notify: Notify::new(),
+        }
+    }
+
+    fn add(&self, idx: usize, n: u64) {
+        self.received[idx].fetch_add(n, Relaxed);
         self.notify.notify_waiters();
     }
 
-    async fn wait_for(&self, at_least: u64) {
-        while self.received.load(Relaxed) < at_least {
+    /// What the slowest receiver has counted.
+    fn slowest(&self) -> u64 {
+        self.received
+            .iter()
+            .map(|r| r.load(Relaxed))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Waits until every receiver counted at least `at_least`; false if the slowest did not
+    /// progress for SILENCE (messages were lost: waiting longer would never end).
+    async fn wait_for(&self, at_least: u64) -> bool {
+        let mut last = (self.slowest(), Instant::now());
+        loop {
             let notified = self.notify.notified();
-            if self.received.load(Relaxed) >= at_least {
-                break;
+            let slowest = self.slowest();
+            if slowest >= at_least {
+                return true;
+            }
+            if slowest != last.0 {
+                last = (slowest, Instant::now());
+            } else if last.1.elapsed() >= SILENCE {
+                return false;
             }
             let _ = tokio::time::timeout(Duration::from_millis(5), notified).await;
         }
     }
 }
 
-async fn one_to_one(addr: SocketAddr, n: u64, batching: bool) -> f64 {
+async fn one_to_one(addr: SocketAddr, ep: &Endpoint, n: u64, batching: bool) -> Outcome {
     let url = format!("ws://{addr}");
     let opts = ClientOptions {
         batching,
@@ -102,47 +170,56 @@ async fn one_to_one(addr: SocketAddr, n: u64, batching: bool) -> f64 {
     let subscriber = Client::connect(&url).await.unwrap();
     let mut sub = subscriber.make_subscriber(["/bench/1to1"]);
     subscriber.flush().await.unwrap();
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new(1));
+    let dropped0 = dropped(ep);
     let start = Instant::now();
     let p = progress.clone();
-    let recv = tokio::spawn(async move { receive(&mut sub, n, &p).await });
+    let recv = tokio::spawn(async move { receive(&mut sub, n, &p, 0).await });
+    let mut stalled = false;
     for i in 0..n {
-        if i % 1024 == 0 && i > WINDOW {
-            progress.wait_for(i - WINDOW).await;
+        if i % 1024 == 0 && i > WINDOW && !progress.wait_for(i - WINDOW).await {
+            stalled = true;
+            break;
         }
         publisher.publish("/bench/1to1", ping(i)).await.unwrap();
     }
     let got = recv.await.unwrap();
     let secs = start.elapsed().as_secs_f64();
-    if got < n {
-        println!("  (received {got} of {n}: the subscriber's queue dropped the rest)");
-    }
     publisher.shutdown().await;
     subscriber.shutdown().await;
-    got as f64 / secs
+    Outcome {
+        rate: got as f64 / secs,
+        received: got,
+        expected: n,
+        gateway_dropped: dropped(ep) - dropped0,
+        stalled,
+    }
 }
 
-async fn one_to_many(addr: SocketAddr, n: u64, subscribers: usize) -> f64 {
+async fn one_to_many(addr: SocketAddr, ep: &Endpoint, n: u64, subscribers: usize) -> Outcome {
     let url = format!("ws://{addr}");
     let publisher = Client::connect(&url).await.unwrap();
     let mut tasks = Vec::new();
     let mut clients = Vec::new();
-    let progress = Arc::new(Progress::default());
-    for _ in 0..subscribers {
+    let progress = Arc::new(Progress::new(subscribers));
+    for idx in 0..subscribers {
         let c = Client::connect(&url).await.unwrap();
         let mut sub = c.make_subscriber(["/bench/fan"]);
         c.flush().await.unwrap();
         clients.push(c);
         let p = progress.clone();
-        tasks.push(async move { receive(&mut sub, n, &p).await });
+        tasks.push(async move { receive(&mut sub, n, &p, idx).await });
     }
+    let dropped0 = dropped(ep);
     let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
     let start = Instant::now();
     let window = WINDOW / 4;
+    let mut stalled = false;
     for i in 0..n {
-        if i % 256 == 0 && i > window {
-            // Every subscriber within the window: total deliveries >= subscribers * (i - window).
-            progress.wait_for((i - window) * subscribers as u64).await;
+        // The slowest subscriber within the window.
+        if i % 256 == 0 && i > window && !progress.wait_for(i - window).await {
+            stalled = true;
+            break;
         }
         publisher.publish("/bench/fan", ping(i)).await.unwrap();
     }
@@ -155,7 +232,13 @@ async fn one_to_many(addr: SocketAddr, n: u64, subscribers: usize) -> f64 {
     for c in clients {
         c.shutdown().await;
     }
-    total as f64 / secs
+    Outcome {
+        rate: total as f64 / secs,
+        received: total,
+        expected: n * subscribers as u64,
+        gateway_dropped: dropped(ep) - dropped0,
+        stalled,
+    }
 }
 
 async fn round_trips(addr: SocketAddr, n: usize) -> (Duration, Duration) {
@@ -178,7 +261,10 @@ async fn round_trips(addr: SocketAddr, n: usize) -> (Duration, Duration) {
     for i in 0..n as u64 {
         let t = Instant::now();
         a.publish("/bench/ping", ping(i)).await.unwrap();
-        a_sub.get().await.unwrap();
+        tokio::time::timeout(SILENCE, a_sub.get())
+            .await
+            .unwrap_or_else(|_| panic!("round trip {i}: no pong within {SILENCE:?}"))
+            .unwrap();
         rtts.push(t.elapsed());
     }
     rtts.sort();
@@ -187,7 +273,7 @@ async fn round_trips(addr: SocketAddr, n: usize) -> (Duration, Duration) {
     (rtts[n / 2], rtts[n * 99 / 100])
 }
 
-async fn zeek_one_to_one(addr: SocketAddr, n: u64) -> f64 {
+async fn zeek_one_to_one(addr: SocketAddr, ep: &Endpoint, n: u64) -> Outcome {
     let url = format!("ws://{addr}{}", zeek_json::PATH);
     let (mut publisher, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (mut subscriber, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
@@ -198,17 +284,18 @@ async fn zeek_one_to_one(addr: SocketAddr, n: u64) -> f64 {
         .unwrap();
     publisher.next().await.unwrap().unwrap(); // ack
     subscriber.next().await.unwrap().unwrap(); // ack
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new(1));
     let p = progress.clone();
+    let dropped0 = dropped(ep);
     let start = Instant::now();
     let recv = tokio::spawn(async move {
         let mut got = 0u64;
         while got < n {
-            match tokio::time::timeout(Duration::from_secs(10), subscriber.next()).await {
+            match tokio::time::timeout(SILENCE, subscriber.next()).await {
                 Ok(Some(Ok(Message::Text(_)))) => {
                     got += 1;
                     if got % 256 == 0 {
-                        p.add(256);
+                        p.add(0, 256);
                     }
                 }
                 Ok(Some(Ok(_))) => {}
@@ -217,19 +304,27 @@ async fn zeek_one_to_one(addr: SocketAddr, n: u64) -> f64 {
         }
         got
     });
+    let mut stalled = false;
     for i in 0..n {
         let text = zeek_json::data_message("/bench/zeek", &ping(i)).unwrap();
         publisher.feed(Message::Text(text.into())).await.unwrap();
         if i % 256 == 255 {
             publisher.flush().await.unwrap();
-            if i > WINDOW {
-                progress.wait_for(i - WINDOW).await;
+            if i > WINDOW && !progress.wait_for(i - WINDOW).await {
+                stalled = true;
+                break;
             }
         }
     }
     publisher.flush().await.unwrap();
     let got = recv.await.unwrap();
-    got as f64 / start.elapsed().as_secs_f64()
+    Outcome {
+        rate: got as f64 / start.elapsed().as_secs_f64(),
+        received: got,
+        expected: n,
+        gateway_dropped: dropped(ep) - dropped0,
+        stalled,
+    }
 }
 
 fn main() {
@@ -240,30 +335,48 @@ fn main() {
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful figures");
     }
-    let addr = start_gateway();
+    let (addr, ep) = start_gateway();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        println!("gateway at {addr}; {n} messages per throughput case");
-        let r = one_to_one(addr, n, true).await;
-        println!("native 1 -> 1, batched publishes      {r:>12.0} msgs/s");
+        println!("gateway at {addr} (queue 65536 per consumer); {n} messages per throughput case");
+        println!("every publisher stays at most {WINDOW} messages ahead of its slowest subscriber");
+        let r = one_to_one(addr, &ep, n, true).await;
+        println!(
+            "native 1 -> 1, batched publishes      {:>12.0} msgs/s ({})",
+            r.rate,
+            r.losses()
+        );
         if std::env::var_os("BENCH_ONLY_1TO1").is_some() {
             return;
         }
-        let r = one_to_one(addr, n / 10, false).await;
-        println!("native 1 -> 1, one frame per publish  {r:>12.0} msgs/s");
-        let r = one_to_many(addr, n / 20, 100).await;
-        println!("native 1 -> 100                       {r:>12.0} deliveries/s");
+        let r = one_to_one(addr, &ep, n / 10, false).await;
+        println!(
+            "native 1 -> 1, one frame per publish  {:>12.0} msgs/s ({})",
+            r.rate,
+            r.losses()
+        );
+        let r = one_to_many(addr, &ep, n / 20, 100).await;
+        println!(
+            "native 1 -> 100 (window {} messages)  {:>12.0} deliveries/s ({})",
+            WINDOW / 4,
+            r.rate,
+            r.losses()
+        );
         let (p50, p99) = round_trips(addr, 20_000).await;
         println!(
             "native ping-pong round trip           p50 {:>6} us   p99 {:>6} us",
             p50.as_micros(),
             p99.as_micros()
         );
-        let r = zeek_one_to_one(addr, n / 10).await;
-        println!("Zeek JSON API 1 -> 1                  {r:>12.0} msgs/s");
+        let r = zeek_one_to_one(addr, &ep, n / 10).await;
+        println!(
+            "Zeek JSON API 1 -> 1                  {:>12.0} msgs/s ({})",
+            r.rate,
+            r.losses()
+        );
     });
 }

@@ -302,37 +302,60 @@ async fn db11_read_peeks_at_index() {
     ep.shutdown().await;
 }
 
+/// DB-12 and DB-33: ten clients wait for one key; a put goes to exactly one of them, the one
+/// that asked first, and the others keep waiting, to be served in the order they asked. The
+/// getters have no timeout of their own (a busy machine cannot make one give up early), and
+/// every wait of the test has a generous deadline.
 #[tokio::test]
 async fn db12_ten_concurrent_getters_exactly_one_wins() {
+    const SLOW: Duration = Duration::from_secs(60);
     let dir = TempDir::new();
     let (ep, url) = gateway_in(&dir).await;
     let producer = client(&url).await;
     let p = producer.create_namespace("db12", 0, vec![]).await.unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
+    let mut getters = Vec::new();
+    for i in 0..10 {
         let c = client(&url).await;
         let ns = c.attach_namespace("db12").await.unwrap();
-        tasks.push(tokio::spawn(async move {
-            let r = ns
-                .get_with("one", GetOptions::timeout(Duration::from_millis(1500)))
-                .await;
-            drop(c);
-            r
-        }));
-    }
-    waiting(&ep, "db12", "one", 10).await;
-    p.put("one", "the value").await.unwrap();
-    let mut won = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(t) => {
-                assert_eq!(t.value, s("the value"));
-                won += 1;
-            }
-            Err(e) => assert_eq!(e.code, DbrCode::Timeout),
+        let mut get = Box::pin(async move { ns.get_with("one", GetOptions::forever()).await });
+        // Polled once, the request is queued; the flush's answer means the gateway has
+        // registered it. So the gateway's waiters are in the order of `i`.
+        tokio::select! {
+            biased;
+            r = &mut get => panic!("getter {i} answered before any put: {r:?}"),
+            _ = std::future::ready(()) => {}
         }
+        tokio::time::timeout(SLOW, c.flush())
+            .await
+            .expect("flush in time")
+            .unwrap();
+        assert_eq!(ep.shared().namespaces.waiting("db12", "one"), i + 1);
+        getters.push((c, tokio::spawn(get)));
     }
-    assert_eq!(won, 1, "exactly one getter receives the value");
+    p.put("one", s("the value")).await.unwrap();
+    let first = tokio::time::timeout(SLOW, &mut getters[0].1)
+        .await
+        .expect("the first getter is served")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.value, s("the value"));
+    // Exactly one getter got it: the value is gone and the nine others still wait.
+    assert!(!p.test_key("one").await.unwrap());
+    assert_eq!(ep.shared().namespaces.waiting("db12", "one"), 9);
+    // One value each for the rest, first come, first served: a getter that had also received
+    // the first value would show it here instead of its own.
+    for i in 1..10 {
+        p.put("one", s(&format!("value {i}"))).await.unwrap();
+    }
+    for (i, (_client, getter)) in getters.into_iter().enumerate().skip(1) {
+        let got = tokio::time::timeout(SLOW, getter)
+            .await
+            .unwrap_or_else(|_| panic!("getter {i} served within {SLOW:?}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.value, s(&format!("value {i}")), "getter {i}");
+    }
+    assert_eq!(ep.shared().namespaces.waiting("db12", "one"), 0);
     assert!(!p.test_key("one").await.unwrap());
     ep.shutdown().await;
 }
@@ -673,9 +696,18 @@ async fn db23_db24_db25_tags_test_and_cancel() {
     let p = d.put_a(&h, "v", "k", "");
     assert_eq!(d.wait(p).await, (0, None));
     // The put is done, so the get completes now; test reports it once, then the tag is free.
+    // `dbrTest` is the original's polling API (a wait would take the tag): poll it, with a
+    // deadline.
+    let deadline = Instant::now() + T;
     let done = loop {
         match d.test_value(g) {
-            (4, _) => tokio::task::yield_now().await,
+            (4, _) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "getA tag {g} still in progress {T:?} after its put completed"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             other => break other,
         }
     };

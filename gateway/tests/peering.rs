@@ -197,31 +197,110 @@ async fn zb66_ring_of_four_exactly_once() {
     exactly_once(4, &[(0, 1), (1, 2), (2, 3), (3, 0)], 200).await;
 }
 
+/// A TCP relay on 127.0.0.1:0 to `to`: reports every connection it accepts, and can sever
+/// the connections it relays (no Close frame, no Bye: to both ends the link just breaks).
+struct Relay {
+    port: u16,
+    accepted: tokio::sync::mpsc::UnboundedReceiver<()>,
+    cut: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+}
+
+impl Relay {
+    async fn start(to: std::net::SocketAddr) -> Relay {
+        use tokio_util::sync::CancellationToken;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, accepted) = tokio::sync::mpsc::unbounded_channel();
+        let cut = std::sync::Arc::new(std::sync::Mutex::new(CancellationToken::new()));
+        let current = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let _ = tx.send(());
+                let token = current.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        });
+        Relay {
+            port,
+            accepted,
+            cut,
+        }
+    }
+
+    /// Breaks every connection relayed so far; later ones are relayed as usual.
+    fn sever(&self) {
+        let mut token = self.cut.lock().unwrap();
+        token.cancel();
+        *token = tokio_util::sync::CancellationToken::new();
+    }
+
+    /// Waits up to `within` for the relay to accept a connection.
+    async fn accepts_within(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, self.accepted.recv())
+            .await
+            .is_ok()
+    }
+}
+
+/// ZB-05, ZB-68: an unpeer ends a peering for good, even one made with a retry, which would
+/// otherwise reconnect whenever the link breaks.
 #[tokio::test]
 async fn zb05_zb68_unpeer_statuses_and_no_reconnect() {
+    const RETRY: Duration = Duration::from_millis(50);
     let (a, _) = endpoint().await;
     let (b, b_addr) = endpoint().await;
-    peer(&a, b_addr).await;
+    // A reaches B through a relay, which counts A's connection attempts.
+    let mut relay = Relay::start(b_addr).await;
     let mut sa = a.make_status_subscriber(true);
     let mut sb = b.make_status_subscriber(true);
-    a.unpeer("127.0.0.1", b_addr.port()).await.unwrap();
+    a.peer_timeout("127.0.0.1", relay.port, Some(RETRY), T)
+        .await
+        .expect("peering");
+    expect_status(&mut sa, StatusCode::PeerAdded).await;
+    expect_status(&mut sb, StatusCode::PeerAdded).await;
+    assert!(relay.accepts_within(T).await);
+    // The retry is live: when the link breaks, A connects again by itself.
+    relay.sever();
+    expect_status(&mut sa, StatusCode::PeerLost).await;
+    expect_status(&mut sb, StatusCode::PeerLost).await;
+    assert!(relay.accepts_within(T).await, "A reconnects");
+    expect_status(&mut sa, StatusCode::PeerAdded).await;
+    expect_status(&mut sb, StatusCode::PeerAdded).await;
+    while relay.accepted.try_recv().is_ok() {}
+    // Now A unpeers.
+    a.unpeer("127.0.0.1", relay.port).await.unwrap();
     expect_status(&mut sa, StatusCode::PeerRemoved).await;
     expect_status(&mut sa, StatusCode::EndpointUnreachable).await;
     expect_status(&mut sb, StatusCode::PeerLost).await;
     expect_status(&mut sb, StatusCode::EndpointUnreachable).await;
-    assert!(a.peers().is_empty());
+    assert!(a.peers().is_empty(), "{:?}", a.peers());
     // Unknown peer: PeerInvalid as an error event and as the result.
     let err = a.unpeer("127.0.0.1", 1).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::PeerInvalid);
-    loop {
-        if let StatusEvent::Error(e) = sa.get_timeout(T).await.unwrap().expect("an error event") {
-            assert_eq!(e.code, ErrorCode::PeerInvalid);
-            break;
-        }
+    match sa.get_timeout(T).await.unwrap() {
+        Some(StatusEvent::Error(e)) => assert_eq!(e.code, ErrorCode::PeerInvalid),
+        other => panic!("expected the PeerInvalid error, got {other:?}"),
     }
-    // Nobody reconnects after an unpeer.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(a.peers().is_empty() && b.peers().is_empty());
+    // Nobody reconnects: for twenty retry intervals A makes no connection attempt, neither
+    // side reports anything, and neither has a peer, connected or pending.
+    assert!(
+        !relay.accepts_within(RETRY * 20).await,
+        "A connected again after the unpeer"
+    );
+    let at_a = sa.poll();
+    assert!(at_a.is_empty(), "A after the unpeer: {at_a:?}");
+    let at_b = sb.poll();
+    assert!(at_b.is_empty(), "B after the unpeer: {at_b:?}");
+    assert!(a.peers().is_empty(), "{:?}", a.peers());
+    assert!(b.peers().is_empty(), "{:?}", b.peers());
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -40,12 +40,10 @@ fn code<T: std::fmt::Debug>(r: Result<T, StoreError>) -> ErrorCode {
     r.unwrap_err().code
 }
 
-async fn next_changes(c: &mut CloneStore) -> (Vec<Change>, bool) {
+/// The next batch of changes (or a reset). No deadline of its own: callers add one.
+async fn next_batch(c: &mut CloneStore) -> (Vec<Change>, bool) {
     loop {
-        match tokio::time::timeout(T, c.next_event())
-            .await
-            .expect("clone event")
-        {
+        match c.next_event().await {
             Some(CloneEvent::Changes { changes, reset, .. }) if !changes.is_empty() || reset => {
                 return (changes, reset)
             }
@@ -53,6 +51,41 @@ async fn next_changes(c: &mut CloneStore) -> (Vec<Change>, bool) {
             None => panic!("client closed"),
         }
     }
+}
+
+/// The next batch of changes (or a reset) within T.
+async fn next_changes(c: &mut CloneStore) -> (Vec<Change>, bool) {
+    tokio::time::timeout(T, next_batch(c))
+        .await
+        .unwrap_or_else(|_| panic!("no change event within {T:?}"))
+}
+
+/// Takes change batches until `want` says the changes seen so far are complete; fails after T
+/// in all. Returns every change seen.
+async fn changes_until(
+    c: &mut CloneStore,
+    what: &str,
+    want: impl Fn(&[Change]) -> bool,
+) -> Vec<Change> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(T, async {
+        while !want(&seen) {
+            seen.extend(next_batch(c).await.0);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} within {T:?}; changes seen: {seen:?}"));
+    seen
+}
+
+fn expired(changes: &[Change]) -> Vec<Data> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Expire { key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -143,13 +176,8 @@ async fn zb44_zb48_to_zb55_every_operation_on_a_memory_master() {
     s.clear().await.unwrap();
     assert_eq!(s.keys().await.unwrap(), Data::Set(Default::default()));
     assert_eq!(ep.stores(), vec!["ops".to_owned()]);
-    let metrics = ep.metrics_text();
-    assert!(metrics.contains("broker_stores_master 1\n"), "{metrics}");
-    let ops = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("broker_store_ops_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap();
+    assert_eq!(metric(&ep, "stores_master"), 1);
+    let ops = metric(&ep, "store_ops_total");
     assert!(ops >= 40, "{ops} store operations counted");
     ep.shutdown().await;
 }
@@ -170,19 +198,21 @@ async fn zb56_expiry_is_reaped_and_cleared_by_a_write_without_expiry() {
     s.put("kept", 1u64, Some(Duration::from_millis(150)))
         .await
         .unwrap();
+    // Expires after the other two: by its expire, theirs (if any) have been reaped too.
+    s.put("marker", 1u64, Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
     // A write without expiry clears the old one (Broker's observed behaviour).
     s.increment("kept", 1u64, None).await.unwrap();
-    // The clone sees both inserts, the update, and then an expire for `short` only.
-    let mut expired = Vec::new();
-    while expired.is_empty() {
-        let (changes, _) = next_changes(&mut clone).await;
-        for c in changes {
-            if let Change::Expire { key } = c {
-                expired.push(key);
-            }
-        }
-    }
-    assert_eq!(expired, vec![Data::from("short")]);
+    // The clone sees the inserts, the update, and expires for `short` and `marker` only.
+    let seen = changes_until(&mut clone, "expire of marker", |c| {
+        expired(c).contains(&Data::from("marker"))
+    })
+    .await;
+    assert_eq!(
+        expired(&seen),
+        vec![Data::from("short"), Data::from("marker")]
+    );
     assert_eq!(code(s.get("short").await), ErrorCode::NoSuchKey);
     assert_eq!(s.get("kept").await.unwrap(), Data::Count(2));
     assert_eq!(clone.get(&"kept".into()).unwrap(), Some(Data::Count(2)));
@@ -191,7 +221,8 @@ async fn zb56_expiry_is_reaped_and_cleared_by_a_write_without_expiry() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
+// One thread: nothing else runs between `attach_clone` and the first read below.
+#[tokio::test(flavor = "current_thread")]
 async fn zb57_zb58_zb62_clone_in_a_client_snapshot_then_ordered_updates() {
     let (ep, addr) = endpoint().await;
     let s = ep
@@ -203,13 +234,13 @@ async fn zb57_zb58_zb62_clone_in_a_client_snapshot_then_ordered_updates() {
     }
     let client = gateway::Client::connect(&url(addr)).await.unwrap();
     let mut clone = client.attach_clone("c", CloneOptions::default());
-    // ZB-55: reads before the first snapshot are stale_data, never a wrong answer.
-    if clone.is_empty() {
-        assert!(matches!(
-            clone.get(&0u64.into()),
-            Err(e) if e.code == ErrorCode::StaleData
-        ));
-    }
+    // ZB-55: reads before the first snapshot are stale_data, never a wrong answer. The
+    // test has not yielded since the attach, so no snapshot can have been applied yet.
+    assert!(clone.is_empty());
+    assert!(matches!(
+        clone.get(&0u64.into()),
+        Err(e) if e.code == ErrorCode::StaleData
+    ));
     clone.synced(T).await.unwrap();
     assert_eq!(clone.len(), 10_000, "snapshot in several chunks");
     // Writes through the clone's connection go to the master (ZB-59).
@@ -282,7 +313,11 @@ async fn zb47_clone_without_master_retries_until_one_appears() {
 
 #[tokio::test]
 async fn zb46_sqlite_master_survives_a_restart_with_expiries() {
+    // Expires a few seconds after it is written: still there when the clone below takes its
+    // snapshot, then expired in front of it.
+    const SOON: Duration = Duration::from_secs(4);
     let dir = TempDir::new();
+    let soon_written;
     {
         let (ep, _) = endpoint_in(&dir).await;
         let s = ep
@@ -300,6 +335,8 @@ async fn zb46_sqlite_master_survives_a_restart_with_expiries() {
         s.put("later", 1u64, Some(Duration::from_secs(3600)))
             .await
             .unwrap();
+        soon_written = std::time::Instant::now();
+        s.put("soon", 1u64, Some(SOON)).await.unwrap();
         s.erase(5u64).await.unwrap();
         ep.shutdown().await;
     }
@@ -315,24 +352,35 @@ async fn zb46_sqlite_master_survives_a_restart_with_expiries() {
     );
     assert_eq!(code(s.get(5u64).await), ErrorCode::NoSuchKey);
     assert!(s.exists("later").await.unwrap());
-    // Expired while down: reaped on the first tick, seen by a clone as `expire`.
     let client = gateway::Client::connect(&url(addr)).await.unwrap();
     let mut clone = client.attach_clone("persist", CloneOptions::default());
     clone.synced(T).await.unwrap();
-    if clone.get(&"gone".into()).unwrap().is_some() {
-        loop {
-            let (changes, _) = next_changes(&mut clone).await;
-            if changes.contains(&Change::Expire { key: "gone".into() }) {
-                break;
-            }
-        }
-    }
+    assert!(
+        soon_written.elapsed() < SOON,
+        "restart and snapshot took over {SOON:?}: too slow for this test"
+    );
+    assert_eq!(clone.get(&"soon".into()).unwrap(), Some(Data::Count(1)));
+    // The expiry survived the restart: `soon` expires at its time, seen by the clone.
+    let seen = changes_until(&mut clone, "expire of soon", |c| {
+        expired(c).contains(&Data::from("soon"))
+    })
+    .await;
+    assert!(soon_written.elapsed() >= SOON, "expired early");
+    assert!(!seen
+        .iter()
+        .any(|c| matches!(c, Change::Expire { key } if *key == Data::from("later"))));
+    // `gone` expired while the gateway was down and goes first (expiries are reaped in time
+    // order): gone from the master and from the clone, whether its snapshot had it or not.
+    assert_eq!(clone.get(&"gone".into()).unwrap(), None);
+    assert_eq!(clone.get(&"soon".into()).unwrap(), None);
     assert!(!s.exists("gone").await.unwrap());
+    assert!(!s.exists("soon").await.unwrap());
+    assert_eq!(clone.len(), 1000); // 999 numbers + "later"
     client.shutdown().await;
     let Data::Set(keys) = s.keys().await.unwrap() else {
         panic!()
     };
-    assert_eq!(keys.len(), 1000); // 999 numbers + "later"
+    assert_eq!(keys.len(), 1000);
     ep.shutdown().await;
 }
 
@@ -428,15 +476,11 @@ async fn zb58_master_on_a_clones_on_peered_b_and_zb44_master_exists() {
     assert_eq!(clone.get(&"k".into()).unwrap(), Some(Data::Count(42)));
     // Writes on A reach B's client.
     m.put("from-a", "hi", None).await.unwrap();
-    loop {
-        let (changes, _) = next_changes(&mut clone).await;
-        if changes
-            .iter()
+    changes_until(&mut clone, "insert of from-a", |seen| {
+        seen.iter()
             .any(|c| matches!(c, Change::Insert { key, .. } if *key == Data::from("from-a")))
-        {
-            break;
-        }
-    }
+    })
+    .await;
     assert_eq!(b.stores(), vec!["shared".to_owned()]);
     client.shutdown().await;
     b.shutdown().await;
@@ -462,16 +506,19 @@ async fn zb60_master_restart_is_a_reset_and_the_clone_keeps_its_cache_meanwhile(
     a.shutdown().await;
     expect_status(&mut statuses, broker_wasm::StatusCode::PeerLost).await;
     // B's relay tells the clone that the master is unreachable (its stale interval starts).
-    loop {
-        match tokio::time::timeout(T, clone.next_event()).await.unwrap() {
-            Some(CloneEvent::Error(e)) => {
-                assert_eq!(e.code, ErrorCode::NoSuchMaster);
-                break;
+    let unreachable = async {
+        loop {
+            match clone.next_event().await {
+                Some(CloneEvent::Error(e)) => return e,
+                Some(_) => {}
+                None => panic!("client closed"),
             }
-            Some(_) => {}
-            None => panic!("client closed"),
         }
-    }
+    };
+    let e = tokio::time::timeout(T, unreachable)
+        .await
+        .expect("an error event within T");
+    assert_eq!(e.code, ErrorCode::NoSuchMaster);
     assert_eq!(clone.get(&"k".into()).unwrap(), Some(Data::Count(1)));
     // A restarts on the same data (a new master instance); B peers again.
     let (a2, a2_addr) = endpoint_in(&dir).await;
@@ -482,21 +529,26 @@ async fn zb60_master_restart_is_a_reset_and_the_clone_keeps_its_cache_meanwhile(
     m2.put("k", 2u64, None).await.unwrap();
     peer(&b, a2_addr).await;
     // The relay finds the new master; the clone gets a reset with the difference.
-    loop {
-        let (changes, reset) = next_changes(&mut clone).await;
-        if reset {
-            assert_eq!(
-                changes,
-                vec![Change::Update {
-                    key: "k".into(),
-                    old: 1u64.into(),
-                    value: 2u64.into(),
-                    expiry: None
-                }]
-            );
-            break;
+    let reset = async {
+        loop {
+            let (changes, reset) = next_batch(&mut clone).await;
+            if reset {
+                return changes;
+            }
         }
-    }
+    };
+    let changes = tokio::time::timeout(T, reset)
+        .await
+        .expect("a reset within T");
+    assert_eq!(
+        changes,
+        vec![Change::Update {
+            key: "k".into(),
+            old: 1u64.into(),
+            value: 2u64.into(),
+            expiry: None
+        }]
+    );
     client.shutdown().await;
     b.shutdown().await;
     a2.shutdown().await;

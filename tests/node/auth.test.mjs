@@ -8,17 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as broker from "../../pkg/node.mjs";
-import { startGateway } from "./gateway.mjs";
+import { testGateway, shutdownAfter, within } from "./gateway.mjs";
 
 const { Endpoint, Count, BrokerError, DbrError } = broker;
 const ADMIN = "admin-token-0123456789";
 const WRITER = "writer-token-0123456789";
 const dir = mkdtempSync(path.join(tmpdir(), "broker-auth-"));
-const gateways = [];
-after(async () => {
-  await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 const all = ["*"];
 writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
@@ -28,29 +24,35 @@ writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
   ],
 }));
 
-async function gateway() {
-  const g = await startGateway(["--auth-file", path.join(dir, "auth.json"), "--memory-store", "s", "--memory-store", "secret", "--data-dir", dir]);
-  gateways.push(g);
-  return g;
+/** A gateway with the tokens above, stopped when test `t` ends. */
+function gateway(t) {
+  return testGateway(t, ["--auth-file", path.join(dir, "auth.json"), "--memory-store", "s", "--memory-store", "secret", "--data-dir", dir]);
 }
 
-async function connected(g, token) {
-  const ep = new Endpoint({ token });
+/** An endpoint with `token` peered with `g`, shut down when test `t` ends. */
+async function connected(t, g, token) {
+  const ep = shutdownAfter(t, new Endpoint({ token }));
   await ep.peer(g.url);
   return ep;
 }
 
-async function nextError(sub) {
-  for (;;) {
-    const e = await sub.get({ timeoutMs: 10_000 });
-    assert.ok(e, "an error event in time");
-    if (e.type === "error") return e;
-  }
+/** The next error event of `sub`, within 10 s in all. */
+function nextError(sub) {
+  return within(
+    (async () => {
+      for (;;) {
+        const e = await sub.get({ timeoutMs: 10_000 });
+        assert.ok(e, "an error event in time");
+        if (e.type === "error") return e;
+      }
+    })(),
+    "an error event",
+  );
 }
 
-test("a refused token rejects peer() with unauthorized, without retrying", async () => {
-  const g = await gateway();
-  const ep = new Endpoint({ token: "not-a-token-of-this-gateway" });
+test("a refused token rejects peer() with unauthorized, without retrying", async (t) => {
+  const g = await gateway(t);
+  const ep = shutdownAfter(t, new Endpoint({ token: "not-a-token-of-this-gateway" }));
   const started = Date.now();
   await assert.rejects(ep.peer(g.url, { timeoutMs: 20_000 }), (e) => {
     assert.ok(e instanceof BrokerError);
@@ -62,10 +64,10 @@ test("a refused token rejects peer() with unauthorized, without retrying", async
   ep.shutdown();
 });
 
-test("grants limit publish, subscribe, stores and namespaces", async () => {
-  const g = await gateway();
-  const admin = await connected(g, ADMIN);
-  const writer = await connected(g, WRITER);
+test("grants limit publish, subscribe, stores and namespaces", async (t) => {
+  const g = await gateway(t);
+  const admin = await connected(t, g, ADMIN);
+  const writer = await connected(t, g, WRITER);
   const everything = admin.makeSubscriber("");
   await admin.flush();
   const status = writer.makeStatusSubscriber();
@@ -93,9 +95,8 @@ test("grants limit publish, subscribe, stores and namespaces", async () => {
 });
 
 test("ZB-47: a clone without store_read rejects ready() at once with unauthorized, on every call", { timeout: 10_000 }, async (t) => {
-  const g = await gateway();
-  const writer = await connected(g, WRITER);
-  t.after(() => writer.shutdown());
+  const g = await gateway(t);
+  const writer = await connected(t, g, WRITER);
   const clone = writer.attachClone("secret", { resyncInterval: 0.1 });
   const errors = [];
   clone.onChange((c) => {
@@ -122,9 +123,8 @@ test("ZB-47: a clone without store_read rejects ready() at once with unauthorize
 });
 
 test("ZB-47: a store name the gateway rejects is a final refusal too (invalid_data)", { timeout: 10_000 }, async (t) => {
-  const g = await gateway();
-  const admin = await connected(g, ADMIN);
-  t.after(() => admin.shutdown());
+  const g = await gateway(t);
+  const admin = await connected(t, g, ADMIN);
   const clone = admin.attachClone("bad\u0001name");
   await assert.rejects(clone.ready(20_000), (e) => e instanceof BrokerError && e.code === "invalid_data");
   assert.equal(clone.refusal?.code, "invalid_data");

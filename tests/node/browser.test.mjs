@@ -5,33 +5,30 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as broker from "../../pkg/node.mjs";
-import { startGateway } from "./gateway.mjs";
+import { testGateway, shutdownAfter } from "./gateway.mjs";
 import { launch, openPage } from "./chromium.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const pageDir = path.join(root, "tests/browser");
 let browser;
-const gateways = [];
 before(async () => { browser = await launch(); });
 after(async () => {
   await browser?.close();
-  await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
 });
 
-async function gateway(listen, args = []) {
-  const g = await startGateway(["--web-dir", pageDir, ...args], listen);
-  gateways.push(g);
-  return g;
+/** A gateway serving tests/browser/, stopped when test `t` ends. */
+function gateway(t, listen, args = []) {
+  return testGateway(t, ["--web-dir", pageDir, ...args], listen);
 }
 
-test("browser: connect, subscribe, receive every type, publish to Node, statuses, reconnect", async () => {
-  const g = await gateway();
+test("browser: connect, subscribe, receive every type, publish to Node, statuses, reconnect", async (t) => {
+  const g = await gateway(t);
   const { page, problems } = await openPage(browser, `${g.http}/`);
   const peerId = await page.evaluate(async (url) => window.start(url, ["/to-browser"]), g.url);
   assert.match(peerId, /^[0-9a-f-]{36}$/);
 
   // Node -> browser, a value of every kind.
-  const node = new broker.Endpoint();
+  const node = shutdownAfter(t, new broker.Endpoint());
   await node.peer(g.url);
   const value = [new broker.Count(18446744073709551615n), -5n, 1.5, "s", new broker.Port(80, "tcp"), new Set(["a"]), new Map([[1n, null]])];
   node.publish("/to-browser/x", value);
@@ -56,10 +53,10 @@ test("browser: connect, subscribe, receive every type, publish to Node, statuses
   await node.shutdown();
   await g.stop("SIGKILL");
   await page.waitForFunction(() => window.statuses.includes("peer_lost"), null, { timeout: 10_000 });
-  const g2 = await gateway(g.addr);
+  const g2 = await gateway(t, g.addr);
   await page.waitForFunction(() => window.statuses.filter((s) => s === "peer_added").length === 2, null, { timeout: 15_000 });
   await page.evaluate(() => window.ep.flush());
-  const again = new broker.Endpoint();
+  const again = shutdownAfter(t, new broker.Endpoint());
   await again.peer(g2.url);
   again.publish("/to-browser/y", "after restart");
   await page.waitForFunction(() => window.received.length === 2, null, { timeout: 10_000 });
@@ -70,10 +67,10 @@ test("browser: connect, subscribe, receive every type, publish to Node, statuses
   assert.deepEqual(problems.filter((p) => !p.includes("WebSocket connection to")), []);
 });
 
-test("browser: ZB-58 a clone in the page through gateway B of a master on gateway A", async () => {
-  const a = await gateway(undefined, ["--memory-store", "inventory"]);
-  const b = await gateway(undefined, ["--peer", a.addr]);
-  const node = new broker.Endpoint();
+test("browser: ZB-58 a clone in the page through gateway B of a master on gateway A", async (t) => {
+  const a = await gateway(t, undefined, ["--memory-store", "inventory"]);
+  const b = await gateway(t, undefined, ["--peer", a.addr]);
+  const node = shutdownAfter(t, new broker.Endpoint());
   await node.peer(a.url);
   const master = node.attachClone("inventory");
   await master.ready();

@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as broker from "../../pkg/node.mjs";
-import { startGateway } from "./gateway.mjs";
+import { testGateway, shutdownAfter } from "./gateway.mjs";
 import { launch } from "./chromium.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -20,27 +20,22 @@ mkdirSync(shots, { recursive: true });
 const { Endpoint, Count, Address, Port, Timestamp, Event, Subnet, Timespan } = broker;
 const T = { timeout: 15_000 };
 let browser;
-const gateways = [];
-const endpoints = [];
 
 before(async () => {
   browser = await launch();
 });
 after(async () => {
-  await Promise.all(endpoints.map((e) => e.shutdown().catch(() => {})));
   await browser?.close();
-  await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
 });
 
-async function gateway(args = [], listen) {
-  const g = await startGateway(["--web-dir", webDir, ...args], listen);
-  gateways.push(g);
-  return g;
+/** A gateway serving the dashboard, stopped when test `t` ends. */
+function gateway(t, args = [], listen = undefined) {
+  return testGateway(t, ["--web-dir", webDir, ...args], listen);
 }
 
-async function node(g) {
-  const ep = new Endpoint();
-  endpoints.push(ep);
+/** A Node endpoint peered with `g`, shut down when test `t` ends. */
+async function node(t, g) {
+  const ep = shutdownAfter(t, new Endpoint());
   await ep.peer(g.url);
   return ep;
 }
@@ -60,9 +55,9 @@ async function open(g, view = "overview", viewport = { width: 1280, height: 900 
 
 const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 
-test("dashboard: overview with gateway id, version, metrics and a peer; tabs by keyboard", async () => {
-  const a = await gateway();
-  const b = await gateway(["--peer", a.addr]);
+test("dashboard: overview with gateway id, version, metrics and a peer; tabs by keyboard", async (t) => {
+  const a = await gateway(t);
+  const b = await gateway(t, ["--peer", a.addr]);
   const health = await (await fetch(`${a.http}/healthz`)).json();
   const { page, problems } = await open(a);
   await page.waitForFunction((id) => document.getElementById("gw-id").textContent === id, health.endpoint, T);
@@ -95,9 +90,9 @@ test("dashboard: overview with gateway id, version, metrics and a peer; tabs by 
   assert.deepEqual(problems, []);
 });
 
-test("dashboard: topics — Node messages appear rendered by type; filter, pause, clear; publish from the page", async () => {
-  const g = await gateway();
-  const ep = await node(g);
+test("dashboard: topics — Node messages appear rendered by type; filter, pause, clear; publish from the page", async (t) => {
+  const g = await gateway(t);
+  const ep = await node(t, g);
   const { page, problems } = await open(g, "topics");
   await page.fill("#sub-prefix", "/demo");
   await page.click("#sub-form button[type=submit]");
@@ -162,9 +157,9 @@ test("dashboard: topics — Node messages appear rendered by type; filter, pause
   assert.deepEqual(problems, []);
 });
 
-test("dashboard: stores — Node puts appear in the table, page writes reach a Node clone", async () => {
-  const g = await gateway(["--memory-store", "inventory", "--memory-store", "other"]);
-  const ep = await node(g);
+test("dashboard: stores — Node puts appear in the table, page writes reach a Node clone", async (t) => {
+  const g = await gateway(t, ["--memory-store", "inventory", "--memory-store", "other"]);
+  const ep = await node(t, g);
   const clone = ep.attachClone("inventory");
   await clone.ready();
   await clone.put("apples", new Count(3n));
@@ -224,9 +219,9 @@ test("dashboard: stores — Node puts appear in the table, page writes reach a N
   assert.deepEqual(problems, []);
 });
 
-test("dashboard: namespaces — tuple names with queue lengths, put / read / get from the page", async () => {
-  const g = await gateway();
-  const ep = await node(g);
+test("dashboard: namespaces — tuple names with queue lengths, put / read / get from the page", async (t) => {
+  const g = await gateway(t);
+  const ep = await node(t, g);
   const ns = await ep.createNamespace("jobs");
   for (let i = 0; i < 5; i++) await ns.put("queue", `job ${i}`);
   await ns.put("single", new Count(1n));
@@ -263,15 +258,15 @@ test("dashboard: namespaces — tuple names with queue lengths, put / read / get
   assert.deepEqual(problems, []);
 });
 
-test("dashboard: phone width, and recovery after the gateway restarts", async () => {
-  const g = await gateway(["--memory-store", "inventory"]);
+test("dashboard: phone width, and recovery after the gateway restarts", async (t) => {
+  const g = await gateway(t, ["--memory-store", "inventory"]);
   const { page, problems } = await open(g, "topics", { width: 360, height: 740 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone`);
   await page.fill("#sub-prefix", "/r");
   await page.click("#sub-form button[type=submit]");
   await page.evaluate(() => window.dash.ep.flush());
-  const ep = await node(g);
+  const ep = await node(t, g);
   ep.publish("/r/1", "before");
   await page.waitForFunction(() => document.querySelectorAll("#topic-viewport .vrow").length === 1, null, T);
   await shot(page, "topics-phone");
@@ -286,10 +281,10 @@ test("dashboard: phone width, and recovery after the gateway restarts", async ()
   await ep.shutdown();
   await g.stop("SIGKILL");
   await page.waitForFunction(() => document.body.dataset.conn === "reconnecting", null, T);
-  const g2 = await gateway(["--memory-store", "inventory"], g.addr);
+  const g2 = await gateway(t, ["--memory-store", "inventory"], g.addr);
   await page.waitForFunction(() => document.body.dataset.conn === "connected", null, T);
   await page.evaluate(() => window.dash.ep.flush());
-  const ep2 = await node(g2);
+  const ep2 = await node(t, g2);
   ep2.publish("/r/2", "after restart");
   await page.waitForFunction(() => document.querySelectorAll("#topic-viewport .vrow").length === 2, null, T);
   // The clone re-attached to the new master: a put from Node shows up.
@@ -352,8 +347,8 @@ async function feed(ms, perSecond, send) {
 }
 
 test("dashboard: smooth under 5,000 messages/s and a 10,000-key store changing 1,000 times/s", async (t) => {
-  const g = await gateway(["--memory-store", "big"]);
-  const ep = await node(g);
+  const g = await gateway(t, ["--memory-store", "big"]);
+  const ep = await node(t, g);
   const { page, problems } = await open(g, "topics");
   await page.fill("#sub-prefix", "/load");
   await page.click("#sub-form button[type=submit]");
@@ -409,15 +404,17 @@ test("dashboard: smooth under 5,000 messages/s and a 10,000-key store changing 1
   assert.deepEqual(problems, []);
 });
 
-test("dashboard with authentication: refused without a token, connected with ?token=", async () => {
+test("dashboard with authentication: refused without a token, connected with ?token=", async (t) => {
   const { mkdtempSync, writeFileSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const dir = mkdtempSync(path.join(tmpdir(), "broker-dash-auth-"));
+  const { rmSync } = await import("node:fs");
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const token = "dashboard-token-0123456789";
   writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
     tokens: [{ name: "dashboard", token, grants: { subscribe: [""], store_read: ["*"], ns_read: ["*"] } }],
   }));
-  const g = await gateway(["--auth-file", path.join(dir, "auth.json"), "--data-dir", dir]);
+  const g = await gateway(t, ["--auth-file", path.join(dir, "auth.json"), "--data-dir", dir]);
   const page = await browser.newPage();
   await page.goto(`${g.http}/?token=wrong-token-0123456789#overview`);
   await page.waitForFunction(() => document.getElementById("conn").textContent.includes("refused the token"), null, T);
@@ -438,7 +435,7 @@ test("dashboard: ZB-47 a store the token may not read shows the refusal at once"
   writeFileSync(path.join(dir, "auth.json"), JSON.stringify({
     tokens: [{ name: "dashboard", token, grants: { subscribe: [""], store_read: ["inventory"] } }],
   }));
-  const g = await gateway(["--auth-file", path.join(dir, "auth.json"), "--data-dir", dir, "--memory-store", "inventory", "--memory-store", "secret"]);
+  const g = await gateway(t, ["--auth-file", path.join(dir, "auth.json"), "--data-dir", dir, "--memory-store", "inventory", "--memory-store", "secret"]);
   const page = await browser.newPage();
   t.after(() => page.close());
   const problems = [];

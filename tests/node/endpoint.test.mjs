@@ -1,32 +1,19 @@
 // The JS API of the npm package in pkg/ against a real gateway binary (Node 20, no flags).
-import { test, after } from "node:test";
+import { test as nodeTest } from "node:test";
 import assert from "node:assert/strict";
 import * as broker from "../../pkg/node.mjs";
-import { startGateway } from "./gateway.mjs";
+import { testGateway as gateway, shutdownAfter, within, until, expectStatus } from "./gateway.mjs";
 
 const { Endpoint, Count, Address, Subnet, Port, Timestamp, Timespan, EnumValue, Event, BrokerError } = broker;
-const gateways = [];
-after(() => Promise.all(gateways.map((g) => g.stop("SIGKILL"))));
 
-async function gateway(args, listen) {
-  const g = await startGateway(args, listen);
-  gateways.push(g);
-  return g;
-}
+// Every test gets an overall deadline on top of the deadline of each wait in it.
+const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
 
-async function connected(g, options) {
-  const ep = new Endpoint(options);
+/** A new endpoint peered with `g`, shut down when test `t` ends. */
+async function connected(t, g, options) {
+  const ep = shutdownAfter(t, new Endpoint(options));
   await ep.peer(g.url);
   return ep;
-}
-
-/** Resolves with the next status event with `code` (skipping others). */
-async function expectStatus(sub, code) {
-  for (;;) {
-    const e = await sub.get({ timeoutMs: 10_000 });
-    assert.ok(e, `no ${code} status in time`);
-    if (e.code === code) return e;
-  }
 }
 
 // One value of every Broker type, with the extremes JS numbers cannot hold.
@@ -55,10 +42,10 @@ const everyType = () => [
   [[], [null]],
 ];
 
-test("ZB-25/ZB-33: every type arrives and is published back unchanged", async () => {
-  const g = await gateway();
-  const a = await connected(g);
-  const b = await connected(g);
+test("ZB-25/ZB-33: every type arrives and is published back unchanged", async (t) => {
+  const g = await gateway(t);
+  const a = await connected(t, g);
+  const b = await connected(t, g);
   const subA = a.makeSubscriber("/back");
   const subB = b.makeSubscriber(["/there"]);
   await a.flush();
@@ -79,10 +66,10 @@ test("ZB-25/ZB-33: every type arrives and is published back unchanged", async ()
   await b.shutdown();
 });
 
-test("ZB-34: Zeek events with counts and metadata", async () => {
-  const g = await gateway();
-  const a = await connected(g, { encoding: "json" });
-  const b = await connected(g);
+test("ZB-34: Zeek events with counts and metadata", async (t) => {
+  const g = await gateway(t);
+  const a = await connected(t, g, { encoding: "json" });
+  const b = await connected(t, g);
   const sub = b.makeSubscriber("/zeek");
   await b.flush();
   const ts = new Timestamp(1_681_827_194_000_000_000n);
@@ -97,9 +84,9 @@ test("ZB-34: Zeek events with counts and metadata", async () => {
   await b.shutdown();
 });
 
-test("values JS cannot represent as Broker data fail loudly", async () => {
-  const g = await gateway();
-  const a = await connected(g);
+test("values JS cannot represent as Broker data fail loudly", async (t) => {
+  const g = await gateway(t);
+  const a = await connected(t, g);
   const bad = [
     [{ plain: "object" }, "conversion_failed"],
     [2n ** 64n, "conversion_failed"],
@@ -117,10 +104,10 @@ test("values JS cannot represent as Broker data fail loudly", async () => {
   await a.shutdown();
 });
 
-test("ZB-15..17: subscriber get/timeout/poll/available/async iteration and topic changes", async () => {
-  const g = await gateway();
-  const a = await connected(g);
-  const b = await connected(g);
+test("ZB-15..17: subscriber get/timeout/poll/available/async iteration and topic changes", async (t) => {
+  const g = await gateway(t);
+  const a = await connected(t, g);
+  const b = await connected(t, g);
   const sub = b.makeSubscriber("/s");
   await b.flush();
   assert.equal(await sub.get({ timeoutMs: 30 }), null);
@@ -136,10 +123,15 @@ test("ZB-15..17: subscriber get/timeout/poll/available/async iteration and topic
   a.publish("/t/1", "via /t");
   a.publish("/s", "end");
   const seen = [];
-  for await (const [topic, value] of sub) {
-    seen.push([topic, value]);
-    if (seen.length === 2) break;
-  }
+  await within(
+    (async () => {
+      for await (const [topic, value] of sub) {
+        seen.push([topic, value]);
+        if (seen.length === 2) break;
+      }
+    })(),
+    "two messages through async iteration",
+  );
   assert.deepEqual(seen, [["/t/1", "via /t"], ["/s", "end"]]);
   sub.removeTopic("/t");
   await b.flush();
@@ -152,18 +144,15 @@ test("ZB-15..17: subscriber get/timeout/poll/available/async iteration and topic
   await b.shutdown();
 });
 
-test("ZB-06/07: peers and peer subscriptions of the gateway", async () => {
-  const g1 = await gateway();
-  const g2 = await gateway(["--peer", g1.addr, "--peer-retry", "0.2"]);
-  const onG2 = await connected(g2);
-  const onG1 = await connected(g1);
+test("ZB-06/07: peers and peer subscriptions of the gateway", async (t) => {
+  const g1 = await gateway(t);
+  const g2 = await gateway(t, ["--peer", g1.addr, "--peer-retry", "0.2"]);
+  const onG2 = await connected(t, g2);
+  const onG1 = await connected(t, g1);
   onG1.makeSubscriber("/from-node");
   await onG1.flush();
-  for (;;) {
-    const subs = await onG2.peerSubscriptions();
-    if (subs.includes("/from-node")) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  // No event announces a filter arriving from a peer gateway: poll, with a deadline.
+  await until("/from-node in g2's peer subscriptions", async () => (await onG2.peerSubscriptions()).includes("/from-node"));
   const peers = await onG2.peers();
   assert.equal(peers.length, 1);
   assert.equal(peers[0].status, "peered");
@@ -171,9 +160,9 @@ test("ZB-06/07: peers and peer subscriptions of the gateway", async () => {
   await onG2.shutdown();
 });
 
-test("statuses and reconnect after the gateway restarts (subscriptions restored)", async () => {
-  const g = await gateway();
-  const a = new Endpoint({ reconnectMaxMs: 200 });
+test("statuses and reconnect after the gateway restarts (subscriptions restored)", async (t) => {
+  const g = await gateway(t);
+  const a = shutdownAfter(t, new Endpoint({ reconnectMaxMs: 200 }));
   const statuses = a.makeStatusSubscriber(true);
   await a.peer(g.url);
   assert.equal((await expectStatus(statuses, "endpoint_discovered")).node, a.peerId);
@@ -183,32 +172,33 @@ test("statuses and reconnect after the gateway restarts (subscriptions restored)
   await g.stop("SIGKILL");
   await expectStatus(statuses, "peer_lost");
   await expectStatus(statuses, "endpoint_unreachable");
-  const g2 = await gateway([], g.addr);
+  const g2 = await gateway(t, [], g.addr);
   await expectStatus(statuses, "peer_added");
   await a.flush();
-  const b = await connected(g2);
+  const b = await connected(t, g2);
   b.publish("/r", "after restart");
   assert.deepEqual(await sub.get({ timeoutMs: 10_000 }), ["/r", "after restart"]);
   await a.shutdown();
   await b.shutdown();
 });
 
-test("peer with retry off fails fast with peer_unavailable", async () => {
-  const g = await gateway();
+test("peer with retry off fails fast with peer_unavailable", async (t) => {
+  const g = await gateway(t);
   const port = g.port;
   await g.stop();
-  const a = new Endpoint();
+  const a = shutdownAfter(t, new Endpoint());
   const statuses = a.makeStatusSubscriber();
   await assert.rejects(a.peer(`ws://127.0.0.1:${port}`, { retry: false, timeoutMs: 5000 }), (e) => e.code === "peer_unavailable");
-  const e = await statuses.get({ timeoutMs: 1000 });
+  const e = await statuses.get({ timeoutMs: 10_000 });
+  assert.ok(e, "a peer_unavailable error event in time");
   assert.equal(e.code, "peer_unavailable");
   await a.shutdown();
 });
 
-test("publishes in one turn of the event loop travel as one frame", async () => {
-  const g = await gateway();
-  const a = await connected(g);
-  const b = await connected(g);
+test("publishes in one turn of the event loop travel as one frame", async (t) => {
+  const g = await gateway(t);
+  const a = await connected(t, g);
+  const b = await connected(t, g);
   const sub = b.makeSubscriber("/batch");
   await b.flush();
   const before = await metric(g, "frames_in_total");

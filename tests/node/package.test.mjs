@@ -7,12 +7,11 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { startGateway } from "./gateway.mjs";
+import { testGateway } from "./gateway.mjs";
 import { launch, openPage } from "./chromium.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const work = mkdtempSync(path.join(tmpdir(), "broker-pkg-"));
-const gateways = [];
 let tarball;
 let packed;
 
@@ -23,10 +22,7 @@ before(() => {
   writeFileSync(path.join(work, "package.json"), JSON.stringify({ name: "throwaway", private: true, type: "module" }));
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--no-save", tarball], { cwd: work, stdio: "inherit" });
 });
-after(async () => {
-  await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
-  rmSync(work, { recursive: true, force: true });
-});
+after(() => rmSync(work, { recursive: true, force: true }));
 
 test("the tarball holds exactly the listed files", () => {
   const files = packed.files.map((f) => f.path).sort();
@@ -37,9 +33,8 @@ test("the tarball holds exactly the listed files", () => {
   assert.ok(files.every((f) => !f.includes("node_modules") && !f.endsWith(".tgz")), files.join(", "));
 });
 
-test("a Node ESM script imports the installed package and talks to a gateway", async () => {
-  const g = await startGateway();
-  gateways.push(g);
+test("a Node ESM script imports the installed package and talks to a gateway", async (t) => {
+  const g = await testGateway(t);
   const script = `
     import { Endpoint, Count, version } from "broker-wasm";
     const [url] = process.argv.slice(2);
@@ -60,7 +55,7 @@ test("a Node ESM script imports the installed package and talks to a gateway", a
   assert.match(result.version, /^\d+\.\d+\.\d+/);
 });
 
-test("a plain <script type=module> page uses the installed package in Chromium", async () => {
+test("a plain <script type=module> page uses the installed package in Chromium", async (t) => {
   const web = path.join(work, "web");
   mkdirSync(web, { recursive: true });
   writeFileSync(path.join(web, "index.html"), `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>t</title></head><body>
@@ -79,8 +74,7 @@ test("a plain <script type=module> page uses the installed package in Chromium",
       window.result = v.value.toString();
       document.getElementById("state").textContent = "ready";
     </script></body></html>`);
-  const g = await startGateway(["--web-dir", web, "--pkg-dir", path.join(work, "node_modules/broker-wasm")]);
-  gateways.push(g);
+  const g = await testGateway(t, ["--web-dir", web, "--pkg-dir", path.join(work, "node_modules/broker-wasm")]);
   const browser = await launch();
   try {
     const { page, problems } = await openPage(browser, `${g.http}/`);

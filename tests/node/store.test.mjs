@@ -1,19 +1,22 @@
 // Store clones in the JS API (ZB-44..62) against real gateway binaries: every operation
 // through a clone, change events, the live keys view, restarts with SQLite, stale data,
 // buffered writes, and a master on one gateway cloned through a peered one.
-import { test, after } from "node:test";
+import { test as nodeTest, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as broker from "../../pkg/node.mjs";
-import { startGateway } from "./gateway.mjs";
+import { testGateway as gateway, shutdownAfter, within, expectStatus } from "./gateway.mjs";
 
 const { Endpoint, Count, Timestamp, Timespan, BrokerError } = broker;
-const gateways = [];
+
+// Every test gets an overall deadline on top of the deadline of each wait in it.
+const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
+
+// Temporary directories go once every test (and so every gateway using them) has ended.
 const dirs = [];
-after(async () => {
-  await Promise.all(gateways.map((g) => g.stop("SIGKILL")));
+after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -23,35 +26,34 @@ function tempDir() {
   return d;
 }
 
-async function gateway(args, listen) {
-  const g = await startGateway(args, listen);
-  gateways.push(g);
-  return g;
-}
-
-async function connected(g, options) {
-  const ep = new Endpoint(options);
+/** A new endpoint peered with `g`, shut down when test `t` ends. */
+async function connected(t, g, options) {
+  const ep = shutdownAfter(t, new Endpoint(options));
   await ep.peer(g.url);
   return ep;
 }
 
-/** The next change of `type` from an async iterator of changes. */
-async function nextOf(it, type) {
-  for (;;) {
-    const timeout = new Promise((_, rej) => setTimeout(() => rej(new Error(`no ${type} change in time`)), 10_000));
-    const r = await Promise.race([it.next(), timeout]);
-    assert.ok(!r.done, "iterator ended");
-    if (r.value.type === type) return r.value;
-  }
+/** The next change of `type` from an async iterator of changes, within 10 s in all. */
+function nextOf(it, type) {
+  return within(
+    (async () => {
+      for (;;) {
+        const r = await it.next();
+        assert.ok(!r.done, "iterator ended");
+        if (r.value.type === type) return r.value;
+      }
+    })(),
+    `a ${type} change`,
+  );
 }
 
 async function rejectsWith(promise, code) {
   await assert.rejects(promise, (e) => e instanceof BrokerError && e.code === code);
 }
 
-test("ZB-48..55 every operation through a JS clone, with change events and a live keys view", async () => {
-  const g = await gateway(["--memory-store", "ops"]);
-  const ep = await connected(g);
+test("ZB-48..55 every operation through a JS clone, with change events and a live keys view", async (t) => {
+  const g = await gateway(t, ["--memory-store", "ops"]);
+  const ep = await connected(t, g);
   assert.deepEqual(await ep.stores(), ["ops"]);
   const s = ep.attachClone("ops");
   await s.ready();
@@ -115,15 +117,20 @@ test("ZB-48..55 every operation through a JS clone, with change events and a liv
   s.detach();
   // Queued changes drain, then the iterator ends.
   let drained = 0;
-  for await (const _ of changes) drained++;
+  await within(
+    (async () => {
+      for await (const _ of changes) drained++;
+    })(),
+    "the changes iterator to end after detach",
+  );
   assert.ok(drained > 0);
   await ep.shutdown();
 });
 
-test("ZB-44 attachMaster from JS; ZB-46 SQLite data and the clone survive a gateway restart (ZB-60 reset)", async () => {
+test("ZB-44 attachMaster from JS; ZB-46 SQLite data and the clone survive a gateway restart (ZB-60 reset)", async (t) => {
   const dir = tempDir();
-  const g = await gateway(["--data-dir", dir]);
-  const ep = await connected(g);
+  const g = await gateway(t, ["--data-dir", dir]);
+  const ep = await connected(t, g);
   const s = await ep.attachMaster("users", { backend: "sqlite" });
   assert.ok(s.synced);
   for (let i = 0n; i < 100n; i++) await s.put(i, new Timespan(i * 1000n));
@@ -134,16 +141,13 @@ test("ZB-44 attachMaster from JS; ZB-46 SQLite data and the clone survive a gate
 
   await g.stop("SIGKILL");
   // The clone keeps its cache while the master is away (ZB-60).
-  for (;;) {
-    const e = await status.get({ timeoutMs: 10_000 });
-    if (e && e.code === "peer_lost") break;
-  }
+  await expectStatus(status, "peer_lost");
   assert.deepEqual(s.get(5n), new Timespan(5000n));
   // A write made while disconnected waits for the connection (mutation buffer).
   const buffered = s.put("while-down", true);
 
-  const g2 = await gateway(["--data-dir", dir, "--store", "users"], g.addr);
-  await buffered;
+  const g2 = await gateway(t, ["--data-dir", dir, "--store", "users"], g.addr);
+  await within(buffered, "the buffered write to be acknowledged after the restart");
   await nextOf(changes, "reset"); // a new master instance
   assert.equal(await s.awaitIdle(), true);
   assert.equal(s.get("while-down"), true);
@@ -153,28 +157,25 @@ test("ZB-44 attachMaster from JS; ZB-46 SQLite data and the clone survive a gate
   await g2.stop();
 });
 
-test("ZB-47 stale_interval and mutation_buffer_interval while the gateway is gone", async () => {
-  const g = await gateway(["--memory-store", "st"]);
-  const ep = await connected(g, { reconnectMaxMs: 60_000 });
+test("ZB-47 stale_interval and mutation_buffer_interval while the gateway is gone", async (t) => {
+  const g = await gateway(t, ["--memory-store", "st"]);
+  const ep = await connected(t, g, { reconnectMaxMs: 60_000 });
   const s = ep.attachClone("st", { staleInterval: 0, mutationBufferInterval: 0 });
   await s.ready();
   await s.put("k", 1n);
   assert.equal(await s.awaitIdle(), true);
   const status = ep.makeStatusSubscriber(true);
   await g.stop("SIGKILL");
-  for (;;) {
-    const e = await status.get({ timeoutMs: 10_000 });
-    if (e && e.code === "peer_lost") break;
-  }
+  await expectStatus(status, "peer_lost");
   await new Promise((r) => setTimeout(r, 5)); // let the stale interval (0 s) pass
   assert.throws(() => s.get("k"), (e) => e.code === "stale_data");
   await rejectsWith(s.put("k", 2n), "request_timeout");
   ep.unpeer();
 });
 
-test("ZB-47 a clone waits for a master that does not exist yet", async () => {
-  const g = await gateway([]);
-  const ep = await connected(g);
+test("ZB-47 a clone waits for a master that does not exist yet", async (t) => {
+  const g = await gateway(t, []);
+  const ep = await connected(t, g);
   const s = ep.attachClone("later", { resyncInterval: 0.1 });
   const changes = s.changes();
   // no_such_master is not final: a ready() waiting meanwhile resolves once a master appears.
@@ -182,7 +183,7 @@ test("ZB-47 a clone waits for a master that does not exist yet", async () => {
   const err = await nextOf(changes, "error");
   assert.equal(err.code, "no_such_master");
   assert.equal(err.permanent, false);
-  const other = await connected(g);
+  const other = await connected(t, g);
   const m = await other.attachMaster("later", { backend: "memory" });
   await m.put("k", "v");
   await ready;
@@ -192,14 +193,14 @@ test("ZB-47 a clone waits for a master that does not exist yet", async () => {
   await other.shutdown();
 });
 
-test("ZB-58 master on gateway A, JS clone through peered gateway B", async () => {
-  const a = await gateway(["--memory-store", "shared"]);
-  const b = await gateway(["--peer", a.addr]);
-  const onA = await connected(a);
+test("ZB-58 master on gateway A, JS clone through peered gateway B", async (t) => {
+  const a = await gateway(t, ["--memory-store", "shared"]);
+  const b = await gateway(t, ["--peer", a.addr]);
+  const onA = await connected(t, a);
   const master = onA.attachClone("shared");
   await master.ready();
   await master.put("k", new Count(1n));
-  const ep = await connected(b);
+  const ep = await connected(t, b);
   // B needs a moment to peer with A: attach retries until the master is found.
   const s = ep.attachClone("shared", { resyncInterval: 0.1 });
   await s.ready();

@@ -1,11 +1,62 @@
 //! End-to-end test harness: starts the real `broker-gateway` binary on 127.0.0.1:0, reads the
-//! bound address it prints, and kills it when dropped.
+//! bound address it prints, and kills it when dropped (also when a test panics: the panic
+//! unwinds through the drop). Every wait here has a deadline.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a gateway may take to print its address, and to exit after SIGTERM.
+pub const START_WITHIN: Duration = Duration::from_secs(30);
+pub const EXIT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Waits up to `within` for `child` to exit; `None` if it is still running.
+pub fn wait_within(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `cmd` to completion with its output captured, like `Command::output`, but kills it
+/// and panics if it is still running after `within`.
+pub fn output_within(cmd: &mut Command, within: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|s| Box::new(s) as _));
+    let stderr = drain(child.stderr.take().map(|s| Box::new(s) as _));
+    let Some(status) = wait_within(&mut child, within) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} still running after {within:?}: killed");
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
 
 /// Path of the gateway binary: `$BROKER_GATEWAY_BIN`, else `target/debug/broker-gateway` of
 /// this workspace (`scripts/test.sh` builds it first).
@@ -54,20 +105,33 @@ impl Gateway {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn broker-gateway");
+        // Read the address line on a thread, so a gateway that hangs before printing it
+        // cannot hang the test; on any failure the process is killed before the panic.
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the address line");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let r = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+            let _ = tx.send(r);
+        });
+        let line = match rx.recv_timeout(START_WITHIN) {
+            Ok(Ok(line)) => line,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no address line from broker-gateway within {START_WITHIN:?}: {other:?}")
+            }
+        };
         let addr = line
             .trim()
             .rsplit("://")
             .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("unexpected first line from broker-gateway: {line:?}")
-            });
+            .and_then(|a| a.parse().ok());
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("unexpected first line from broker-gateway: {line:?}")
+        };
         Gateway { child, addr }
     }
 
@@ -131,13 +195,17 @@ impl Gateway {
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    /// A process still running after 10 s is killed (and counts as unclean).
     pub fn terminate(mut self) -> bool {
         #[cfg(unix)]
         {
             let pid = self.child.id().to_string();
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
         }
-        self.child.wait().map(|s| s.success()).unwrap_or(false)
+        match wait_within(&mut self.child, EXIT_WITHIN) {
+            Some(status) => status.success(),
+            None => false, // killed by the drop
+        }
     }
 }
 
@@ -267,11 +335,18 @@ pub mod raw {
     }
 
     /// Reads a line-oriented stream until a line ending in `want` (e.g. a child test's
-    /// "ready", printed after libtest's `test name ... `); false at its end.
-    pub fn wait_line(r: impl Read, want: &str) -> bool {
-        BufReader::new(r)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.trim_end().ends_with(want))
+    /// "ready", printed after libtest's `test name ... `); false at its end or once `within`
+    /// passed (the reading thread then ends with the stream, e.g. when its process is killed).
+    pub fn wait_line(r: impl Read + Send + 'static, want: &str, within: Duration) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let want = want.to_owned();
+        std::thread::spawn(move || {
+            let found = BufReader::new(r)
+                .lines()
+                .map_while(Result::ok)
+                .any(|l| l.trim_end().ends_with(&want));
+            let _ = tx.send(found);
+        });
+        rx.recv_timeout(within).unwrap_or(false)
     }
 }

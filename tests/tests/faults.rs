@@ -122,7 +122,10 @@ async fn clients_vanishing_without_close_are_freed() {
             .unwrap(),
     );
     let out = child.0.stdout.take().unwrap();
-    assert!(raw::wait_line(out, "ready"), "the client process connected");
+    assert!(
+        raw::wait_line(out, "ready", T),
+        "the client process connected within {T:?}"
+    );
     assert_eq!(gw.metric("connections_native"), 3);
     drop(child); // SIGKILL
     gw.wait_metric("connections_native", T, |n| n == 2);

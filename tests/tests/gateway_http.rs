@@ -48,10 +48,11 @@ fn sigterm_shuts_down_gracefully() {
 #[test]
 fn a_port_in_use_is_a_clear_failure() {
     let gw = Gateway::start(&[]);
-    let out = std::process::Command::new(e2e::gateway_bin())
-        .args(["--listen", &gw.addr.to_string()])
-        .output()
-        .unwrap();
+    // Must fail at once; should it listen after all, it is killed after the deadline.
+    let out = e2e::output_within(
+        std::process::Command::new(e2e::gateway_bin()).args(["--listen", &gw.addr.to_string()]),
+        e2e::START_WITHIN,
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on"));
 }

@@ -25,7 +25,8 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::conn::native::FuzzSession;
-use crate::endpoint::{Endpoint, Shared};
+use crate::endpoint::Endpoint;
+use crate::state::Shared;
 use crate::hub::{Sink, StatusSink};
 use crate::subscriber::Control;
 

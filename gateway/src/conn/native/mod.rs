@@ -6,22 +6,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use broker_wasm::dbr::DbrCode;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use broker_wasm::protocol::{
-    self, ClientMsg, Encoding, ErrorInfo, Failure, Publish, Request, Response, ServerMsg, Status,
-    Welcome,
+    self, ClientMsg, Encoding, ErrorInfo, Publish, ServerMsg, Welcome,
 };
 use broker_wasm::topic::validate_user_topic;
-use broker_wasm::{ErrorCode, StatusCode};
+use broker_wasm::ErrorCode;
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::conn::limits::{next_incoming, throttle, ByteRate, Incoming, RateLimit};
-use crate::hub::{encode_server_msg, frame_of, Exclude, Sink, StatusSink};
+use crate::hub::{encode_server_msg, Exclude, Sink, StatusSink};
 use crate::metrics::Metrics;
-use crate::namespace::{self, Outcome};
 use crate::state::Shared;
 use crate::subscriber::Control;
 
@@ -29,6 +26,9 @@ use crate::subscriber::Control;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest batch of messages in one outbound frame.
 const MAX_BATCH: usize = 1024;
+
+mod request;
+mod writer;
 
 struct Session {
     shared: Arc<Shared>,
@@ -178,241 +178,6 @@ impl Session {
         }
         self.shared.dispatch(&p, raw, Exclude::Consumer(self.id));
     }
-
-    fn request(&mut self, id: u64, request: Request) {
-        let respond = move |result: Result<Response, Failure>| ServerMsg::Response { id, result };
-        let shared = self.shared.clone();
-        let tx = self.tx.clone();
-        let encoding = self.encoding;
-        let reply = move |msg: ServerMsg| async move {
-            if let Some(b) = encode_server_msg(encoding, &msg) {
-                let _ = tx.send(b).await;
-            }
-        };
-        if let Some(failure) = crate::auth::check_request(&self.who.grants, &request) {
-            Metrics::add(&shared.metrics.denied_total, 1);
-            return self.send(respond(Err(failure)));
-        }
-        if request_too_deep(&request) {
-            Metrics::add(&shared.metrics.errors_total, 1);
-            let failure = match request {
-                Request::Namespace(_) => {
-                    namespace::failure(DbrCode::Invalid, broker_wasm::data::too_deep_text())
-                }
-                _ => broker_failure(ErrorCode::InvalidData, broker_wasm::data::too_deep_text()),
-            };
-            return self.send(respond(Err(failure)));
-        }
-        match request {
-            Request::Peers => {
-                self.send(respond(Ok(Response::Peers(shared.peering.peers()))));
-            }
-            Request::PeerSubscriptions => {
-                self.send(respond(Ok(Response::Topics(
-                    shared.peering.peer_subscriptions(),
-                ))));
-            }
-            Request::Peer { host, port, retry } => {
-                let retry = retry
-                    .filter(|r| r.0 > 0)
-                    .map(|r| Duration::from_nanos(r.0 as u64));
-                let s = shared.clone();
-                shared.tasks.spawn(async move {
-                    let result = crate::peering::dial::peer(&s, &host, port, retry)
-                        .await
-                        .map(|_| Response::Done)
-                        .map_err(|e| broker_failure(e.code(), e.to_string()));
-                    reply(respond(result)).await;
-                });
-            }
-            Request::Unpeer { host, port } => {
-                let s = shared.clone();
-                shared.tasks.spawn(async move {
-                    let result = s
-                        .peering
-                        .unpeer(&host, port)
-                        .await
-                        .map(|_| Response::Done)
-                        .map_err(|e| broker_failure(e.code(), e.to_string()));
-                    reply(respond(result)).await;
-                });
-            }
-            Request::Stores => {
-                let mut names = shared.stores.names();
-                names.retain(|n| crate::auth::allowed(&self.who.grants.store_read, n));
-                self.send(respond(Ok(Response::Names { names, done: true })));
-            }
-            Request::AttachMaster {
-                store,
-                backend,
-                options,
-            } => {
-                if !shared.config.client_masters {
-                    self.send(respond(Err(broker_failure(
-                        ErrorCode::BadMemberFunctionCall,
-                        "this gateway does not let clients create master stores \
-                         (--client-masters=false)"
-                            .into(),
-                    ))));
-                    return;
-                }
-                let s = shared.clone();
-                let ticket = self.inflight.ticket();
-                shared.tasks.spawn(async move {
-                    let result = s
-                        .stores
-                        .attach_master(&store, backend, &options, true)
-                        .await
-                        .map(|_| Response::Done);
-                    reply(respond(crate::store::to_failure(result))).await;
-                    drop(ticket);
-                });
-            }
-            Request::AttachClone { store } => {
-                // Feeds that ended (failed attaches, closed stores) no longer count.
-                self.clones.retain(|_, (stop, _)| !stop.is_cancelled());
-                let max = shared.config.max_clones;
-                if self.clones.len() >= max && !self.clones.contains_key(&store) {
-                    Metrics::add(&shared.metrics.errors_total, 1);
-                    return self.send(respond(Err(broker_failure(
-                        ErrorCode::BackendFailure,
-                        format!("limit of {max} clones per connection reached (--max-clones)"),
-                    ))));
-                }
-                let source = match shared.stores.source(&store) {
-                    Ok(h) => h,
-                    Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
-                };
-                let ticket = self.inflight.ticket();
-                let stop = shared.shutdown.child_token();
-                let slot = crate::store::FeedSlot::default();
-                if let Some((old, _)) = self.clones.insert(store, (stop.clone(), slot.clone())) {
-                    // Attaching again restarts the feed (a resync after a gap).
-                    old.cancel();
-                }
-                let tx = self.tx.clone();
-                let rt = tokio::runtime::Handle::current();
-                shared.stores.spawn_feed(
-                    source,
-                    self.tx.clone(),
-                    crate::store::FeedTarget::Client(encoding),
-                    stop,
-                    Box::new(move |r| {
-                        // Ahead of the snapshot in the queue: the feed waits for this reply.
-                        if let Some(b) =
-                            encode_server_msg(encoding, &respond(crate::store::to_failure(r)))
-                        {
-                            crate::store::deliver(&rt, &tx, b);
-                        }
-                        drop(ticket);
-                    }),
-                    Some(slot),
-                );
-            }
-            Request::DetachClone { store } => {
-                if let Some((t, _)) = self.clones.remove(&store) {
-                    t.cancel();
-                }
-                self.send(respond(Ok(Response::Done)));
-            }
-            Request::Store { store, op } => {
-                let source = match shared.stores.source(&store) {
-                    Ok(h) => h,
-                    Err(e) => return self.send(respond(Err(Failure::Broker(e)))),
-                };
-                let tx = self.tx.clone();
-                let rt = tokio::runtime::Handle::current();
-                // With a clone of this store on this connection, the answer travels behind
-                // the update the operation caused.
-                let slot = self.clones.get(&store).map(|(_, s)| s.clone());
-                let ticket = self.inflight.ticket();
-                source.op(
-                    op,
-                    Box::new(move |r| {
-                        let msg = respond(crate::store::to_failure(r));
-                        crate::store::answer(&rt, slot.as_ref(), &tx, encoding, msg);
-                        drop(ticket);
-                    }),
-                );
-            }
-            Request::Namespace(op) => {
-                let list = matches!(op, protocol::NamespaceOp::List);
-                match shared.namespaces.submit(self.id, id, op) {
-                    Outcome::Done(Ok(Response::Names { mut names, done })) if list => {
-                        names.retain(|n| crate::auth::may_list_namespace(&self.who.grants, n));
-                        self.send(respond(Ok(Response::Names { names, done })));
-                    }
-                    Outcome::Done(result) => self.send(respond(result)),
-                    Outcome::Wait { mut rx, timeout } => {
-                        // A blocked read/get (DB-15): answered when a put serves it, when it
-                        // times out, or when it is cancelled.
-                        let session = self.id;
-                        tokio::spawn(async move {
-                            let result = match timeout {
-                                None => (&mut rx).await,
-                                Some(t) => match tokio::time::timeout(t, &mut rx).await {
-                                    Ok(r) => r,
-                                    Err(_) if shared.namespaces.expire(session, id) => {
-                                        Ok(Err(namespace::failure(
-                                            DbrCode::Timeout,
-                                            "no value arrived in time",
-                                        )))
-                                    }
-                                    // Served or cancelled just now: the answer is there.
-                                    Err(_) => rx.await,
-                                },
-                            };
-                            // An Err here means the connection ended: nobody to answer.
-                            if let Ok(result) = result {
-                                reply(respond(result)).await;
-                            }
-                        });
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// True if a store or namespace request carries a value (or key) nested deeper than
-/// [`broker_wasm::data::MAX_NESTING`]: clones and readers with any encoding must be able to
-/// decode what a write leaves behind.
-fn request_too_deep(request: &Request) -> bool {
-    use protocol::{NamespaceOp, StoreOp};
-    match request {
-        Request::Store { op, .. } => match op {
-            StoreOp::Put { key, value, .. }
-            | StoreOp::PutUnique { key, value, .. }
-            | StoreOp::Append { key, value, .. }
-            | StoreOp::Push { key, value, .. }
-            | StoreOp::Increment {
-                key, amount: value, ..
-            }
-            | StoreOp::Decrement {
-                key, amount: value, ..
-            }
-            | StoreOp::GetIndexFromValue { key, index: value } => {
-                key.too_deep() || value.too_deep()
-            }
-            StoreOp::InsertInto {
-                key, index, value, ..
-            } => key.too_deep() || index.too_deep() || value.as_ref().is_some_and(|v| v.too_deep()),
-            StoreOp::RemoveFrom { key, index, .. } => key.too_deep() || index.too_deep(),
-            StoreOp::Erase { key }
-            | StoreOp::Pop { key, .. }
-            | StoreOp::Get { key }
-            | StoreOp::Exists { key } => key.too_deep(),
-            StoreOp::Clear | StoreOp::Keys | StoreOp::AwaitIdle => false,
-        },
-        Request::Namespace(NamespaceOp::Put { value, .. } | NamespaceOp::Restore { value, .. }) => {
-            value.too_deep()
-        }
-        _ => false,
-    }
-}
-
-fn broker_failure(code: ErrorCode, context: String) -> Failure {
-    Failure::Broker(ErrorInfo { code, context })
 }
 
 fn ws_payload(msg: Message) -> Option<Bytes> {
@@ -451,9 +216,9 @@ pub(crate) async fn run(
     slot: crate::state::Slot,
     upgrade_token: Option<String>,
 ) {
-    let (mut ws_tx, mut ws_rx) = socket.split();
+    let (ws_tx, mut ws_rx) = socket.split();
     let max = shared.config.max_frame;
-    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.queue_size.max(1));
+    let (tx, rx) = mpsc::channel::<Bytes>(shared.config.queue_size.max(1));
     let reg = shared.hub.register(Sink::Native {
         encoding,
         tx: tx.clone(),
@@ -479,88 +244,8 @@ pub(crate) async fn run(
     };
     Metrics::add(&shared.metrics.connections_native, 1);
 
-    // Writer: batches queued messages into frames; reports drops; closes on kick.
-    let kick = reg.kick.clone();
-    let dropped = reg.dropped.clone();
-    let writer_shared = shared.clone();
     let stop = shared.shutdown.child_token();
-    let writer_stop = stop.clone();
-    let mut pinger = crate::conn::keepalive::Pinger::new(&shared.config);
-    let writer = tokio::spawn(async move {
-        let shared = writer_shared;
-        // Buffers grow with bursts and are let go when the queue is empty: an idle
-        // connection holds none (a batch of MAX_BATCH would be 32 KiB per connection).
-        let mut batch = Vec::new();
-        let mut frame = Vec::new();
-        let mut reported = 0u64;
-        loop {
-            let n = tokio::select! {
-                n = rx.recv_many(&mut batch, MAX_BATCH) => n,
-                _ = kick.cancelled() => {
-                    let status = ServerMsg::Status(Status {
-                        code: StatusCode::PeerRemoved,
-                        endpoint: None,
-                        message: "disconnected: slow consumer (queue full)".into(),
-                    });
-                    if let Some(b) = encode_server_msg(encoding, &status) {
-                        frame.clear();
-                        frame_of(encoding, &[b], &mut frame);
-                        let _ = ws_tx.send(to_ws(encoding, std::mem::take(&mut frame))).await;
-                    }
-                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code: 1008, reason: Utf8Bytes::from_static("slow consumer") }))).await;
-                    break;
-                }
-                _ = writer_stop.cancelled() => 0,
-                _ = pinger.tick() => {
-                    if ws_tx.send(Message::Ping(Bytes::new())).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            if n == 0 {
-                // Flush what is still queued (e.g. a last error), then close.
-                while let Ok(b) = rx.try_recv() {
-                    batch.push(b);
-                }
-                if !batch.is_empty() {
-                    frame.clear();
-                    frame_of(encoding, &batch, &mut frame);
-                    let _ = ws_tx
-                        .send(to_ws(encoding, std::mem::take(&mut frame)))
-                        .await;
-                }
-                let _ = ws_tx.send(Message::Close(None)).await;
-                break;
-            }
-            let lost = dropped.load(Relaxed);
-            if lost > reported {
-                let note = ServerMsg::Error(ErrorInfo {
-                    code: ErrorCode::Unspecified,
-                    context: format!("slow consumer: {} messages dropped", lost - reported),
-                });
-                if let Some(b) = encode_server_msg(encoding, &note) {
-                    batch.push(b);
-                }
-                reported = lost;
-            }
-            frame.clear();
-            frame_of(encoding, &batch, &mut frame);
-            batch.clear();
-            Metrics::add(&shared.metrics.bytes_out_total, frame.len() as u64);
-            Metrics::add(&shared.metrics.frames_out_total, 1);
-            let cap = frame.len();
-            let out = std::mem::take(&mut frame);
-            if rx.is_empty() {
-                batch = Vec::new();
-            } else {
-                frame.reserve(cap);
-            }
-            if ws_tx.send(to_ws(encoding, out)).await.is_err() {
-                break;
-            }
-        }
-    });
+    let writer = writer::spawn(&shared, &reg, encoding, rx, ws_tx, stop.clone());
 
     // Handshake: the first message must be a Hello (ZB-37 analogue for the native protocol).
     let hello = tokio::time::timeout(HELLO_TIMEOUT, ws_rx.next()).await;

@@ -49,181 +49,184 @@ async function queueLength(ns, key) {
   return lo + 1;
 }
 
-export function setupNamespaces(ctx) {
-  const { ep } = ctx;
-  const names = load();
-  let gatewayNames = []; // from the gateway's list
-  const handles = new Map(); // name -> Namespace
-  let current = null;
-  let refreshing = false;
-  let timer = null;
+/** The namespaces view: the list, one namespace's state and tuples, put / read / get. */
+class NamespacesView {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.ep = ctx.ep;
+    this.names = load(); // opened here (remembered)
+    this.gatewayNames = []; // from the gateway's list
+    this.handles = new Map(); // name -> Namespace
+    this.current = null;
+    this.refreshing = false;
+    this.timer = null;
+    this.bindOpenForm();
+    this.bindOpForm();
+    this.drawList();
+  }
 
-  const save = () => localStorage.setItem(KEY, JSON.stringify(names));
+  save() {
+    localStorage.setItem(KEY, JSON.stringify(this.names));
+  }
 
-  async function syncList() {
+  async syncList() {
     if (document.body.dataset.conn !== "connected") return;
     try {
-      const list = await ep.namespaces();
-      if (list.join("\n") !== gatewayNames.join("\n")) {
-        gatewayNames = list;
-        drawList();
+      const list = await this.ep.namespaces();
+      if (list.join("\n") !== this.gatewayNames.join("\n")) {
+        this.gatewayNames = list;
+        this.drawList();
       }
     } catch {
       // Disconnected meanwhile: the next refresh tries again.
     }
   }
 
-  function drawList() {
+  drawList() {
     const ul = $("ns-list");
     ul.textContent = "";
-    const all = [...new Set([...gatewayNames, ...names])].sort();
+    const all = [...new Set([...this.gatewayNames, ...this.names])].sort();
     if (all.length === 0) {
       const li = document.createElement("li");
       li.textContent = "none yet: attach or create one above";
       ul.append(li);
     }
-    for (const n of all) {
-      const li = document.createElement("li");
-      const open = document.createElement("button");
-      open.type = "button";
-      open.textContent = n;
-      open.className = "link";
-      if (n === current) open.setAttribute("aria-current", "true");
-      open.addEventListener("click", () => show(n));
-      const forget = document.createElement("button");
-      forget.type = "button";
-      forget.textContent = "×";
-      forget.setAttribute("aria-label", `Forget ${n}`);
-      if (!names.includes(n)) forget.hidden = true; // listed by the gateway, not remembered
-      forget.addEventListener("click", () => {
-        names.splice(names.indexOf(n), 1);
-        save();
-        const h = handles.get(n);
-        handles.delete(n);
-        h?.detach().catch(() => {});
-        if (current === n) {
-          current = null;
-          $("ns-title").textContent = "No namespace open";
-          $("ns-info").textContent = "";
-          $("ns-rows").textContent = "";
-        }
-        drawList();
-      });
-      li.append(open, forget);
-      ul.append(li);
+    for (const n of all) ul.append(this.listItem(n));
+  }
+
+  /** A namespace in the list: open it, or forget it (if remembered here). */
+  listItem(n) {
+    const li = document.createElement("li");
+    const open = document.createElement("button");
+    open.type = "button";
+    open.textContent = n;
+    open.className = "link";
+    if (n === this.current) open.setAttribute("aria-current", "true");
+    open.addEventListener("click", () => this.show(n));
+    const forget = document.createElement("button");
+    forget.type = "button";
+    forget.textContent = "×";
+    forget.setAttribute("aria-label", `Forget ${n}`);
+    if (!this.names.includes(n)) forget.hidden = true; // listed by the gateway, not remembered
+    forget.addEventListener("click", () => this.forget(n));
+    li.append(open, forget);
+    return li;
+  }
+
+  forget(n) {
+    this.names.splice(this.names.indexOf(n), 1);
+    this.save();
+    const h = this.handles.get(n);
+    this.handles.delete(n);
+    h?.detach().catch(() => {});
+    if (this.current === n) {
+      this.current = null;
+      $("ns-title").textContent = "No namespace open";
+      $("ns-info").textContent = "";
+      $("ns-rows").textContent = "";
+    }
+    this.drawList();
+  }
+
+  remember(name) {
+    if (!this.names.includes(name)) {
+      this.names.push(name);
+      this.names.sort();
+      this.save();
     }
   }
 
-  function remember(name) {
-    if (!names.includes(name)) {
-      names.push(name);
-      names.sort();
-      save();
-    }
-  }
-
-  async function handle(name) {
-    let h = handles.get(name);
+  async handle(name) {
+    let h = this.handles.get(name);
     if (h?.valid) return h;
-    h = await ep.attachNamespace(name);
-    handles.set(name, h);
-    remember(name);
+    h = await this.ep.attachNamespace(name);
+    this.handles.set(name, h);
+    this.remember(name);
     return h;
   }
 
-  async function refresh() {
-    syncList();
-    if (!current || refreshing || document.body.dataset.conn !== "connected") return;
-    refreshing = true;
-    const name = current;
+  async refresh() {
+    this.syncList();
+    if (!this.current || this.refreshing || document.body.dataset.conn !== "connected") return;
+    this.refreshing = true;
+    const name = this.current;
     try {
-      const ns = await handle(name);
+      const ns = await this.handle(name);
       const info = await ns.query();
-      if (name !== current) return;
+      if (name !== this.current) return;
       $("ns-info").textContent = `level ${info.level} · ${info.tupleNames} tuple names · ${info.totalValues} values · ${info.refcount} attachments${info.groups.length ? ` · groups ${info.groups.join(", ")}` : ""}`;
       const tuples = await ns.directory("*", { limit: MAX_NAMES });
       tuples.sort();
       const lengths = await Promise.all(tuples.map((k) => queueLength(ns, k).catch(() => "?")));
-      if (name !== current) return;
-      const body = $("ns-rows");
-      body.textContent = "";
-      if (tuples.length === 0) {
-        const td = body.insertRow().insertCell();
-        td.colSpan = 2;
-        td.textContent = "no tuples";
-      }
-      tuples.forEach((k, i) => {
-        const tr = body.insertRow();
-        const b = document.createElement("button");
-        b.type = "button";
-        b.className = "link";
-        b.textContent = k;
-        b.addEventListener("click", () => ($("nk").value = k));
-        tr.insertCell().append(b);
-        tr.insertCell().textContent = String(lengths[i]);
-      });
-      if (info.tupleNames > tuples.length) {
-        const td = body.insertRow().insertCell();
-        td.colSpan = 2;
-        td.textContent = `… and ${info.tupleNames - tuples.length} more`;
-      }
+      if (name !== this.current) return;
+      drawTuples(tuples, lengths, info);
     } catch (e) {
-      handles.delete(name);
+      this.handles.delete(name);
       $("ns-info").textContent = `${e.code ?? "error"}: ${e.message}`;
     } finally {
-      refreshing = false;
+      this.refreshing = false;
     }
   }
 
-  function show(name) {
-    current = name;
+  show(name) {
+    this.current = name;
     $("ns-title").textContent = `Namespace ${name}`;
     $("ns-rows").textContent = "";
     $("ns-info").textContent = "loading…";
     document.body.dataset.namespace = name;
-    drawList();
-    refresh();
+    this.drawList();
+    this.refresh();
   }
 
-  $("ns-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const op = e.submitter?.dataset.op ?? "attach";
-    const name = $("ns-name").value.trim();
-    const out = $("ns-form-result");
-    out.className = "";
-    try {
-      if (op === "create") {
-        const h = await ep.createNamespace(name, { level: Number($("ns-level").value) });
-        handles.set(name, h);
-      } else await handle(name);
-      remember(name);
-      out.textContent = `${op === "create" ? "created" : "attached"} ${name}`;
-      out.className = "ok";
-      show(name);
-    } catch (err) {
-      out.textContent = `${err.code ?? "error"}: ${err.message}`;
-      out.className = "error";
-    }
-  });
+  /** Attach to or create a namespace by name. */
+  bindOpenForm() {
+    $("ns-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const op = e.submitter?.dataset.op ?? "attach";
+      const name = $("ns-name").value.trim();
+      const out = $("ns-form-result");
+      out.className = "";
+      try {
+        if (op === "create") {
+          const h = await this.ep.createNamespace(name, { level: Number($("ns-level").value) });
+          this.handles.set(name, h);
+        } else await this.handle(name);
+        this.remember(name);
+        out.textContent = `${op === "create" ? "created" : "attached"} ${name}`;
+        out.className = "ok";
+        this.show(name);
+      } catch (err) {
+        out.textContent = `${err.code ?? "error"}: ${err.message}`;
+        out.className = "error";
+      }
+    });
+  }
 
-  fillTypeSelect($("nv-type"), "string");
-  const hint = () => ($("nv").placeholder = typeHint($("nv-type").value));
-  $("nv-type").addEventListener("change", hint);
-  hint();
-  $("ns-op-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const op = e.submitter?.dataset.op ?? "put";
+  /** Put, read or get on the open namespace. */
+  bindOpForm() {
+    fillTypeSelect($("nv-type"), "string");
+    const hint = () => ($("nv").placeholder = typeHint($("nv-type").value));
+    $("nv-type").addEventListener("change", hint);
+    hint();
+    $("ns-op-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (await this.runOp(e.submitter?.dataset.op ?? "put")) this.refresh();
+    });
+  }
+
+  /** Runs `op` with the form's key (and value); false if no namespace is open. */
+  async runOp(op) {
     const out = $("ns-result");
     out.className = "result";
     out.textContent = "";
-    if (!current) {
+    if (!this.current) {
       out.textContent = "open a namespace first";
       out.classList.add("error");
-      return;
+      return false;
     }
     const key = $("nk").value.trim();
     try {
-      const ns = await handle(current);
+      const ns = await this.handle(this.current);
       if (op === "put") {
         const v = parseValue($("nv-type").value, $("nv").value);
         await ns.put(key, v);
@@ -241,23 +244,52 @@ export function setupNamespaces(ctx) {
       out.textContent = `${op} ${key}: ${err.code ?? "error"}: ${err.message}`;
       out.classList.add("error");
     }
-    refresh();
-  });
+    return true;
+  }
 
-  drawList();
-  return {
-    shown() {
-      refresh();
-      clearInterval(timer);
-      timer = setInterval(() => {
-        if (ctx.currentView() === "namespaces") refresh();
-        else clearInterval(timer);
-      }, 2000);
-    },
-    connected() {
-      handles.clear(); // attachments of a previous connection are gone
-      syncList();
-      refresh();
-    },
-  };
+  shown() {
+    this.refresh();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => {
+      if (this.ctx.currentView() === "namespaces") this.refresh();
+      else clearInterval(this.timer);
+    }, 2000);
+  }
+
+  connected() {
+    this.handles.clear(); // attachments of a previous connection are gone
+    this.syncList();
+    this.refresh();
+  }
+}
+
+/** The tuple names of the open namespace with the length of each queue. */
+function drawTuples(tuples, lengths, info) {
+  const body = $("ns-rows");
+  body.textContent = "";
+  if (tuples.length === 0) {
+    const td = body.insertRow().insertCell();
+    td.colSpan = 2;
+    td.textContent = "no tuples";
+  }
+  tuples.forEach((k, i) => {
+    const tr = body.insertRow();
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "link";
+    b.textContent = k;
+    b.addEventListener("click", () => ($("nk").value = k));
+    tr.insertCell().append(b);
+    tr.insertCell().textContent = String(lengths[i]);
+  });
+  if (info.tupleNames > tuples.length) {
+    const td = body.insertRow().insertCell();
+    td.colSpan = 2;
+    td.textContent = `… and ${info.tupleNames - tuples.length} more`;
+  }
+}
+
+/** The namespaces view for the app (`shown`, `connected`). */
+export function setupNamespaces(ctx) {
+  return new NamespacesView(ctx);
 }

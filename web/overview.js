@@ -25,14 +25,55 @@ function spark(id, values) {
   $(id).firstElementChild.setAttribute("points", pts);
 }
 
-export function setupOverview(ctx) {
-  const { ep } = ctx;
-  let last = null;
-  const hist = { in: [], out: [] };
-  let peers = [];
-  let metricsOk = false;
+/** An SVG `<g>` node with a circle, a label and an optional second line. */
+function graphNode(svg, x, y, label, cls, sub) {
+  const gEl = document.createElementNS(SVG, "g");
+  gEl.setAttribute("class", `node ${cls}`);
+  gEl.setAttribute("transform", `translate(${x},${y})`);
+  const c = document.createElementNS(SVG, "circle");
+  c.setAttribute("r", "16");
+  const t = document.createElementNS(SVG, "text");
+  t.setAttribute("y", "30");
+  t.textContent = label;
+  gEl.append(c, t);
+  if (sub) {
+    const t2 = document.createElementNS(SVG, "text");
+    t2.setAttribute("y", "42");
+    t2.setAttribute("class", "small");
+    t2.textContent = sub;
+    gEl.append(t2);
+  }
+  svg.append(gEl);
+}
 
-  async function health() {
+/** An edge from the gateway (the origin) to `x, y`, behind the nodes. */
+function graphLine(svg, x, y, cls) {
+  const l = document.createElementNS(SVG, "line");
+  l.setAttribute("x1", "0");
+  l.setAttribute("y1", "0");
+  l.setAttribute("x2", String(x));
+  l.setAttribute("y2", String(y));
+  l.setAttribute("class", cls);
+  svg.prepend(l);
+}
+
+/** The overview view: health, metrics with sparklines, peers, the connection log. */
+class OverviewView {
+  constructor(ctx) {
+    this.ep = ctx.ep;
+    this.last = null; // the previous metrics sample, for rates
+    this.hist = { in: [], out: [] };
+    this.peers = [];
+    this.metricsOk = false;
+    this.logList = $("status-log");
+    setInterval(() => this.poll(), 1000);
+    setInterval(() => this.pollPeers(), 2000);
+    this.poll();
+    this.health();
+    this.drawPeers();
+  }
+
+  async health() {
     try {
       const h = await (await fetch("/healthz", { cache: "no-store" })).json();
       $("gw-version").textContent = `gateway ${h.version}`;
@@ -43,38 +84,47 @@ export function setupOverview(ctx) {
     }
   }
 
-  async function poll() {
+  async poll() {
     let m;
     try {
       const res = await fetch("/metrics", { cache: "no-store" });
       if (!res.ok) throw new Error(res.statusText);
       m = parseMetrics(await res.text());
     } catch {
-      metricsOk = false;
-      last = null;
+      this.metricsOk = false;
+      this.last = null;
       $("m-in").textContent = $("m-out").textContent = "–";
       return;
     }
-    if (!metricsOk) health(); // (re)appeared: maybe a new gateway instance
-    metricsOk = true;
+    if (!this.metricsOk) this.health(); // (re)appeared: maybe a new gateway instance
+    this.metricsOk = true;
     const now = performance.now();
-    const g = (k) => m.get(`broker_${k}`) ?? 0;
-    if (last) {
-      const dt = (now - last.t) / 1000;
-      // A restarted gateway's counters start again from zero: no negative rates.
-      const rate = (k) => Math.max(0, (g(k) - (last.m.get(`broker_${k}`) ?? 0)) / dt);
-      const rin = rate("messages_in_total");
-      const rout = rate("messages_out_total");
-      $("m-in").textContent = fmtNum(rin);
-      $("m-out").textContent = fmtNum(rout);
-      $("m-bytes").textContent = `${fmtBytes(rate("bytes_in_total"))}/s · ${fmtBytes(rate("bytes_out_total"))}/s`;
-      hist.in.push(rin);
-      hist.out.push(rout);
-      if (hist.in.length > HISTORY) hist.in.shift(), hist.out.shift();
-      spark("spark-in", hist.in);
-      spark("spark-out", hist.out);
-    }
-    last = { t: now, m };
+    if (this.last) this.showRates(m, now);
+    this.last = { t: now, m };
+    this.showCounters((k) => m.get(`broker_${k}`) ?? 0);
+  }
+
+  /** Rates from the counters' change since the last sample, and the sparklines. */
+  showRates(m, now) {
+    const last = this.last;
+    const dt = (now - last.t) / 1000;
+    // A restarted gateway's counters start again from zero: no negative rates.
+    const rate = (k) => Math.max(0, ((m.get(`broker_${k}`) ?? 0) - (last.m.get(`broker_${k}`) ?? 0)) / dt);
+    const rin = rate("messages_in_total");
+    const rout = rate("messages_out_total");
+    $("m-in").textContent = fmtNum(rin);
+    $("m-out").textContent = fmtNum(rout);
+    $("m-bytes").textContent = `${fmtBytes(rate("bytes_in_total"))}/s · ${fmtBytes(rate("bytes_out_total"))}/s`;
+    const hist = this.hist;
+    hist.in.push(rin);
+    hist.out.push(rout);
+    if (hist.in.length > HISTORY) hist.in.shift(), hist.out.shift();
+    spark("spark-in", hist.in);
+    spark("spark-out", hist.out);
+  }
+
+  /** Gauges and totals; `g(name)` reads `broker_<name>`. */
+  showCounters(g) {
     const native = g("clients_native");
     const zeek = g("clients_zeek");
     $("m-clients").textContent = String(native + zeek);
@@ -85,26 +135,31 @@ export function setupOverview(ctx) {
     $("m-conn-total").textContent = `${g("connections_total")} connections since start`;
   }
 
-  async function pollPeers() {
+  async pollPeers() {
     if (document.body.dataset.conn !== "connected") return;
     try {
-      peers = await ep.peers();
+      this.peers = await this.ep.peers();
     } catch {
       return;
     }
-    drawPeers();
+    this.drawPeers();
   }
 
-  function drawPeers() {
+  drawPeers() {
+    this.drawPeerRows();
+    this.drawPeerGraph();
+  }
+
+  drawPeerRows() {
     const rows = $("peer-rows");
     rows.textContent = "";
-    if (peers.length === 0) {
+    if (this.peers.length === 0) {
       const tr = rows.insertRow();
       const td = tr.insertCell();
       td.colSpan = 4;
       td.textContent = "no peers";
     }
-    for (const p of peers) {
+    for (const p of this.peers) {
       const tr = rows.insertRow();
       tr.insertCell().textContent = p.node ? p.node.slice(0, 8) : "–";
       tr.insertCell().textContent = p.address ? `${p.address}:${p.port}` : "–";
@@ -113,77 +168,48 @@ export function setupOverview(ctx) {
       st.textContent = p.status;
       st.className = `st-${p.status}`;
     }
+  }
+
+  /** This page and the peers around the gateway, edges coloured by status. */
+  drawPeerGraph() {
     const svg = $("peer-graph");
     for (const el of [...svg.querySelectorAll("g,line")]) el.remove();
     const conn = document.body.dataset.conn;
-    const node = (x, y, label, cls, sub) => {
-      const gEl = document.createElementNS(SVG, "g");
-      gEl.setAttribute("class", `node ${cls}`);
-      gEl.setAttribute("transform", `translate(${x},${y})`);
-      const c = document.createElementNS(SVG, "circle");
-      c.setAttribute("r", "16");
-      const t = document.createElementNS(SVG, "text");
-      t.setAttribute("y", "30");
-      t.textContent = label;
-      gEl.append(c, t);
-      if (sub) {
-        const t2 = document.createElementNS(SVG, "text");
-        t2.setAttribute("y", "42");
-        t2.setAttribute("class", "small");
-        t2.textContent = sub;
-        gEl.append(t2);
-      }
-      svg.append(gEl);
-    };
-    const line = (x, y, cls) => {
-      const l = document.createElementNS(SVG, "line");
-      l.setAttribute("x1", "0");
-      l.setAttribute("y1", "0");
-      l.setAttribute("x2", String(x));
-      l.setAttribute("y2", String(y));
-      l.setAttribute("class", cls);
-      svg.prepend(l);
-    };
-    line(-110, 0, `edge ${conn}`);
-    node(-110, 0, "this page", `page ${conn}`, conn);
-    const n = peers.length;
-    peers.forEach((p, i) => {
+    graphLine(svg, -110, 0, `edge ${conn}`);
+    graphNode(svg, -110, 0, "this page", `page ${conn}`, conn);
+    const n = this.peers.length;
+    this.peers.forEach((p, i) => {
       const a = n === 1 ? 0 : -Math.PI / 2.4 + (i * (Math.PI / 1.2)) / (n - 1);
       const x = Math.round(Math.cos(a) * 110);
       const y = Math.round(Math.sin(a) * 70);
-      line(x, y, `edge st-${p.status}`);
-      node(x, y, p.address ? `${p.address}:${p.port}` : (p.node ?? "peer").slice(0, 8), `st-${p.status}`, p.status);
+      graphLine(svg, x, y, `edge st-${p.status}`);
+      graphNode(svg, x, y, p.address ? `${p.address}:${p.port}` : (p.node ?? "peer").slice(0, 8), `st-${p.status}`, p.status);
     });
-    node(0, 0, "gateway", "gw", $("gw-id").textContent.slice(0, 8));
+    graphNode(svg, 0, 0, "gateway", "gw", $("gw-id").textContent.slice(0, 8));
   }
 
-  const log = $("status-log");
-  function addLog(e) {
+  /** A status or error event for the log (the newest 50 are kept). */
+  log(e) {
     const li = document.createElement("li");
     const time = new Date().toLocaleTimeString();
     li.textContent = `${time} ${e.code}: ${e.message ?? e.context ?? ""}`;
     if (e.type === "error") li.className = "err";
-    log.prepend(li);
-    while (log.childElementCount > 50) log.lastElementChild.remove();
+    this.logList.prepend(li);
+    while (this.logList.childElementCount > 50) this.logList.lastElementChild.remove();
+    if (e.code === "peer_lost" || e.code === "peer_added") this.drawPeers();
   }
 
-  setInterval(poll, 1000);
-  setInterval(pollPeers, 2000);
-  poll();
-  health();
-  drawPeers();
+  connected() {
+    this.health();
+    this.pollPeers();
+  }
 
-  return {
-    log: (e) => {
-      addLog(e);
-      if (e.code === "peer_lost" || e.code === "peer_added") drawPeers();
-    },
-    connected() {
-      health();
-      pollPeers();
-    },
-    shown() {
-      drawPeers();
-    },
-  };
+  shown() {
+    this.drawPeers();
+  }
+}
+
+/** The overview view for the app (`log`, `connected`, `shown`). */
+export function setupOverview(ctx) {
+  return new OverviewView(ctx);
 }

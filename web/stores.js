@@ -12,228 +12,252 @@ const FLASH_MS = 1000;
 const keyText = (k) => (typeof k === "string" ? k : valueText(k));
 const keyId = (k) => (typeof k === "string" ? `s${k}` : `${typeOf(k)}:${valueText(k)}`);
 
-export function setupStores(ctx) {
-  const { ep } = ctx;
-  let store = null;
-  let off = null;
-  let prefix = "";
-  let keys = null; // keys matching the prefix, when searching
-  let structural = false; // keys added or removed since the last frame
-  let changed = 0; // changes since the last frame
-  let dirty = true;
-  let lastRescan = 0;
-  let lastTick = 0;
-  const changedAt = new Map();
-  let flashUntil = 0;
-  let state = "no store open";
-  let initial = true; // the first snapshot's inserts are not changes worth a flash
-  let error = "";
-  let refused = false; // the gateway refused the clone for good (e.g. unauthorized)
-  let stateShown = false; // the state line shows the current state
-  const stat = { changes: 0, rate: 0, windowStart: performance.now(), windowCount: 0 };
+function expiryText(ts, now) {
+  if (!ts) return "";
+  const left = ts.ns - BigInt(Math.round(now)) * 1_000_000n;
+  return left <= 0n ? "expiring" : `in ${spanText(left)}`;
+}
 
-  function size() {
-    if (!store) return 0;
-    return keys ? keys.length : store.size;
+/** The stores view: the list of stores, one clone in a table, writes. */
+class StoresView {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.ep = ctx.ep;
+    this.store = null;
+    this.off = null;
+    this.prefix = "";
+    this.keys = null; // keys matching the prefix, when searching
+    this.structural = false; // keys added or removed since the last frame
+    this.changed = 0; // changes since the last frame
+    this.dirty = true;
+    this.lastRescan = 0;
+    this.lastTick = 0;
+    this.changedAt = new Map();
+    this.flashUntil = 0;
+    this.state = "no store open";
+    this.initial = true; // the first snapshot's inserts are not changes worth a flash
+    this.error = "";
+    this.refused = false; // the gateway refused the clone for good (e.g. unauthorized)
+    this.stateShown = false; // the state line shows the current state
+    this.stat = { changes: 0, rate: 0, windowStart: performance.now(), windowCount: 0 };
+    this.list = new VirtualList($("store-viewport"), {
+      rowHeight: ROW,
+      count: () => this.size(),
+      makeRow: () => this.makeRow(),
+      render: (start, rows) => this.renderRows(start, rows),
+    });
+    this.bindPicker();
+    this.bindWrites();
   }
 
-  function rescan() {
-    lastRescan = performance.now();
-    structural = false;
-    if (!store || !prefix) {
-      keys = null;
+  size() {
+    if (!this.store) return 0;
+    return this.keys ? this.keys.length : this.store.size;
+  }
+
+  rescan() {
+    this.lastRescan = performance.now();
+    this.structural = false;
+    if (!this.store || !this.prefix) {
+      this.keys = null;
       return;
     }
-    keys = [];
+    this.keys = [];
     try {
-      for (const k of store.keys) if (keyText(k).startsWith(prefix)) keys.push(k);
+      for (const k of this.store.keys) if (keyText(k).startsWith(this.prefix)) this.keys.push(k);
     } catch (e) {
-      error = e.message;
+      this.error = e.message;
     }
   }
 
-  function expiryText(ts, now) {
-    if (!ts) return "";
-    const left = ts.ns - BigInt(Math.round(now)) * 1_000_000n;
-    return left <= 0n ? "expiring" : `in ${spanText(left)}`;
+  makeRow() {
+    const row = document.createElement("div");
+    row.setAttribute("role", "row");
+    row.className = "vrow";
+    for (const cls of ["key", "value", "expiry"]) {
+      const c = document.createElement("span");
+      c.setAttribute("role", "cell");
+      c.className = cls;
+      row.append(c);
+    }
+    row.addEventListener("click", () => {
+      if (row._key === undefined) return;
+      const k = row._key;
+      $("sk-type").value = typeof k === "string" ? "string" : "typed";
+      $("sk").value = typeof k === "string" ? k : this.ctx.broker.jsToTypedJson(k);
+    });
+    return row;
   }
 
-  const list = new VirtualList($("store-viewport"), {
-    rowHeight: ROW,
-    count: size,
-    makeRow() {
-      const row = document.createElement("div");
-      row.setAttribute("role", "row");
-      row.className = "vrow";
-      for (const cls of ["key", "value", "expiry"]) {
-        const c = document.createElement("span");
-        c.setAttribute("role", "cell");
-        c.className = cls;
-        row.append(c);
-      }
-      row.addEventListener("click", () => {
-        if (row._key === undefined) return;
-        const k = row._key;
-        $("sk-type").value = typeof k === "string" ? "string" : "typed";
-        $("sk").value = typeof k === "string" ? k : ctx.broker.jsToTypedJson(k);
-      });
-      return row;
-    },
-    render(start, rows) {
-      let pairs;
-      try {
-        if (keys) pairs = keys.slice(start, start + rows.length).map((k) => [k, store.get(k)]);
-        else pairs = store.entries(start, rows.length);
-        error = "";
-      } catch (e) {
-        pairs = [];
-        error = `${e.code ?? "error"}: ${e.message}`;
-      }
-      const now = Date.now();
-      const pnow = performance.now();
-      for (let i = 0; i < rows.length; i++) {
-        const row = rows[i];
-        const [kc, vc, ec] = row.children;
-        const pair = pairs[i];
-        if (!pair) {
-          row._key = undefined;
-          kc.textContent = vc.textContent = ec.textContent = "";
-          continue;
-        }
-        const [k, v] = pair;
-        row._key = k;
-        row.setAttribute("aria-rowindex", String(start + i + 2));
-        const kt = keyText(k);
-        if (kc.textContent !== kt) {
-          kc.textContent = kt;
-          kc.title = kt;
-        }
-        renderValue(vc, v);
-        const t = changedAt.get(keyId(k));
-        const flash = t !== undefined && pnow - t < FLASH_MS;
-        vc.classList.toggle("changed", flash);
-        let exp;
-        try {
-          exp = store.expiry(k);
-        } catch {
-          exp = undefined;
-        }
-        ec.textContent = expiryText(exp, now);
-        ec.title = exp ? timeText(exp) : "";
-      }
-    },
-  });
+  /** `[key, value]` of rows `start..start+n` (with the search, of the matching keys). */
+  pairs(start, n) {
+    try {
+      const pairs = this.keys
+        ? this.keys.slice(start, start + n).map((k) => [k, this.store.get(k)])
+        : this.store.entries(start, n);
+      this.error = "";
+      return pairs;
+    } catch (e) {
+      this.error = `${e.code ?? "error"}: ${e.message}`;
+      return [];
+    }
+  }
 
-  function onChange(c) {
+  renderRows(start, rows) {
+    const pairs = this.pairs(start, rows.length);
+    const now = Date.now();
+    const pnow = performance.now();
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i];
+      const [kc, vc, ec] = row.children;
+      const pair = pairs[i];
+      if (!pair) {
+        row._key = undefined;
+        kc.textContent = vc.textContent = ec.textContent = "";
+        continue;
+      }
+      const [k, v] = pair;
+      row._key = k;
+      row.setAttribute("aria-rowindex", String(start + i + 2));
+      const kt = keyText(k);
+      if (kc.textContent !== kt) {
+        kc.textContent = kt;
+        kc.title = kt;
+      }
+      renderValue(vc, v);
+      const t = this.changedAt.get(keyId(k));
+      vc.classList.toggle("changed", t !== undefined && pnow - t < FLASH_MS);
+      let exp;
+      try {
+        exp = this.store.expiry(k);
+      } catch {
+        exp = undefined;
+      }
+      ec.textContent = expiryText(exp, now);
+      ec.title = exp ? timeText(exp) : "";
+    }
+  }
+
+  onChange(c) {
     switch (c.type) {
       case "insert":
       case "erase":
       case "expire":
-        structural = true;
+        this.structural = true;
       // falls through
       case "update":
-        changed++;
-        stat.changes++;
-        if (!initial) changedAt.set(keyId(c.key), performance.now());
+        this.changed++;
+        this.stat.changes++;
+        if (!this.initial) this.changedAt.set(keyId(c.key), performance.now());
         break;
       case "reset":
-        state = "master restarted: resynchronising";
-        structural = true;
+        this.state = "master restarted: resynchronising";
+        this.structural = true;
         break;
       case "synced":
-        state = "in sync";
-        initial = false;
-        structural = true;
-        changed++;
+        this.state = "in sync";
+        this.initial = false;
+        this.structural = true;
+        this.changed++;
         break;
       case "error":
         // A final refusal (e.g. a token without `store_read`) will not change: say so at once
         // instead of waiting. Other errors (`no_such_master`) are retried by the clone.
-        refused = c.permanent;
-        state = refused ? `refused by the gateway: ${c.code} (${c.message})` : `waiting for the master (${c.code})`;
-        stateShown = false;
-        dirty = true;
+        this.refused = c.permanent;
+        this.state = this.refused ? `refused by the gateway: ${c.code} (${c.message})` : `waiting for the master (${c.code})`;
+        this.stateShown = false;
+        this.dirty = true;
         break;
     }
   }
 
-  function showState() {
+  showState() {
     const el = $("store-state");
-    el.textContent = store ? `${store.name}: ${refused ? state : error || state}` : state;
+    const { store, refused } = this;
+    el.textContent = store ? `${store.name}: ${refused ? this.state : this.error || this.state}` : this.state;
     el.classList.toggle("error", Boolean(store && refused));
-    stateShown = true;
+    this.stateShown = true;
   }
 
-  function open(name) {
+  open(name) {
     if (!name) return;
     // Opening a refused store again asks the gateway again.
-    if (store?.name === name && !refused) return;
-    close();
-    store = ep.attachClone(name, { resyncInterval: 1 });
-    state = "attaching…";
-    refused = false;
-    stateShown = false;
-    initial = true;
-    off = store.onChange(onChange);
-    changedAt.clear();
-    rescan();
-    dirty = true;
+    if (this.store?.name === name && !this.refused) return;
+    this.close();
+    this.store = this.ep.attachClone(name, { resyncInterval: 1 });
+    this.state = "attaching…";
+    this.refused = false;
+    this.stateShown = false;
+    this.initial = true;
+    this.off = this.store.onChange((c) => this.onChange(c));
+    this.changedAt.clear();
+    this.rescan();
+    this.dirty = true;
     $("store-viewport").scrollTop = 0;
     document.body.dataset.store = name;
   }
 
-  function close() {
-    if (!store) return;
-    off?.();
-    store.detach();
-    store = null;
-    keys = null;
-    state = "no store open";
-    refused = false;
-    stateShown = false;
-    dirty = true;
+  close() {
+    if (!this.store) return;
+    this.off?.();
+    this.store.detach();
+    this.store = null;
+    this.keys = null;
+    this.state = "no store open";
+    this.refused = false;
+    this.stateShown = false;
+    this.dirty = true;
   }
 
-  async function refreshList() {
+  async refreshList() {
     if (document.body.dataset.conn !== "connected") return;
     let names;
     try {
-      names = await ep.stores();
+      names = await this.ep.stores();
     } catch {
       return;
     }
     const sel = $("store-select");
-    const cur = sel.value || store?.name || "";
+    const cur = sel.value || this.store?.name || "";
     sel.textContent = "";
     sel.add(new Option(names.length ? "(choose a store)" : "(no stores)", ""));
     for (const n of names) sel.add(new Option(n, n, false, n === cur));
   }
 
-  $("store-refresh").addEventListener("click", refreshList);
-  $("store-open").addEventListener("click", () => open($("store-select").value));
-  $("store-select").addEventListener("change", (e) => open(e.target.value));
-  $("store-search").addEventListener("input", (e) => {
-    prefix = e.target.value;
-    rescan();
-    $("store-viewport").scrollTop = 0;
-    dirty = true;
-  });
+  bindPicker() {
+    $("store-refresh").addEventListener("click", () => this.refreshList());
+    $("store-open").addEventListener("click", () => this.open($("store-select").value));
+    $("store-select").addEventListener("change", (e) => this.open(e.target.value));
+    $("store-search").addEventListener("input", (e) => {
+      this.prefix = e.target.value;
+      this.rescan();
+      $("store-viewport").scrollTop = 0;
+      this.dirty = true;
+    });
+  }
 
   // ---- writes ----
-  fillTypeSelect($("sk-type"), "string");
-  fillTypeSelect($("sv-type"), "count");
-  const hint = () => {
-    $("sk").placeholder = typeHint($("sk-type").value);
-    $("sv").placeholder = typeHint($("sv-type").value);
-  };
-  $("sk-type").addEventListener("change", hint);
-  $("sv-type").addEventListener("change", hint);
-  hint();
-  $("store-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const op = e.submitter?.dataset.op ?? "put";
+  bindWrites() {
+    fillTypeSelect($("sk-type"), "string");
+    fillTypeSelect($("sv-type"), "count");
+    const hint = () => {
+      $("sk").placeholder = typeHint($("sk-type").value);
+      $("sv").placeholder = typeHint($("sv-type").value);
+    };
+    $("sk-type").addEventListener("change", hint);
+    $("sv-type").addEventListener("change", hint);
+    hint();
+    $("store-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.write(e.submitter?.dataset.op ?? "put");
+    });
+  }
+
+  /** `put`, `erase` or `increment` with the form's key, value and expiry. */
+  async write(op) {
     const out = $("store-result");
     out.className = "";
+    const store = this.store;
     if (!store) {
       out.textContent = "open a store first";
       out.className = "error";
@@ -242,8 +266,8 @@ export function setupStores(ctx) {
     try {
       const key = parseValue($("sk-type").value, $("sk").value);
       const raw = $("sv").value;
-      const expiryText = $("sexp").value.trim();
-      const opts = expiryText === "" ? {} : { expiry: Number(expiryText) };
+      const expiry = $("sexp").value.trim();
+      const opts = expiry === "" ? {} : { expiry: Number(expiry) };
       out.textContent = `${op}…`;
       if (op === "put") await store.put(key, parseValue($("sv-type").value, raw), opts);
       else if (op === "erase") await store.erase(key);
@@ -254,58 +278,67 @@ export function setupStores(ctx) {
       out.textContent = `${op} failed: ${err.code ? `${err.code}: ` : ""}${err.message}`;
       out.className = "error";
     }
-  });
+  }
 
-  return {
-    frame(now) {
-      if (!store) {
-        if (dirty && ctx.currentView() === "stores") {
-          list.update();
-          showState();
-          $("store-stats").textContent = "–";
-          dirty = false;
-        }
-        return;
+  /** Changes per second, over windows of a second. */
+  measure(now) {
+    const stat = this.stat;
+    if (now - stat.windowStart < 1000) return;
+    stat.rate = Math.round((stat.changes - stat.windowCount) / ((now - stat.windowStart) / 1000));
+    stat.windowStart = now;
+    stat.windowCount = stat.changes;
+  }
+
+  frame(now) {
+    if (!this.store) {
+      if (this.dirty && this.ctx.currentView() === "stores") {
+        this.list.update();
+        this.showState();
+        $("store-stats").textContent = "–";
+        this.dirty = false;
       }
-      if (now - stat.windowStart >= 1000) {
-        stat.rate = Math.round((stat.changes - stat.windowCount) / ((now - stat.windowStart) / 1000));
-        stat.windowStart = now;
-        stat.windowCount = stat.changes;
-      }
-      if (ctx.currentView() !== "stores") return;
-      // Structural changes while searching: rescan at most every 200 ms.
-      if (structural && keys && now - lastRescan > 200) rescan();
-      else if (structural && !keys) structural = false;
-      if (changed) {
-        flashUntil = now + FLASH_MS;
-        changed = 0;
-        dirty = true;
-      }
-      const tick = now - lastTick > 500; // expiries count down, flashes end
-      if (!stateShown) showState();
-      if (dirty || tick || now < flashUntil) {
-        list.update();
-        dirty = false;
-        if (tick) {
-          lastTick = now;
-          for (const [k, t] of changedAt) if (now - t > FLASH_MS * 2) changedAt.delete(k);
-          const n = size();
-          showState();
-          $("store-stats").textContent = `${n} ${keys ? "matching" : "keys"} · ${stat.rate} changes/s`;
-          $("store-table").setAttribute("aria-rowcount", String(n + 1));
-        }
-      }
-    },
-    shown() {
-      refreshList();
-      dirty = true;
-    },
-    connected() {
-      refreshList();
-    },
-    open,
-    get store() {
-      return store;
-    },
-  };
+      return;
+    }
+    this.measure(now);
+    if (this.ctx.currentView() !== "stores") return;
+    // Structural changes while searching: rescan at most every 200 ms.
+    if (this.structural && this.keys && now - this.lastRescan > 200) this.rescan();
+    else if (this.structural && !this.keys) this.structural = false;
+    if (this.changed) {
+      this.flashUntil = now + FLASH_MS;
+      this.changed = 0;
+      this.dirty = true;
+    }
+    const tick = now - this.lastTick > 500; // expiries count down, flashes end
+    if (!this.stateShown) this.showState();
+    if (this.dirty || tick || now < this.flashUntil) {
+      this.list.update();
+      this.dirty = false;
+      if (tick) this.tick(now);
+    }
+  }
+
+  /** Twice a second: old flashes are forgotten, the state and counts are shown. */
+  tick(now) {
+    this.lastTick = now;
+    for (const [k, t] of this.changedAt) if (now - t > FLASH_MS * 2) this.changedAt.delete(k);
+    const n = this.size();
+    this.showState();
+    $("store-stats").textContent = `${n} ${this.keys ? "matching" : "keys"} · ${this.stat.rate} changes/s`;
+    $("store-table").setAttribute("aria-rowcount", String(n + 1));
+  }
+
+  shown() {
+    this.refreshList();
+    this.dirty = true;
+  }
+
+  connected() {
+    this.refreshList();
+  }
+}
+
+/** The stores view for the app (`frame`, `shown`, `connected`, `open`, `store`). */
+export function setupStores(ctx) {
+  return new StoresView(ctx);
 }

@@ -258,7 +258,10 @@ export class Endpoint {
 
 // ---- Data Broker namespaces (DB-01..28) ----
 
-/** `[number, name, message]` of the 24 Data Broker error codes (DB-27). */
+/**
+ * `[number, name, message]` of the 24 Data Broker error codes (DB-27), from the wasm build
+ * (in browsers: set by `init()`, like `DBR` and the two functions below).
+ */
 export const DBR_CODES: ReadonlyArray<readonly [number, string, string]>;
 /** `DBR_SUCCESS`, `DBR_ERR_TIMEOUT`, ... by number. */
 export const DBR: Readonly<Record<string, number>>;
@@ -401,3 +404,5 @@ export function encodeJs(value: BrokerValue): Uint8Array;
 export function decodeJs(bytes: Uint8Array): BrokerValue;
 export function jsToTypedJson(value: BrokerValue): string;
 export function typedJsonToJs(json: string): BrokerValue;
+/** `[number, name]` of Broker's error codes (ZB-22), from the wasm build: the `code` of a `BrokerError` is one of these names. */
+export function errorCodes(): Array<[number, string]>;

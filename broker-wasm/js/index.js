@@ -1,5 +1,6 @@
 // ES module entry for browsers and bundlers. Call `await init()` once (it fetches the .wasm
-// next to the module), then use Endpoint and the codec functions.
+// next to the module), then use Endpoint, the codec functions and the error-code tables
+// (DBR_CODES, DBR, getErrorCode, getErrorMessage come from the wasm build and are set by init).
 import initWasm, * as wasm from "./dist/web/broker_wasm.js";
 import { createApi } from "./lib/endpoint.js";
 
@@ -41,3 +42,4 @@ export const encodeJs = (...a) => wasm.encodeJs(...a);
 export const decodeJs = (...a) => wasm.decodeJs(...a);
 export const jsToTypedJson = (...a) => wasm.jsToTypedJson(...a);
 export const typedJsonToJs = (...a) => wasm.typedJsonToJs(...a);
+export const errorCodes = (...a) => wasm.errorCodes(...a);

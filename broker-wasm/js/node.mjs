@@ -22,6 +22,7 @@ export const {
   decodeJs,
   jsToTypedJson,
   typedJsonToJs,
+  errorCodes,
 } = wasm;
 
 /** Nothing to wait for in Node (the wasm loads synchronously); kept for symmetry with browsers. */

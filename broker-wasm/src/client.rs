@@ -6,6 +6,11 @@
 //! the subscriptions, so after a reconnect `on_open` sends them again; it coalesces queued
 //! messages into one frame; it routes each incoming message to the local subscribers whose
 //! prefixes match.
+//!
+//! [`namespace`] holds the Data Broker client rules every driver applies to namespace
+//! requests (DB-13, DB-23, DB-25, DB-27).
+
+pub mod namespace;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 

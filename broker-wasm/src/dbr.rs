@@ -1,7 +1,13 @@
 //! The IBM Data Broker's error codes (DB-27): numbers, names and the exact messages of
-//! `dbrGet_error` / PyDBR's `getErrorMessage`, shared by the gateway, the Rust client and (as
-//! a copy in `js/lib/namespace.js`) the JS client. Also the request flags (DB-14) and limits
-//! (DB-36) of the original.
+//! `dbrGet_error` / PyDBR's `getErrorMessage`, shared by the gateway, the Rust client and the
+//! JS client (the wasm binding exports the table). Also the request flags (DB-14), levels
+//! (DB-07) and limits (DB-36) of the original, and the PyDBR client rules that are pure
+//! arithmetic on them: the flag decoding of read/get (DB-11, DB-15), the scatter/gather split
+//! (DB-26) and the directory list (DB-20). The rules about answers (buffer check,
+//! cancellation, failures) are in [`crate::client::namespace`].
+
+use crate::protocol::Wait;
+use crate::Timespan;
 
 /// `DBR_Errorcode_t`, numbered from 0 in the original's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -210,6 +216,111 @@ pub fn value_size(value: &crate::Data) -> u64 {
     }
 }
 
+/// What the flags of a PyDBR read or get ask for (DB-11, DB-14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchFlags {
+    /// `DBR_FLAGS_NOWAIT`: fail at once with UNAVAIL.
+    pub nowait: bool,
+    /// `DBR_FLAGS_PARTIAL`: a short buffer reports the value's full size.
+    pub partial: bool,
+    /// The element a read addresses (bits 4 and up); always 0 for a get.
+    pub index: u64,
+}
+
+impl FetchFlags {
+    /// Decodes the flags of a read (`get = false`) or a get.
+    pub fn decode(flags: u64, get: bool) -> FetchFlags {
+        FetchFlags {
+            nowait: flags & FLAGS_NOWAIT != 0,
+            partial: flags & FLAGS_PARTIAL != 0,
+            index: if get {
+                0
+            } else {
+                flags >> READ_FLAGS_INDEX_SHIFT
+            },
+        }
+    }
+
+    /// How long the call waits (DB-15): not at all with NOWAIT; a blocking call up to
+    /// `timeout` (`None`: `DBR_TIMEOUT=0`, forever); an asynchronous one (`readA`/`getA`)
+    /// until a value arrives or it is cancelled, as in the original.
+    pub fn wait(&self, timeout: Option<Timespan>, asynchronous: bool) -> Wait {
+        match timeout {
+            _ if self.nowait => Wait::NoWait,
+            Some(t) if !asynchronous => Wait::Timeout(t),
+            _ => Wait::Forever,
+        }
+    }
+}
+
+/// `DBR_TIMEOUT` in seconds as the timeout of blocking calls: 0 waits forever (DB-15).
+/// Fractions are kept (the original read whole seconds); negative values do not wait.
+pub fn timeout_from_secs(secs: f64) -> Option<Timespan> {
+    if secs == 0.0 || secs.is_nan() || secs == f64::INFINITY {
+        return None;
+    }
+    // Saturating: a huge timeout is as good as forever, a negative one expires at once.
+    Some(Timespan((secs.max(0.0) * 1e9).min(i64::MAX as f64) as i64))
+}
+
+/// DB-26: a scatter read/get into pieces of `sizes[i]` bytes asks for one value of at most
+/// their total, without PARTIAL (a longer value is `DBR_ERR_UBUFFER` and a get leaves it
+/// queued): `(capacity, flags)`. No pieces is `DBR_ERR_INVALID`. Unlike the original, NOWAIT
+/// keeps its meaning (the original inverted it here).
+pub fn scatter_request(sizes: &[usize], flags: u64) -> Result<(u64, u64), DbrCode> {
+    if sizes.is_empty() {
+        return Err(DbrCode::Invalid);
+    }
+    let total = sizes.iter().fold(0u64, |a, n| a.saturating_add(*n as u64));
+    Ok((total, flags & !FLAGS_PARTIAL))
+}
+
+/// DB-26: the bytes a scatter spreads: a string's bytes, or the binary encoding of any other
+/// value (what [`value_size`] counts).
+pub fn value_bytes(value: &crate::Data) -> Vec<u8> {
+    match value {
+        crate::Data::String(b) => b.clone(),
+        other => crate::binary::to_vec(other).unwrap_or_default(),
+    }
+}
+
+/// DB-26: `bytes` spread over pieces of `sizes[i]` bytes, in order; pieces past the end of
+/// the value are short or empty.
+pub fn scatter<'a>(bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
+    let mut at = 0usize;
+    sizes
+        .iter()
+        .map(|n| {
+            let start = at.min(bytes.len());
+            at = at.saturating_add(*n);
+            &bytes[start..at.min(bytes.len())]
+        })
+        .collect()
+}
+
+/// DB-26: the parts of a gather put as one binary value; no parts is `DBR_ERR_INVALID`.
+pub fn gather(parts: &[&[u8]]) -> Result<crate::Data, DbrCode> {
+    if parts.is_empty() {
+        return Err(DbrCode::Invalid);
+    }
+    Ok(crate::Data::String(parts.concat()))
+}
+
+/// DB-20 as PyDBR returns it: the names joined by newlines, cut to `size` bytes (never inside
+/// a character), split again; with the byte length of the (cut) list. No names give `[""]`.
+pub fn directory_list(names: &[String], size: Option<usize>) -> (Vec<String>, usize) {
+    let mut text = names.join("\n");
+    if let Some(size) = size.filter(|s| text.len() > *s) {
+        let mut cut = size;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    let list = text.split('\n').map(str::to_owned).collect();
+    (list, text.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +460,83 @@ mod tests {
         );
         let persisting: Vec<u8> = (0..=PERST_MAX).filter(|l| level_persists(*l)).collect();
         assert_eq!(persisting, [4, 5]);
+    }
+
+    #[test]
+    fn db11_db14_db15_flag_decoding() {
+        let f = FetchFlags::decode(
+            FLAGS_NOWAIT | FLAGS_PARTIAL | (3 << READ_FLAGS_INDEX_SHIFT),
+            false,
+        );
+        assert_eq!(
+            f,
+            FetchFlags {
+                nowait: true,
+                partial: true,
+                index: 3
+            }
+        );
+        assert_eq!(
+            FetchFlags::decode(3 << READ_FLAGS_INDEX_SHIFT, true).index,
+            0
+        );
+        let five = Some(Timespan(5_000_000_000));
+        assert_eq!(f.wait(five, false), Wait::NoWait);
+        assert_eq!(f.wait(None, true), Wait::NoWait);
+        let block = FetchFlags::decode(FLAGS_NONE, true);
+        assert_eq!(
+            block.wait(five, false),
+            Wait::Timeout(Timespan(5_000_000_000))
+        );
+        assert_eq!(block.wait(None, false), Wait::Forever);
+        assert_eq!(
+            block.wait(five, true),
+            Wait::Forever,
+            "async calls never time out"
+        );
+        assert_eq!(timeout_from_secs(0.0), None);
+        assert_eq!(timeout_from_secs(1.5), Some(Timespan(1_500_000_000)));
+        assert_eq!(timeout_from_secs(-2.0), Some(Timespan(0)));
+        assert_eq!(timeout_from_secs(1e300), Some(Timespan(i64::MAX)));
+    }
+
+    #[test]
+    fn db26_scatter_and_gather() {
+        assert_eq!(scatter_request(&[], 0), Err(DbrCode::Invalid));
+        assert_eq!(
+            scatter_request(&[2, 3], FLAGS_NOWAIT | FLAGS_PARTIAL),
+            Ok((5, FLAGS_NOWAIT))
+        );
+        assert_eq!(
+            scatter_request(&[usize::MAX, usize::MAX], 0),
+            Ok((u64::MAX, 0))
+        );
+        assert_eq!(
+            scatter(b"abcdefg", &[2, 2, 10, 1]),
+            vec![&b"ab"[..], b"cd", b"efg", b""]
+        );
+        assert_eq!(gather(&[]), Err(DbrCode::Invalid));
+        assert_eq!(
+            gather(&[b"ab", b"", b"c"]),
+            Ok(crate::Data::String(b"abc".to_vec()))
+        );
+        let count = crate::Data::Count(7);
+        assert_eq!(value_bytes(&count).len() as u64, value_size(&count));
+        assert_eq!(value_bytes(&crate::Data::String(b"xy".to_vec())), b"xy");
+    }
+
+    #[test]
+    fn db20_directory_list_cuts_between_characters() {
+        let names = ["k".to_string(), "\u{e9}t\u{e9}".to_string()];
+        assert_eq!(
+            directory_list(&names, None),
+            (vec!["k".to_string(), "\u{e9}t\u{e9}".to_string()], 7)
+        );
+        // Byte 3 is inside the first "\u{e9}" (bytes 2..4): cut before it.
+        assert_eq!(
+            directory_list(&names, Some(3)),
+            (vec!["k".to_string(), String::new()], 2)
+        );
+        assert_eq!(directory_list(&[], Some(10)), (vec![String::new()], 0));
     }
 }

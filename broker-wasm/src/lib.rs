@@ -7,11 +7,13 @@
 //! # Layout
 //! - [`data`]: the Broker data model (ZB-25..31) with Broker's equality and total ordering.
 //! - [`zeek`]: Zeek events as data (ZB-34).
-//! - [`dbr`]: the Data Broker's error codes, flags and limits (DB-14, DB-27, DB-36).
+//! - [`dbr`]: the Data Broker's error codes, flags and limits (DB-14, DB-27, DB-36), the PyDBR
+//!   flag decoding and the scatter/gather split.
 //! - [`codes`]: status codes (SC) and error codes (EC) with numbers and names (ZB-21, ZB-22).
 //! - [`topic`]: topic rules, filter normalisation and the prefix-trie subscription index (ZB-12).
 //! - [`binary`]: the compact binary serde format used by native frames.
-//! - [`client`]: the sans-I/O client state machine (hello, subscriptions, batching, routing).
+//! - [`client`]: the sans-I/O client state machine (hello, subscriptions, batching, routing);
+//!   [`client::namespace`]: the Data Broker client rules every driver calls (DB-13, DB-25).
 //! - `serde_data`: how [`Data`] maps onto JSON (Broker's typed JSON, ZB-39) and binary.
 //! - [`protocol`]: native frames by direction ([`ClientMsg`], [`ServerMsg`], [`PeerMsg`]) in
 //!   binary and JSON form.
@@ -19,7 +21,7 @@
 //! - [`zeek_json`]: Zeek's WebSocket JSON API messages (ZB-36..43).
 //! - [`timefmt`]: timestamp/timespan text forms.
 //! - [`error`]: typed errors per concern.
-//! - `wasm` (wasm32 only): the JavaScript boundary.
+//! - `wasm` (wasm32 only): the JavaScript boundary, one file per exported type.
 
 pub mod binary;
 pub mod client;

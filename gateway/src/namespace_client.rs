@@ -19,41 +19,23 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use broker_wasm::client::namespace::{Answer, Call, Settle};
 use broker_wasm::dbr::{self as codes, DbrCode};
-use broker_wasm::protocol::{Failure, NamespaceInfo, NamespaceOp, Request, Response, Wait};
+use broker_wasm::protocol::{NamespaceInfo, NamespaceOp, Request, Response, Wait};
 use broker_wasm::{Data, Timespan};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, ClientError};
 
-/// A failed namespace operation: a Data Broker error code (DB-27) and context.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code} ({}): {context}", code.message())]
-pub struct NsError {
-    pub code: DbrCode,
-    pub context: String,
-    /// For `DBR_ERR_UBUFFER` with `partial`: the value's full size (DB-13).
-    pub size: Option<u64>,
-}
-
-impl NsError {
-    pub fn new(code: DbrCode, context: impl Into<String>) -> NsError {
-        NsError {
-            code,
-            context: context.into(),
-            size: None,
-        }
-    }
-}
+/// A failed namespace operation: a Data Broker error code (DB-27) and context. The rules
+/// that make these (failure codes, DB-13, DB-25) live in the core,
+/// [`broker_wasm::client::namespace`], shared with the JS client.
+pub use broker_wasm::client::namespace::NsError;
 
 impl From<ClientError> for NsError {
     fn from(e: ClientError) -> NsError {
         match e {
-            ClientError::Failed(Failure::Namespace { code, context }) => NsError::new(
-                DbrCode::from_code(code).unwrap_or(DbrCode::Generic),
-                context,
-            ),
-            ClientError::Failed(Failure::Broker(b)) => NsError::new(DbrCode::BeGeneral, b.context),
+            ClientError::Failed(f) => NsError::from(f),
             other => NsError::new(DbrCode::NoConnect, other.to_string()),
         }
     }
@@ -123,7 +105,7 @@ pub fn span(d: Duration) -> Timespan {
 }
 
 fn unexpected(r: Response) -> NsError {
-    NsError::new(DbrCode::BeGeneral, format!("unexpected response {r:?}"))
+    broker_wasm::client::namespace::unexpected(r)
 }
 
 impl Client {
@@ -214,10 +196,7 @@ impl Namespace {
         if self.is_valid() {
             Ok(())
         } else {
-            Err(NsError::new(
-                DbrCode::NsInval,
-                format!("the handle of `{}` was detached or deleted", self.name),
-            ))
+            Err(NsError::stale(&self.name))
         }
     }
 
@@ -261,7 +240,7 @@ impl Namespace {
             capacity: opts.capacity,
             partial: opts.partial,
         };
-        self.fetch(op, opts.capacity, opts.cancel).await
+        self.fetch(op, opts.cancel).await
     }
 
     /// `get` with options (wait, capacity, cancellation).
@@ -277,59 +256,46 @@ impl Namespace {
             capacity: opts.capacity,
             partial: opts.partial,
         };
-        self.fetch(op, opts.capacity, opts.cancel).await
+        self.fetch(op, opts.cancel).await
     }
 
+    /// A read or get; the core's rules decide what the answer means (DB-13, DB-25).
     async fn fetch(
         &self,
         op: NamespaceOp,
-        capacity: Option<u64>,
         cancel: Option<CancellationToken>,
     ) -> Result<Tuple, NsError> {
         self.check()?;
-        let restore = match &op {
-            NamespaceOp::Get { key, .. } => Some(key.clone()),
-            _ => None,
-        };
-        let r = match cancel {
-            None => self.client.request(Request::Namespace(op)).await?,
+        let call = Call::new(&op);
+        let (r, cancelled) = match cancel {
+            None => (self.client.request(Request::Namespace(op)).await, false),
             Some(token) => {
-                let r = self
-                    .client
-                    .request_cancellable(Request::Namespace(op), &token)
-                    .await?;
-                if token.is_cancelled() {
-                    // The value was taken before the cancellation reached the gateway:
-                    // put it back at the head, so a cancelled get consumes nothing.
-                    if let (Some(key), Response::Tuple { value, .. }) = (restore, &r) {
-                        self.op(NamespaceOp::Restore {
-                            ns: self.name.clone(),
-                            key,
-                            value: value.clone(),
-                        })
-                        .await?;
-                    }
-                    return Err(NsError::new(
-                        DbrCode::Cancelled,
-                        "the request was cancelled",
-                    ));
-                }
-                r
+                let request = Request::Namespace(op);
+                let r = self.client.request_cancellable(request, &token).await;
+                (r, token.is_cancelled())
             }
         };
-        match r {
-            Response::Tuple { value, size } => {
-                if capacity.is_some_and(|c| size > c) {
-                    // PARTIAL: the part that fits, with the full size (DB-13).
-                    return Err(NsError {
-                        code: DbrCode::UBuffer,
-                        context: format!("the value has {size} bytes"),
-                        size: Some(size),
-                    });
+        let r = match r {
+            Ok(r) => Ok(r),
+            Err(ClientError::Failed(f)) => Err(f),
+            Err(other) => return Err(other.into()),
+        };
+        let answer = match &r {
+            Ok(Response::Tuple { size, .. }) => Answer::Tuple { size: *size },
+            Ok(_) => Answer::Done,
+            Err(f) => Answer::Failed(f),
+        };
+        match (call.settle(answer, cancelled), r) {
+            (Settle::Deliver, Ok(Response::Tuple { value, size })) => Ok(Tuple { value, size }),
+            (Settle::Deliver, Ok(other)) => Err(unexpected(other)),
+            (Settle::RestoreThenFail(e), Ok(Response::Tuple { value, .. })) => {
+                if let Some(restore) = call.restore(value) {
+                    self.op(restore).await?;
                 }
-                Ok(Tuple { value, size })
+                Err(e)
             }
-            other => Err(unexpected(other)),
+            (Settle::Fail(e) | Settle::RestoreThenFail(e), _) => Err(e),
+            (Settle::Deliver, Err(f)) => Err(NsError::from(f)),
         }
     }
 
@@ -453,8 +419,8 @@ pub mod dbr {
     use std::sync::{Mutex, MutexGuard};
     use std::time::Duration;
 
-    use broker_wasm::dbr::{self as codes, DbrCode};
-    use broker_wasm::protocol::Wait;
+    use broker_wasm::client::namespace::TagTable;
+    use broker_wasm::dbr::{self as codes, DbrCode, FetchFlags};
     use broker_wasm::Data;
     use tokio::sync::oneshot;
     use tokio_util::sync::CancellationToken;
@@ -497,7 +463,7 @@ pub mod dbr {
         /// (`DBR_TIMEOUT=0`). Default 5 s.
         pub timeout: Option<Duration>,
         handles: Mutex<HashMap<String, Handle>>,
-        tags: Mutex<(Vec<Option<Slot>>, usize)>,
+        tags: Mutex<TagTable<Slot>>,
     }
 
     fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -520,24 +486,19 @@ pub mod dbr {
                 client,
                 timeout: Some(Duration::from_secs(codes::TIMEOUT_DEFAULT_SECS)),
                 handles: Mutex::new(HashMap::new()),
-                tags: Mutex::new(((0..codes::POSTED_QUEUE_DEPTH).map(|_| None).collect(), 0)),
+                tags: Mutex::new(TagTable::default()),
             }
         }
 
-        fn opts(&self, flags: u64, buffer_size: Option<u64>) -> GetOptions {
-            let wait = if flags & codes::FLAGS_NOWAIT != 0 {
-                Wait::NoWait
-            } else {
-                match self.timeout {
-                    Some(t) => Wait::Timeout(super::span(t)),
-                    None => Wait::Forever,
-                }
-            };
+        /// The options of a read or get (`get`), blocking or `asynchronous`, from PyDBR
+        /// flags (decoded by the core, DB-11, DB-14, DB-15).
+        fn opts(&self, flags: u64, get: bool, asynchronous: bool, cap: Option<u64>) -> GetOptions {
+            let f = FetchFlags::decode(flags, get);
             GetOptions {
-                wait,
-                index: flags >> codes::READ_FLAGS_INDEX_SHIFT,
-                capacity: buffer_size,
-                partial: flags & codes::FLAGS_PARTIAL != 0,
+                wait: f.wait(self.timeout.map(super::span), asynchronous),
+                index: f.index,
+                capacity: cap,
+                partial: f.partial,
                 cancel: None,
             }
         }
@@ -616,7 +577,9 @@ pub mod dbr {
             buffer_size: Option<&mut u64>,
         ) -> (Option<Data>, i32) {
             let cap = buffer_size.as_deref().copied();
-            let r = handle.read_with(name, self.opts(flags, cap)).await;
+            let r = handle
+                .read_with(name, self.opts(flags, false, false, cap))
+                .await;
             finish(r, buffer_size)
         }
 
@@ -632,9 +595,9 @@ pub mod dbr {
             buffer_size: Option<&mut u64>,
         ) -> (Option<Data>, i32) {
             let cap = buffer_size.as_deref().copied();
-            let mut opts = self.opts(flags, cap);
-            opts.index = 0;
-            let r = handle.get_with(name, opts).await;
+            let r = handle
+                .get_with(name, self.opts(flags, true, false, cap))
+                .await;
             finish(r, buffer_size)
         }
 
@@ -642,24 +605,15 @@ pub mod dbr {
         where
             F: Future<Output = Outcome> + Send + 'static,
         {
-            let mut tags = lock(&self.tags);
-            let (slots, next) = &mut *tags;
-            let n = slots.len();
-            let Some(tag) = (0..n)
-                .map(|i| (*next + i) % n)
-                .find(|t| slots[*t].is_none())
-            else {
-                return codes::TAG_ERROR;
-            };
-            *next = (tag + 1) % n;
-            let cancel = CancellationToken::new();
-            let (tx, rx) = oneshot::channel();
-            let job = f(cancel.clone());
-            tokio::spawn(async move {
-                let _ = tx.send(job.await);
-            });
-            slots[tag] = Some(Slot { rx, cancel });
-            tag as i64
+            lock(&self.tags).post_with(|| {
+                let cancel = CancellationToken::new();
+                let (tx, rx) = oneshot::channel();
+                let job = f(cancel.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(job.await);
+                });
+                Slot { rx, cancel }
+            })
         }
 
         /// `dbrPutA`: a tag (0..1023) or `DB_TAG_ERROR`.
@@ -684,10 +638,7 @@ pub mod dbr {
             flags: u64,
         ) -> i64 {
             let (h, name) = (handle.clone(), name.to_owned());
-            let mut opts = self.opts(flags, None);
-            if flags & codes::FLAGS_NOWAIT == 0 {
-                opts.wait = Wait::Forever;
-            }
+            let mut opts = self.opts(flags, false, true, None);
             self.post(move |cancel| {
                 opts.cancel = Some(cancel);
                 async move { h.read_with(name, opts).await.map(Some) }
@@ -704,11 +655,7 @@ pub mod dbr {
             flags: u64,
         ) -> i64 {
             let (h, name) = (handle.clone(), name.to_owned());
-            let mut opts = self.opts(flags, None);
-            opts.index = 0;
-            if flags & codes::FLAGS_NOWAIT == 0 {
-                opts.wait = Wait::Forever;
-            }
+            let mut opts = self.opts(flags, true, true, None);
             self.post(move |cancel| {
                 opts.cancel = Some(cancel);
                 async move { h.get_with(name, opts).await.map(Some) }
@@ -724,20 +671,17 @@ pub mod dbr {
         /// `dbrTest` that also hands over the value of a completed `read_a`/`get_a`.
         pub fn test_value(&self, tag: i64) -> (i32, Option<Data>) {
             let mut tags = lock(&self.tags);
-            let Some(slot) = usize::try_from(tag).ok().and_then(|t| tags.0.get_mut(t)) else {
-                return (DbrCode::TagError.code(), None);
-            };
-            let Some(s) = slot.as_mut() else {
+            let Some(s) = tags.get_mut(tag) else {
                 return (DbrCode::TagError.code(), None);
             };
             match s.rx.try_recv() {
                 Err(oneshot::error::TryRecvError::Empty) => (DbrCode::InProgress.code(), None),
                 Err(oneshot::error::TryRecvError::Closed) => {
-                    *slot = None;
+                    tags.take(tag);
                     (DbrCode::Generic.code(), None)
                 }
                 Ok(r) => {
-                    *slot = None;
+                    tags.take(tag);
                     match r {
                         Ok(t) => (0, t.map(|t| t.value)),
                         Err(e) => (e.code.code(), None),
@@ -749,9 +693,7 @@ pub mod dbr {
         /// Waits until a posted request completes and frees its tag: `(code, value)`, what
         /// a loop over `test` gives, without polling.
         pub async fn wait(&self, tag: i64) -> (i32, Option<Data>) {
-            let slot = usize::try_from(tag)
-                .ok()
-                .and_then(|t| lock(&self.tags).0.get_mut(t).and_then(Option::take));
+            let slot = lock(&self.tags).take(tag);
             let Some(s) = slot else {
                 return (DbrCode::TagError.code(), None);
             };
@@ -765,15 +707,12 @@ pub mod dbr {
         /// `dbrCancel`: stops the request (the gateway drops the waiter; a value taken in
         /// the race goes back to the head of its queue) and frees the tag.
         pub fn cancel(&self, tag: i64) -> i32 {
-            let mut tags = lock(&self.tags);
-            match usize::try_from(tag).ok().and_then(|t| tags.0.get_mut(t)) {
-                Some(slot) => match slot.take() {
-                    Some(s) => {
-                        s.cancel.cancel();
-                        0
-                    }
-                    None => DbrCode::TagError.code(),
-                },
+            let slot = lock(&self.tags).take(tag);
+            match slot {
+                Some(s) => {
+                    s.cancel.cancel();
+                    0
+                }
                 None => DbrCode::TagError.code(),
             }
         }
@@ -800,16 +739,8 @@ pub mod dbr {
         ) -> (Vec<String>, usize, i32) {
             match handle.directory(template, count).await {
                 Ok(names) => {
-                    let mut text = names.join("\n");
-                    if text.len() > size {
-                        let mut cut = size;
-                        while !text.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        text.truncate(cut);
-                    }
-                    let list = text.split('\n').map(str::to_owned).collect();
-                    (list, text.len(), 0)
+                    let (list, len) = codes::directory_list(&names, Some(size));
+                    (list, len, 0)
                 }
                 Err(e) => (vec![String::new()], 0, e.code.code()),
             }
@@ -865,10 +796,10 @@ pub mod dbr {
             name: &str,
             _group: &str,
         ) -> i32 {
-            if parts.is_empty() {
-                return DbrCode::Invalid.code();
+            match codes::gather(parts) {
+                Ok(value) => code(handle.put(name, value).await),
+                Err(c) => c.code(),
             }
-            code(handle.put(name, Data::String(parts.concat())).await)
         }
 
         /// `dbrRead_scatter` (DB-26): one value spread over pieces of `sizes[i]` bytes, in
@@ -908,32 +839,23 @@ pub mod dbr {
             name: &str,
             flags: u64,
         ) -> (Vec<Vec<u8>>, i32) {
-            if sizes.is_empty() {
-                return (Vec::new(), DbrCode::Invalid.code());
-            }
-            let total: usize = sizes.iter().sum();
-            let mut opts = self.opts(flags & !codes::FLAGS_PARTIAL, Some(total as u64));
+            let (capacity, flags) = match codes::scatter_request(sizes, flags) {
+                Ok(plan) => plan,
+                Err(c) => return (Vec::new(), c.code()),
+            };
+            let opts = self.opts(flags, get, false, Some(capacity));
             let r = if get {
-                opts.index = 0;
                 handle.get_with(name, opts).await
             } else {
                 handle.read_with(name, opts).await
             };
             let bytes = match r {
-                Ok(t) => match t.value {
-                    Data::String(b) => b,
-                    other => broker_wasm::binary::to_vec(&other).unwrap_or_default(),
-                },
+                Ok(t) => codes::value_bytes(&t.value),
                 Err(e) => return (Vec::new(), e.code.code()),
             };
-            let mut at = 0;
-            let pieces = sizes
-                .iter()
-                .map(|n| {
-                    let piece = bytes[at.min(bytes.len())..(at + n).min(bytes.len())].to_vec();
-                    at += n;
-                    piece
-                })
+            let pieces = codes::scatter(&bytes, sizes)
+                .into_iter()
+                .map(<[u8]>::to_vec)
                 .collect();
             (pieces, 0)
         }

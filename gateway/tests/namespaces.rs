@@ -760,6 +760,31 @@ async fn db25_cancel_after_the_value_was_taken_puts_it_back() {
     ep.shutdown().await;
 }
 
+/// DB-27: a request whose connection closes before the answer (a Broker-level failure,
+/// `shutting_down`, made by the client core) is `DBR_ERR_NOCONNECT`, the same code the JS
+/// client gives (`namespace.test.mjs`): the rule lives once, in the core.
+#[tokio::test]
+async fn db27_a_connection_lost_during_a_request_is_noconnect() {
+    let dir = TempDir::new();
+    let (ep, url) = gateway_in(&dir).await;
+    let c = client(&url).await;
+    let ns = c.create_namespace("lost", 0, vec![]).await.unwrap();
+    let get = tokio::spawn({
+        let ns = ns.clone();
+        async move { ns.get_with("k", GetOptions::forever()).await }
+    });
+    waiting(&ep, "lost", "k", 1).await;
+    ep.shutdown().await;
+    let r = tokio::time::timeout(Duration::from_secs(10), get)
+        .await
+        .expect("the get ends when the connection does")
+        .unwrap();
+    let e = r.expect_err("no value came");
+    assert_eq!(e.code, DbrCode::NoConnect, "{e}");
+    // The Broker failure itself, not a request sent after the close.
+    assert!(e.context.starts_with("shutting_down: "), "{e}");
+}
+
 #[tokio::test]
 async fn namespace_list_names_every_namespace_sorted() {
     let dir = TempDir::new();

@@ -80,9 +80,15 @@ test("bad input throws a BrokerError with a stable code", () => {
     [() => broker.frameToJson("nope", new Uint8Array([1, 0, 0, 0, 0])), "invalid_data"],
     [() => broker.parseZeekDataMessage("How is it going?"), "deserialization_failed"],
   ];
+  const names = new Map(broker.errorCodes().map(([n, name]) => [name, n]));
   for (const [fn, code] of cases) {
     assert.throws(fn, (e) => e instanceof Error && e.name === "BrokerError" && e.code === code);
+    assert.ok(names.has(code), `${code} is in the core's table`);
   }
+  // The table comes from the wasm build: Broker's numbering (ZB-22) plus `unauthorized`.
+  assert.equal(names.size, 43);
+  assert.equal(names.get("deserialization_failed"), 37);
+  assert.equal(names.get("unauthorized"), 42);
 });
 
 test("the browser build also loads (initSync with the wasm bytes)", async () => {

@@ -166,6 +166,24 @@ test("DB-25: an aborted get never consumes a value", async (t) => {
   await ep.shutdown();
 });
 
+test("DB-27: a request whose connection closes before the answer is DBR_ERR_NOCONNECT, as in Rust", { timeout: 15_000 }, async (t) => {
+  // The core fails the pending get with a Broker-level `shutting_down`; the rule that maps it
+  // lives once in the core (the Rust client's test: db27_a_connection_lost_during_a_request_is_noconnect).
+  const g = await gateway(t);
+  const ep = await connected(t, g);
+  const ns = await ep.createNamespace("lost");
+  const pending = ns.get("k", { timeoutMs: Infinity });
+  await ep.flush(); // the gateway holds the waiting get
+  await g.stop("SIGKILL");
+  await assert.rejects(pending, (e) => {
+    assert.ok(e instanceof DbrError, `a DbrError, not ${e}`);
+    assert.equal(e.code, "DBR_ERR_NOCONNECT");
+    assert.equal(e.errno, 15);
+    assert.match(e.message, /shutting_down: /);
+    return true;
+  });
+});
+
 test("DB-17..22: remove, atomic move, directory and iterator with globs, testKey", async (t) => {
   const g = await gateway(t);
   const ep = await connected(t, g);

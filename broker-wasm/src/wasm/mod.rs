@@ -4,20 +4,30 @@
 //! 64-bit counts and integers keep every bit: JS code never runs `JSON.parse` on them.
 //! Errors are JS `Error` objects named `BrokerError` with a stable `code` property holding
 //! Broker's error-code name (e.g. `deserialization_failed`).
+//!
+//! One file per exported type or group of functions:
+//! - `client_core`: the `ClientCore` class (the sans-I/O client the `Endpoint` drives), with
+//!   `events` (its events as JS values) and `requests` (request arguments from JS objects).
+//! - `codec`: value, frame and Zeek-message conversions (`encodeValue`, `frameToJson`, ...).
+//! - `convert`: JS values <-> Broker data (`registerValueClasses`).
+//! - `dbr`: the Data Broker code tables and client rules for `namespace.js` (`dbrCodes`,
+//!   `dbrSettle`, ...); `dbr_tags`: the `DbrTags` class (PyDBR tags).
+//! - here: errors, `version`, `reconnectDelayMs`.
 
-mod client;
+mod client_core;
+mod codec;
 mod convert;
+mod dbr;
+mod dbr_tags;
+mod events;
+mod requests;
 
 use std::fmt::Display;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::codes::ErrorCode;
 use crate::error::{DecodeError, EncodeError};
-use crate::protocol::{self, ClientMsg, PeerMsg, ServerMsg, DEFAULT_MAX_FRAME};
-use crate::{binary, zeek_json, Data};
 
 pub(crate) fn js_error(code: ErrorCode, message: impl Display) -> JsValue {
     let e = js_sys::Error::new(&message.to_string());
@@ -46,96 +56,4 @@ pub fn reconnect_delay_ms(attempt: u32, cap_ms: f64, random: f64) -> f64 {
 #[wasm_bindgen]
 pub fn version() -> String {
     crate::VERSION.to_owned()
-}
-
-/// Encodes a value given in Broker's typed JSON (`{"@data-type":"count","data":1}`) into the
-/// compact binary value encoding.
-///
-/// ```js
-/// const bytes = encodeValue('{"@data-type":"count","data":18446744073709551615}');
-/// ```
-#[wasm_bindgen(js_name = encodeValue)]
-pub fn encode_value(json: &str) -> Result<Vec<u8>, JsValue> {
-    let data = zeek_json::decode_value(json.as_bytes()).map_err(decode_err)?;
-    binary::to_vec(&data).map_err(encode_err)
-}
-
-/// Decodes a binary value into Broker's typed JSON.
-#[wasm_bindgen(js_name = decodeValue)]
-pub fn decode_value(bytes: &[u8]) -> Result<String, JsValue> {
-    let data: Data = binary::from_slice(bytes).map_err(decode_err)?;
-    zeek_json::encode_value(&data).map_err(encode_err)
-}
-
-/// Renders a value given in typed JSON in Broker's debug text form (`(1, 1, (ping, (x)))`).
-#[wasm_bindgen(js_name = valueToString)]
-pub fn value_to_string(json: &str) -> Result<String, JsValue> {
-    let data = zeek_json::decode_value(json.as_bytes()).map_err(decode_err)?;
-    Ok(data.to_string())
-}
-
-fn reencode<M: Serialize + DeserializeOwned>(
-    input: &[u8],
-    from: protocol::Encoding,
-    to: protocol::Encoding,
-) -> Result<Vec<u8>, JsValue> {
-    let msgs: Vec<M> = from.decode(input, DEFAULT_MAX_FRAME).map_err(decode_err)?;
-    to.encode(&msgs).map_err(encode_err)
-}
-
-fn convert_frame(
-    kind: &str,
-    input: &[u8],
-    from: protocol::Encoding,
-    to: protocol::Encoding,
-) -> Result<Vec<u8>, JsValue> {
-    match kind {
-        "client" => reencode::<ClientMsg>(input, from, to),
-        "server" => reencode::<ServerMsg>(input, from, to),
-        "peer" => reencode::<PeerMsg>(input, from, to),
-        _ => Err(js_error(
-            ErrorCode::InvalidData,
-            format!("unknown frame kind `{kind}` (expected client, server or peer)"),
-        )),
-    }
-}
-
-/// Converts a frame from its JSON form (`{"v":1,"messages":[...]}`) to the binary encoding.
-/// `kind` is the direction: `"client"`, `"server"` or `"peer"`.
-#[wasm_bindgen(js_name = frameFromJson)]
-pub fn frame_from_json(kind: &str, json: &str) -> Result<Vec<u8>, JsValue> {
-    convert_frame(
-        kind,
-        json.as_bytes(),
-        protocol::Encoding::Json,
-        protocol::Encoding::Binary,
-    )
-}
-
-/// Converts a binary frame to its JSON form.
-#[wasm_bindgen(js_name = frameToJson)]
-pub fn frame_to_json(kind: &str, bytes: &[u8]) -> Result<String, JsValue> {
-    let out = convert_frame(
-        kind,
-        bytes,
-        protocol::Encoding::Binary,
-        protocol::Encoding::Json,
-    )?;
-    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
-}
-
-/// Builds a Zeek WebSocket API data message from a topic and a value in typed JSON.
-#[wasm_bindgen(js_name = zeekDataMessage)]
-pub fn zeek_data_message(topic: &str, value_json: &str) -> Result<String, JsValue> {
-    let data = zeek_json::decode_value(value_json.as_bytes()).map_err(decode_err)?;
-    zeek_json::data_message(topic, &data).map_err(encode_err)
-}
-
-/// Checks and normalises a Zeek WebSocket API data message (as received from a client); the
-/// error carries Broker's code and context (ZB-41).
-#[wasm_bindgen(js_name = parseZeekDataMessage)]
-pub fn parse_zeek_data_message(text: &str) -> Result<String, JsValue> {
-    let p = zeek_json::decode_data_message(text.as_bytes(), 1)
-        .map_err(|e| js_error(e.code, e.context))?;
-    zeek_json::data_message(&p.topic, &p.data).map_err(encode_err)
 }

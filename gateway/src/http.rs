@@ -19,10 +19,8 @@ use tower_http::services::ServeDir;
 use crate::metrics::Metrics;
 use crate::{Endpoint, Shared};
 
-/// Path of the native protocol for clients.
-pub const CLIENT_PATH: &str = "/v1/broker";
-/// Path of the native protocol for peering gateways.
-pub const PEER_PATH: &str = "/v1/peer";
+/// Paths of the native protocol for clients and for peering gateways (shared with the client).
+pub use broker_wasm::protocol::{CLIENT_PATH, PEER_PATH};
 
 /// Body of `/healthz`.
 #[derive(Debug, Serialize)]

@@ -10,11 +10,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use broker_client::Client;
 use broker_wasm::client::CloneOptions;
 use broker_wasm::protocol::Backend;
 use broker_wasm::Data;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use gateway::{Client, Config, Endpoint};
+use gateway::{Config, Endpoint};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -130,7 +131,7 @@ fn main() {
             let put = w.put(i % 100, i, None);
             let seen = async {
                 loop {
-                    if let Some(gateway::CloneEvent::Changes { changes, .. }) = clone.next_event().await {
+                    if let Some(broker_client::CloneEvent::Changes { changes, .. }) = clone.next_event().await {
                         if changes.iter().any(|c| matches!(c, broker_wasm::store::Change::Insert { value, .. } | broker_wasm::store::Change::Update { value, .. } if *value == Data::Count(i))) {
                             return;
                         }

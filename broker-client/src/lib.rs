@@ -5,7 +5,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use broker_client::Client;
-//! use broker_wasm::Data;
+//! use broker_client::broker_wasm::Data;
 //! let client = Client::connect("ws://127.0.0.1:9999").await?;
 //! let mut sub = client.make_subscriber(["/zeek/events"]);
 //! client.publish("/zeek/events/y", Data::string("hi")).await?;
@@ -36,6 +36,9 @@ pub mod subscriber;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+/// The core this crate drives: the data model ([`broker_wasm::Data`]), the protocol types,
+/// clone options; re-exported so a program can depend on this crate alone.
+pub use broker_wasm;
 pub use client::{Client, ClientError, ClientOptions};
 pub use namespace::{GetOptions, Namespace, NsError};
 pub use store::{CloneEvent, CloneStore, Store, StoreError};

@@ -12,6 +12,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# The client without its default feature `tls` (ws:// only).
+cargo clippy -p broker-client --no-default-features --all-targets -- -D warnings
 cargo clippy -p broker-wasm --lib --target wasm32-unknown-unknown -- -D warnings
 
 echo "==> building pkg/ and the gateway"

@@ -40,9 +40,9 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 pub const SUBPROTOCOL_BINARY: &str = "broker.v1.bin";
 /// WebSocket subprotocol of the JSON encoding.
 pub const SUBPROTOCOL_JSON: &str = "broker.v1.json";
-/// HTTP path of the native protocol for clients.
+/// HTTP path of the native protocol for clients (a gateway's WebSocket endpoint).
 pub const CLIENT_PATH: &str = "/v1/broker";
-/// HTTP path of the native protocol between gateways.
+/// HTTP path of the native protocol for peering gateways.
 pub const PEER_PATH: &str = "/v1/peer";
 
 // ---------------------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use broker_client::{Client, ClientOptions};
 use broker_wasm::{zeek_json, Data};
 use futures_util::{SinkExt, StreamExt};
-use gateway::client::ClientOptions;
-use gateway::{Client, Config, Endpoint};
+use gateway::{Config, Endpoint};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -97,7 +97,12 @@ const SILENCE: Duration = Duration::from_secs(10);
 
 /// Takes `n` messages from `sub` (or stops after SILENCE), reporting progress as receiver
 /// `idx`; returns how many arrived. Waits for one message, then takes whatever else is queued.
-async fn receive(sub: &mut gateway::Subscriber, n: u64, progress: &Progress, idx: usize) -> u64 {
+async fn receive(
+    sub: &mut broker_client::Subscriber,
+    n: u64,
+    progress: &Progress,
+    idx: usize,
+) -> u64 {
     let mut got = 0u64;
     while got < n {
         match tokio::time::timeout(SILENCE, sub.get()).await {

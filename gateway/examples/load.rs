@@ -345,7 +345,7 @@ async fn run(o: Arc<Opts>, addr: SocketAddr, pid: Option<u32>) -> bool {
     let rss1 = pid.and_then(rss_kib);
 
     // The publisher: rounds of one message per client prefix and one per shared prefix.
-    let publisher = gateway::Client::connect(&format!("ws://{addr}"))
+    let publisher = broker_client::Client::connect(&format!("ws://{addr}"))
         .await
         .expect("publisher");
     let shared_members: Vec<u64> = (0..o.groups)

@@ -10,10 +10,11 @@
 
 use std::time::{Duration, Instant};
 
+use broker_client::namespace::{GetOptions, Namespace};
+use broker_client::Client;
 use broker_wasm::Data;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use gateway::namespace_client::{GetOptions, Namespace};
-use gateway::{Client, Config, Endpoint};
+use gateway::{Config, Endpoint};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

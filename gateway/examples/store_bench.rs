@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use broker_client::Client;
 use broker_wasm::client::CloneOptions;
 use broker_wasm::protocol::Backend;
 use broker_wasm::store::Change;
 use broker_wasm::Data;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use gateway::{Client, Config, Endpoint};
+use gateway::{Config, Endpoint};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -99,7 +100,7 @@ async fn propagation(url: &str, store: &str, rounds: u64) -> (Duration, Duration
         let seen = async {
             loop {
                 match clone.next_event().await {
-                    Some(gateway::CloneEvent::Changes { changes, .. }) => {
+                    Some(broker_client::CloneEvent::Changes { changes, .. }) => {
                         if changes.iter().any(|c| matches!(c, Change::Insert { value, .. } | Change::Update { value, .. } if *value == Data::Count(i))) {
                             return;
                         }

@@ -250,11 +250,7 @@ impl Endpoint {
         let reg = self.shared.hub.register(Sink::Local(tx));
         let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
         self.shared.add_topics(reg.id, &topics);
-        Subscriber {
-            id: reg.id,
-            rx,
-            control: self.shared.clone(),
-        }
+        Subscriber::new(reg.id, rx, self.shared.clone())
     }
 
     /// A status subscriber (ZB-20): errors always, statuses if `receive_statuses`.
@@ -264,11 +260,7 @@ impl Endpoint {
             .shared
             .hub
             .status_only(StatusSink::Local(tx), receive_statuses);
-        StatusSubscriber {
-            id,
-            rx,
-            control: self.shared.clone(),
-        }
+        StatusSubscriber::new(id, rx, self.shared.clone())
     }
 
     /// Peers with the gateway at `host:port` and waits until the handshake finished (ZB-03).
@@ -355,7 +347,7 @@ impl Endpoint {
             .stores
             .attach_master(name, backend, &options, false)
             .await?;
-        Ok(Store::local(name, h))
+        Ok(Store::local(name, Arc::new(h)))
     }
 
     /// Attaches the stores named by `--store` and `--memory-store`.

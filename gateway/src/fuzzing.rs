@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::conn::native::FuzzSession;
 use crate::endpoint::Endpoint;
-use crate::state::Shared;
 use crate::hub::{Sink, StatusSink};
+use crate::state::Shared;
 use crate::subscriber::Control;
 
 /// Runs sessions; keeps the configuration and a counter for data directories.

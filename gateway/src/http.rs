@@ -19,6 +19,7 @@ use tower_http::services::ServeDir;
 use crate::metrics::Metrics;
 use crate::state::{Shared, Slot};
 
+/// Paths of the native protocol for clients and for peering gateways (shared with the client).
 pub use broker_wasm::protocol::{CLIENT_PATH, PEER_PATH};
 
 /// Body of `/healthz`.

@@ -13,9 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
-use broker_wasm::protocol::{
-    self, Encoding, ErrorInfo, Publish, ServerMsg, Status, SERVER_MESSAGE_TAG,
-};
+use broker_wasm::protocol::{self, Encoding, Publish, ServerMsg, SERVER_MESSAGE_TAG};
 use broker_wasm::topic::SubscriptionIndex;
 use broker_wasm::zeek_json;
 use bytes::Bytes;
@@ -29,11 +27,7 @@ use crate::metrics::Metrics;
 pub type ConsumerId = u64;
 
 /// A status or error event for status subscribers (ZB-20).
-#[derive(Debug, Clone, PartialEq)]
-pub enum StatusEvent {
-    Status(Status),
-    Error(ErrorInfo),
-}
+pub use broker_client::StatusEvent;
 
 /// Where a consumer's messages go.
 #[derive(Debug, Clone)]

@@ -11,14 +11,13 @@
 //! - [`store`]: master stores (memory, SQLite), relays of remote masters, clone feeds.
 //! - [`http`]: routes (`/healthz`, `/metrics`, `/v1/broker`, `/v1/messages/json`, `/v1/peer`,
 //!   static files).
-//! - [`client`]: a native Rust client for a remote gateway, with the endpoint's shape.
-//! - [`subscriber`]: subscriber handles shared by endpoint and client.
+//! - [`client`], [`subscriber`], [`namespace_client`]: re-exports of the `broker-client`
+//!   crate (the native Rust client of a remote gateway, whose subscriber and store handles
+//!   the endpoint shares), kept for one release; use `broker_client` directly.
 //! - [`metrics`]: counters rendered for Prometheus.
 //! - [`namespace`]: Data Broker namespaces (tuple spaces) served by the gateway.
-//! - [`namespace_client`]: the namespace API of [`Client`] and the PyDBR-style `dbr` layer.
 
 pub mod auth;
-pub mod client;
 pub mod config;
 mod conn;
 pub mod endpoint;
@@ -29,20 +28,21 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod namespace;
-pub mod namespace_client;
 pub mod peering;
 mod state;
 pub mod store;
-pub mod subscriber;
 pub mod tls;
 
-pub use client::Client;
 pub use config::{Config, SlowConsumerPolicy};
 pub use endpoint::{Endpoint, EndpointError};
 pub use hub::StatusEvent;
 pub use state::Shared;
 pub use store::{CloneEvent, CloneStore, Store, StoreError};
-pub use subscriber::{Closed, StatusSubscriber, Subscriber};
+
+// The client moved to the `broker-client` crate; these paths keep working for one release.
+pub use broker_client::namespace as namespace_client;
+pub use broker_client::{client, subscriber};
+pub use broker_client::{Client, Closed, StatusSubscriber, Subscriber};
 
 /// Version of the gateway.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

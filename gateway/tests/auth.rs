@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use broker_client::{Client, ClientError, ClientOptions, StatusEvent};
 use broker_wasm::client::CloneOptions;
 use broker_wasm::dbr::DbrCode;
 use broker_wasm::protocol::{Backend, Encoding};
 use broker_wasm::{Data, ErrorCode};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use gateway::client::{ClientError, ClientOptions};
-use gateway::{Client, Config, Endpoint, StatusEvent};
+use gateway::{Config, Endpoint};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -77,7 +77,7 @@ async fn connect(addr: std::net::SocketAddr, token: Option<&str>) -> Result<Clie
 }
 
 /// Next error event on a status subscriber.
-async fn next_error(sub: &mut gateway::StatusSubscriber) -> broker_wasm::protocol::ErrorInfo {
+async fn next_error(sub: &mut broker_client::StatusSubscriber) -> broker_wasm::protocol::ErrorInfo {
     loop {
         match sub.get_timeout(T).await.unwrap() {
             Some(StatusEvent::Error(e)) => return e,

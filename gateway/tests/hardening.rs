@@ -8,11 +8,11 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use broker_client::ClientError;
 use broker_wasm::client::CloneOptions;
 use broker_wasm::protocol::{Backend, ClientMsg, Encoding, Request, ServerMsg, StoreOp};
 use broker_wasm::{Data, ErrorCode};
 use common::*;
-use gateway::client::ClientError;
 
 fn temp_dir(what: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("broker-{what}-{}", uuid::Uuid::new_v4()));
@@ -41,7 +41,7 @@ async fn zb46_a_client_cannot_choose_delete_or_share_a_store_file() {
     std::fs::write(&victim, "precious").unwrap();
     let d = data.clone();
     let (ep, addr) = endpoint_with(move |c| c.data_dir = d).await;
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
 
     // The reproduction: a path of the client's choosing, with DELETE as failure mode.
     let evil = options(&[
@@ -151,7 +151,7 @@ async fn zb44_racing_attaches_open_a_store_file_once() {
 async fn zb47_unknown_store_names_leave_nothing_behind() {
     // Without peers, the answer is immediate and no relay is started.
     let (ep, addr) = endpoint().await;
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     for i in 0..50 {
         let e = client
             .store(&format!("nothing-{i}"))
@@ -324,7 +324,7 @@ async fn pipelined_store_writes_under_backpressure_are_all_acknowledged() {
         metric(&ep, "store_requests_in_flight") == 0
     })
     .await;
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let keys = client.store("p").keys().await.unwrap();
     match keys {
         Data::Set(s) => assert_eq!(s.len() as u64, N),
@@ -366,13 +366,13 @@ async fn zb37_zeek_handshake_honours_max_subscriptions() {
 #[tokio::test]
 async fn zb47_a_clone_of_an_unknown_store_fails_at_once_without_peers() {
     let (ep, addr) = endpoint().await;
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let mut clone = client.attach_clone("nowhere", CloneOptions::default());
     match tokio::time::timeout(Duration::from_secs(5), clone.next_event())
         .await
         .expect("an answer without a search")
     {
-        Some(gateway::CloneEvent::Error(e)) => assert_eq!(e.code, ErrorCode::NoSuchMaster),
+        Some(broker_client::CloneEvent::Error(e)) => assert_eq!(e.code, ErrorCode::NoSuchMaster),
         other => panic!("expected no_such_master, got {other:?}"),
     }
     assert_eq!(ep.store_entries(), 0);

@@ -55,10 +55,9 @@ fn nested(n: usize) -> broker_wasm::Data {
 
 #[tokio::test]
 async fn values_nested_too_deep_are_refused_and_the_deepest_allowed_reach_every_encoding() {
+    use broker_client::{Client, ClientOptions, StatusEvent};
     use broker_wasm::data::MAX_NESTING;
     use broker_wasm::ErrorCode;
-    use gateway::client::ClientOptions;
-    use gateway::{Client, StatusEvent};
 
     assert_eq!(nested(MAX_NESTING).nesting(100), MAX_NESTING);
     let (ep, addr) = endpoint().await;

@@ -4,11 +4,12 @@
 
 mod common;
 
+use broker_client::Client;
 use broker_wasm::protocol::{ClientMsg, Encoding, Hello, Publish, ServerMsg};
 use broker_wasm::{Data, ErrorCode, StatusCode};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use gateway::{Client, SlowConsumerPolicy};
+use gateway::SlowConsumerPolicy;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn expect_error(ws: &mut Ws, encoding: Encoding, code: ErrorCode) -> String {

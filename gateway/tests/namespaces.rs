@@ -6,12 +6,13 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use broker_client::namespace::dbr::{Dbr, DBR_FLAGS_NOWAIT, DBR_FLAGS_PARTIAL, DB_TAG_ERROR};
+use broker_client::namespace::{GetOptions, NsError};
+use broker_client::Client;
 use broker_wasm::dbr::{self, DbrCode};
 use broker_wasm::Data;
 use common::*;
-use gateway::namespace_client::dbr::{Dbr, DBR_FLAGS_NOWAIT, DBR_FLAGS_PARTIAL, DB_TAG_ERROR};
-use gateway::namespace_client::{GetOptions, NsError};
-use gateway::{Client, Endpoint};
+use gateway::Endpoint;
 use tokio_util::sync::CancellationToken;
 
 /// A fresh data directory under the system's temp dir (removed by the guard).
@@ -452,7 +453,7 @@ fn db14_db27_flags_and_error_codes() {
     ];
     for (i, m) in expected.iter().enumerate() {
         assert_eq!(
-            gateway::namespace_client::dbr::get_error_message(i as i32),
+            broker_client::namespace::dbr::get_error_message(i as i32),
             *m
         );
     }
@@ -460,7 +461,7 @@ fn db14_db27_flags_and_error_codes() {
         assert_eq!(dbr::error_message(bad), "Unknown Error");
     }
     assert_eq!(
-        gateway::namespace_client::dbr::get_error_code(7),
+        broker_client::namespace::dbr::get_error_code(7),
         "DBR_ERR_UNAVAIL"
     );
     assert_eq!(dbr::CODES.len(), 24);
@@ -1072,7 +1073,7 @@ async fn db30_storage_layout_in_sqlite() {
 async fn json_encoding_clients_use_namespaces_too() {
     let dir = TempDir::new();
     let (ep, url) = gateway_in(&dir).await;
-    let opts = gateway::client::ClientOptions {
+    let opts = broker_client::ClientOptions {
         encoding: broker_wasm::protocol::Encoding::Json,
         ..Default::default()
     };

@@ -65,7 +65,7 @@ async fn zb65_messages_follow_subscriptions_across_a_peering() {
     let (a, a_addr) = endpoint().await;
     let (b, b_addr) = endpoint().await;
     peer(&a, b_addr).await;
-    let client_a = gateway::Client::connect(&url(a_addr)).await.unwrap();
+    let client_a = broker_client::Client::connect(&url(a_addr)).await.unwrap();
     let mut on_b = b.make_subscriber(["/t"]);
     wants(&a, "/t/x").await;
     client_a.publish("/t/x", Data::Count(1)).await.unwrap();

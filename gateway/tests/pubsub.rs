@@ -5,11 +5,11 @@ mod common;
 
 use std::time::Duration;
 
+use broker_client::{Client, Closed};
 use broker_wasm::protocol::{ClientMsg, Encoding, Publish, ServerMsg};
 use broker_wasm::{Data, ErrorCode, Event};
 use common::*;
 use futures_util::StreamExt;
-use gateway::{Client, Closed};
 
 fn every_type() -> Data {
     let v: Data = broker_wasm::zeek_json::decode_value(
@@ -178,7 +178,7 @@ async fn clients_get_closed_after_the_gateway_goes_away() {
 #[tokio::test]
 async fn a_full_client_side_queue_drops_and_counts() {
     let (ep, addr) = endpoint().await;
-    let opts = gateway::client::ClientOptions {
+    let opts = broker_client::ClientOptions {
         queue_size: 4,
         ..Default::default()
     };

@@ -7,12 +7,13 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use broker_client::{CloneEvent, CloneStore, StoreError};
 use broker_wasm::client::CloneOptions;
 use broker_wasm::protocol::Backend;
 use broker_wasm::store::Change;
 use broker_wasm::{Data, ErrorCode};
 use common::*;
-use gateway::{CloneEvent, CloneStore, Config, Endpoint, StoreError};
+use gateway::{Config, Endpoint};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -189,7 +190,7 @@ async fn zb56_expiry_is_reaped_and_cleared_by_a_write_without_expiry() {
         .attach_master("exp", Backend::Memory, Data::None)
         .await
         .unwrap();
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let mut clone = client.attach_clone("exp", CloneOptions::default());
     clone.synced(T).await.unwrap();
     s.put("short", 1u64, Some(Duration::from_millis(150)))
@@ -232,7 +233,7 @@ async fn zb57_zb58_zb62_clone_in_a_client_snapshot_then_ordered_updates() {
     for i in 0..10_000u64 {
         s.put(i, i, None).await.unwrap();
     }
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let mut clone = client.attach_clone("c", CloneOptions::default());
     // ZB-55: reads before the first snapshot are stale_data, never a wrong answer. The
     // test has not yielded since the attach, so no snapshot can have been applied yet.
@@ -287,7 +288,7 @@ async fn zb57_zb58_zb62_clone_in_a_client_snapshot_then_ordered_updates() {
 #[tokio::test]
 async fn zb47_clone_without_master_retries_until_one_appears() {
     let (ep, addr) = endpoint().await;
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let mut clone = client.attach_clone(
         "later",
         CloneOptions {
@@ -352,7 +353,7 @@ async fn zb46_sqlite_master_survives_a_restart_with_expiries() {
     );
     assert_eq!(code(s.get(5u64).await), ErrorCode::NoSuchKey);
     assert!(s.exists("later").await.unwrap());
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let mut clone = client.attach_clone("persist", CloneOptions::default());
     clone.synced(T).await.unwrap();
     assert!(
@@ -428,7 +429,7 @@ async fn zb44_zb46_backend_failures_are_typed_errors() {
 #[tokio::test]
 async fn zb44_client_masters_can_be_disabled() {
     let (ep, addr) = endpoint_with(|c| c.client_masters = false).await;
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let e = client
         .attach_master("m", Backend::Memory, Data::None)
         .await
@@ -466,7 +467,7 @@ async fn zb58_master_on_a_clones_on_peered_b_and_zb44_master_exists() {
         ErrorCode::MasterExists
     );
     // A client of B clones the store of A and writes through B.
-    let client = gateway::Client::connect(&url(b_addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(b_addr)).await.unwrap();
     let mut clone = client.attach_clone("shared", CloneOptions::default());
     clone.synced(T).await.unwrap();
     assert_eq!(clone.get(&"k".into()).unwrap(), Some(Data::Count(1)));
@@ -498,7 +499,7 @@ async fn zb60_master_restart_is_a_reset_and_the_clone_keeps_its_cache_meanwhile(
         .await
         .unwrap();
     m.put("k", 1u64, None).await.unwrap();
-    let client = gateway::Client::connect(&url(b_addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(b_addr)).await.unwrap();
     let mut clone = client.attach_clone("r", CloneOptions::default());
     clone.synced(T).await.unwrap();
     // The master's gateway goes away: B's clone keeps answering from its cache (ZB-60).
@@ -563,7 +564,7 @@ async fn zb47_stale_interval_applies_when_the_gateway_is_gone() {
         .put("k", 1u64, None)
         .await
         .unwrap();
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let mut clone = client.attach_clone(
         "st",
         CloneOptions {
@@ -595,7 +596,7 @@ async fn zb46_sqlite_answers_reach_a_client_whose_queue_is_full() {
     ep.attach_master("q", Backend::Sqlite, Data::None)
         .await
         .unwrap();
-    let client = gateway::Client::connect(&url(addr)).await.unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
     let s = client.store("q");
     let puts: Vec<_> = (0..2000u64).map(|i| s.put(i, i, None)).collect();
     let answers = tokio::time::timeout(T, futures_util::future::join_all(puts))

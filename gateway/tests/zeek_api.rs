@@ -2,11 +2,11 @@
 
 mod common;
 
+use broker_client::Client;
 use broker_wasm::zeek_json::{self, ServerMessage};
 use broker_wasm::{Data, Event};
 use common::*;
 use futures_util::SinkExt;
-use gateway::Client;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn zeek_client(addr: std::net::SocketAddr, topics: &[&str]) -> Ws {

@@ -8,10 +8,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use broker_client::Client;
 use broker_wasm::protocol::{ClientMsg, Encoding, Hello};
 use broker_wasm::Data;
 use e2e::{raw, Gateway};
-use gateway::Client;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -45,7 +45,7 @@ fn zeek_raw(addr: SocketAddr) -> TcpStream {
 }
 
 /// Publishes on `from` until `sub` receives it: the gateway still routes between them.
-async fn still_routes(from: &Client, sub: &mut gateway::Subscriber, n: u64) {
+async fn still_routes(from: &Client, sub: &mut broker_client::Subscriber, n: u64) {
     from.publish("/faults/x", Data::Count(n)).await.unwrap();
     let (topic, data) = sub.get_timeout(T).await.unwrap().expect("delivered");
     assert_eq!((topic.as_str(), data), ("/faults/x", Data::Count(n)));

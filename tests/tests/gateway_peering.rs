@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use broker_client::Client;
 use broker_wasm::Data;
 use e2e::Gateway;
-use gateway::Client;
 
 #[tokio::test]
 async fn peered_processes_carry_messages_between_their_clients() {

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use broker_client::Client;
 use broker_wasm::Data;
 use e2e::Gateway;
-use gateway::Client;
 
 /// Free ports on 127.0.0.1, reserved by binding and released just before the gateways start.
 fn free_ports(n: usize) -> Vec<u16> {

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use broker_client::namespace::GetOptions;
+use broker_client::Client;
 use broker_wasm::dbr::PERST_PERMANENT_SIMPLE;
 use broker_wasm::protocol::Backend;
 use broker_wasm::Data;
 use e2e::Gateway;
-use gateway::namespace_client::GetOptions;
-use gateway::Client;
 
 const STORE_CLIENTS: u64 = 3;
 const NS_CLIENTS: u64 = 3;

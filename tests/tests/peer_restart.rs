@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use broker_client::{Client, CloneStore, StatusEvent, StatusSubscriber};
 use broker_wasm::client::CloneOptions;
 use broker_wasm::{Data, StatusCode};
 use e2e::Gateway;
-use gateway::{Client, CloneStore, StatusEvent, StatusSubscriber};
 
 const T: Duration = Duration::from_secs(15);
 const KEEPALIVE: [&str; 4] = ["--ping-interval", "0.2", "--idle-timeout", "2"];

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use broker_client::Client;
 use broker_wasm::protocol::Backend;
 use broker_wasm::Data;
 use e2e::Gateway;
-use gateway::Client;
 
 const CLIENTS: u64 = 6;
 /// Kill once this many writes were acknowledged (the clients keep writing meanwhile).

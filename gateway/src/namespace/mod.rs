@@ -112,8 +112,11 @@ impl Namespaces {
     pub fn new(data_dir: PathBuf, max_value: u64, max_waiters: usize) -> Namespaces {
         let mut state = State::default();
         match persist::Db::load_existing(&data_dir) {
-            Some(Ok((db, spaces))) => {
-                state.spaces = spaces;
+            Some(Ok((db, stored))) => {
+                state.spaces = stored
+                    .into_iter()
+                    .map(|(name, s)| (name, Space::from_stored(s)))
+                    .collect();
                 state.db = Some(db);
             }
             Some(Err(e)) => {

@@ -13,7 +13,6 @@ use broker_wasm::Data;
 use rusqlite::{params, Connection};
 
 use super::failure;
-use super::space::Space;
 
 /// File name of the SQLite database under the data directory.
 pub const DB_FILE: &str = "namespaces.sqlite3";
@@ -22,6 +21,15 @@ type Res<T> = Result<T, Failure>;
 
 fn sql_err(e: rusqlite::Error) -> Failure {
     failure(DbrCode::BeGeneral, format!("SQLite: {e}"))
+}
+
+/// A namespace as stored: its level, groups and the values of each tuple name in order.
+#[derive(Debug, Default)]
+pub(super) struct Stored {
+    pub level: u8,
+    pub groups: Vec<String>,
+    /// (tuple name, sequence number, value), ordered by name and sequence number.
+    pub values: Vec<(String, i64, Data)>,
 }
 
 /// The open database.
@@ -59,7 +67,7 @@ impl Db {
     /// The database of `data_dir` and the namespaces it holds, if there is one.
     pub(super) fn load_existing(
         data_dir: &Path,
-    ) -> Option<rusqlite::Result<(Db, HashMap<String, Space>)>> {
+    ) -> Option<rusqlite::Result<(Db, HashMap<String, Stored>)>> {
         let path = data_dir.join(DB_FILE);
         if !path.exists() {
             return None;
@@ -172,7 +180,7 @@ impl Db {
 
     /// Every persistent namespace with its tuples; namespaces marked for deletion are
     /// deleted now (after a restart nobody holds them).
-    fn load(&self) -> rusqlite::Result<HashMap<String, Space>> {
+    fn load(&self) -> rusqlite::Result<HashMap<String, Stored>> {
         let db = &self.0;
         let mut spaces = HashMap::new();
         let mut stmt = db.prepare("SELECT name, level, groups, marked FROM ns_spaces")?;
@@ -191,9 +199,14 @@ impl Db {
                 purge.push(name);
                 continue;
             }
-            let mut space = Space::new(level, serde_json::from_str(&groups).unwrap_or_default());
-            space.refcount = 0;
-            spaces.insert(name, space);
+            spaces.insert(
+                name,
+                Stored {
+                    level,
+                    groups: serde_json::from_str(&groups).unwrap_or_default(),
+                    values: Vec::new(),
+                },
+            );
         }
         for name in purge {
             db.execute("DELETE FROM ns_tuples WHERE ns = ?1", [&name])?;
@@ -214,13 +227,7 @@ impl Db {
             let Some(space) = spaces.get_mut(&ns) else {
                 continue;
             };
-            space
-                .tuples
-                .entry(key)
-                .or_insert_with(Default::default)
-                .push_back((seq, value));
-            space.total_values += 1;
-            space.next_seq = space.next_seq.max(seq + 1);
+            space.values.push((key, seq, value));
         }
         Ok(spaces)
     }

@@ -42,6 +42,19 @@ impl Space {
         }
     }
 
+    /// A persistent namespace loaded at start: attached by nobody yet.
+    pub(super) fn from_stored(stored: super::persist::Stored) -> Space {
+        let mut space = Space::new(stored.level, stored.groups);
+        space.refcount = 0;
+        space.persistent = true;
+        for (key, seq, value) in stored.values {
+            space.tuples.entry(key).or_default().push_back((seq, value));
+            space.total_values += 1;
+            space.next_seq = space.next_seq.max(seq + 1);
+        }
+        space
+    }
+
     pub(super) fn info(&self, name: &str) -> NamespaceInfo {
         NamespaceInfo {
             name: name.to_owned(),

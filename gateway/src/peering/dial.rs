@@ -46,7 +46,11 @@ async fn attempt(shared: &Arc<Shared>, host: &str, port: u16) -> Attempt {
             Err(_) => return Attempt::Failed(PeerError::Unavailable(label)),
         }
     }
-    let connect = crate::tls::connect_ws(
+    // The socket comes from broker-client's connector (TCP, TLS for wss://, the WebSocket
+    // handshake), as for a client. The link itself is not a `Client`: it speaks the peer
+    // protocol (`PeerMsg`: adverts, forwarding with TTL and sequence numbers, store relays),
+    // which the client's `ClientCore` does not, so `drive_link` stays the driver.
+    let connect = broker_client::tls::connect_ws(
         req,
         Some(ws_config(shared.config.max_frame)),
         shared.peer_tls.clone(),

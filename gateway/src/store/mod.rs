@@ -7,7 +7,7 @@
 //! a [`relay`] follows a master on a direct peer and serves its own clones from its replica.
 //! Both speak the same [`Cmd`]s, so a session does not care which one it talks to.
 
-mod api;
+mod local;
 pub(crate) mod master;
 pub(crate) mod relay;
 pub mod sqlite;
@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::peering::Peering;
 
-pub use api::{CloneEvent, CloneStore, Store};
+pub use broker_client::store::{CloneEvent, CloneStore, Store};
 pub use broker_wasm::store::StoreError;
 
 /// Entries per snapshot chunk.

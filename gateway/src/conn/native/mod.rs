@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use broker_wasm::protocol::{
-    self, ClientMsg, Encoding, ErrorInfo, Publish, ServerMsg, Welcome,
-};
+use broker_wasm::protocol::{self, ClientMsg, Encoding, ErrorInfo, Publish, ServerMsg, Welcome};
 use broker_wasm::topic::validate_user_topic;
 use broker_wasm::ErrorCode;
 use bytes::Bytes;

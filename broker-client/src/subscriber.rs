@@ -1,18 +1,23 @@
-//! Subscriber handles shared by the embedded [`crate::Endpoint`] and the remote
-//! [`crate::client::Client`]: get, get with timeout, poll, available, a `Stream`, and topic
-//! changes at any time (ZB-14..19).
+//! Subscriber handles of the remote [`crate::Client`], shared with the gateway's embedded
+//! `Endpoint`: get, get with timeout, poll, available, a `Stream`, and topic changes at any
+//! time (ZB-14..19).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use broker_wasm::protocol::Publish;
+use broker_wasm::protocol::{ErrorInfo, Publish, Status};
 use broker_wasm::Data;
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use crate::hub::StatusEvent;
+/// A status or error event for status subscribers (ZB-20).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusEvent {
+    Status(Status),
+    Error(ErrorInfo),
+}
 
 /// The subscriber's endpoint is gone (shut down, or the client disconnected for good) and
 /// nothing more is queued (ZB-19).
@@ -20,10 +25,14 @@ use crate::hub::StatusEvent;
 #[error("subscriber queue closed")]
 pub struct Closed;
 
-/// How a subscriber changes its topics; implemented by the endpoint and the client.
-pub(crate) trait Control: Send + Sync + std::fmt::Debug {
+/// How a subscriber changes its topics; implemented by the client, and by an endpoint that
+/// hands out the same handles (the gateway's `Endpoint`).
+pub trait Control: Send + Sync + std::fmt::Debug {
+    /// Adds prefixes to subscriber `id`.
     fn add_topics(&self, id: u64, topics: &[String]);
+    /// Removes prefixes from subscriber `id`.
     fn remove_topics(&self, id: u64, topics: &[String]);
+    /// Subscriber `id` was dropped.
     fn close(&self, id: u64);
 }
 
@@ -41,6 +50,13 @@ fn take(p: Arc<Publish>) -> (String, Data) {
 }
 
 impl Subscriber {
+    /// A handle over a queue filled by `control`'s owner, for endpoints that deliver to their
+    /// own subscribers (the gateway's `Endpoint`); `control` learns of topic changes and the
+    /// drop under `id`.
+    pub fn new(id: u64, rx: mpsc::Receiver<Arc<Publish>>, control: Arc<dyn Control>) -> Self {
+        Subscriber { id, rx, control }
+    }
+
     /// Waits for the next message (ZB-15 `get()`).
     pub async fn get(&mut self) -> Result<(String, Data), Closed> {
         self.rx.recv().await.map(take).ok_or(Closed)
@@ -132,6 +148,12 @@ pub struct StatusSubscriber {
 }
 
 impl StatusSubscriber {
+    /// A handle over a queue of status events filled by `control`'s owner (see
+    /// [`Subscriber::new`]).
+    pub fn new(id: u64, rx: mpsc::Receiver<StatusEvent>, control: Arc<dyn Control>) -> Self {
+        StatusSubscriber { id, rx, control }
+    }
+
     /// Waits for the next event.
     pub async fn get(&mut self) -> Result<StatusEvent, Closed> {
         self.rx.recv().await.ok_or(Closed)

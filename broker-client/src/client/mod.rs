@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use broker_wasm::client::{ClientCore, CloneOptions, Event};
 use broker_wasm::protocol::{
-    Encoding, Failure, NodeId, PeerInfo, Publish, Request, Response, Welcome,
+    Encoding, Failure, NodeId, PeerInfo, Publish, Request, Response, Welcome, CLIENT_PATH,
 };
 use broker_wasm::topic::TopicError;
 use broker_wasm::{Data, ErrorCode};
@@ -24,9 +24,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::StatusEvent;
-use crate::store::{CloneEvent, CloneStore, Store};
-use crate::subscriber::{Control, StatusSubscriber, Subscriber};
+pub mod store;
+
+use crate::subscriber::{Control, StatusEvent, StatusSubscriber, Subscriber};
+use store::{CloneEvent, CloneStore, Store};
 
 /// Messages queued in the core before `publish` waits for the writer.
 const MAX_QUEUED: usize = 16_384;
@@ -84,6 +85,7 @@ pub struct ClientOptions {
     /// Access token sent in the hello (see SECURITY in the README).
     pub token: Option<String>,
     /// TLS settings for `wss://` URLs; `None`: trust the system's certificate store.
+    #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
@@ -96,6 +98,7 @@ impl Default for ClientOptions {
             queue_size: 65_536,
             batching: true,
             token: None,
+            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -345,17 +348,10 @@ impl Client {
 
     /// Connects with explicit options.
     pub async fn connect_with(url: &str, opts: ClientOptions) -> Result<Client, ClientError> {
-        let url = if url
-            .trim_end_matches('/')
-            .ends_with(broker_wasm::protocol::CLIENT_PATH)
-        {
+        let url = if url.trim_end_matches('/').ends_with(CLIENT_PATH) {
             url.to_owned()
         } else {
-            format!(
-                "{}{}",
-                url.trim_end_matches('/'),
-                broker_wasm::protocol::CLIENT_PATH
-            )
+            format!("{}{}", url.trim_end_matches('/'), CLIENT_PATH)
         };
         let mut req = url
             .as_str()
@@ -365,16 +361,20 @@ impl Client {
             "sec-websocket-protocol",
             opts.encoding.subprotocol().parse().expect("valid header"),
         );
-        let tls = match (url.starts_with("wss://"), &opts.tls) {
-            (false, _) => None,
-            (true, Some(c)) => Some(c.clone()),
-            (true, None) => {
-                Some(crate::tls::system_roots().map_err(|e| ClientError::Connect(url.clone(), e))?)
-            }
+        #[cfg(feature = "tls")]
+        let ws = {
+            let tls = match (url.starts_with("wss://"), &opts.tls) {
+                (false, _) => None,
+                (true, Some(c)) => Some(c.clone()),
+                (true, None) => Some(
+                    crate::tls::system_roots().map_err(|e| ClientError::Connect(url.clone(), e))?,
+                ),
+            };
+            crate::tls::connect_ws(req, None, tls).await
         };
-        let ws = crate::tls::connect_ws(req, None, tls)
-            .await
-            .map_err(|e| ClientError::Connect(url.clone(), e))?;
+        #[cfg(not(feature = "tls"))]
+        let ws = crate::net::connect_plain(req).await;
+        let ws = ws.map_err(|e| ClientError::Connect(url.clone(), e))?;
         let (mut ws_tx, mut ws_rx) = ws.split();
         let encoding = opts.encoding;
 

@@ -4,8 +4,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use gateway::namespace_client::GetOptions;
-//! use gateway::Client;
+//! use broker_client::namespace::GetOptions;
+//! use broker_client::Client;
 //! let client = Client::connect("ws://127.0.0.1:9999").await?;
 //! let ns = client.create_namespace("jobs", 0, vec![]).await?;
 //! ns.put("todo", "build").await?;

@@ -1,25 +1,47 @@
-//! The Rust API of stores (ZB-44..62): [`Store`] runs operations on a master (one held by
-//! this endpoint, or any store through a [`Client`] connection); [`CloneStore`] is a
-//! replica in a client with local reads and change events.
+//! The Rust API of stores (ZB-44..62): [`Store`] runs operations on a master (any store
+//! through a [`Client`] connection, or one held in the same process, such as a master of the
+//! gateway's embedded `Endpoint`); [`CloneStore`] is a replica in a client with local reads
+//! and change events.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use broker_wasm::protocol::{Failure, Request, Response, StoreOp};
+use broker_wasm::protocol::{ErrorInfo, Failure, Request, Response, StoreOp};
 use broker_wasm::{Data, ErrorCode, Timespan};
-use tokio::sync::oneshot;
 
-use super::{error, StoreError, StoreHandle};
-use crate::client::{Client, ClientError};
+pub use broker_wasm::store::StoreError;
 
-/// A handle that runs operations on a store's master: directly for a master of this
-/// endpoint, or through a client connection to a gateway. Cheap to clone. The master answers
-/// in arrival order, so a read after a write on the same handle sees the write (ZB-59); with
-/// the SQLite backend a mutation resolves once it is committed.
+use super::{Client, ClientError};
+
+fn error(code: ErrorCode, context: impl Into<String>) -> StoreError {
+    ErrorInfo {
+        code,
+        context: context.into(),
+    }
+}
+
+/// The answer of a [`StoreTarget`] to one operation.
+pub type OpFuture = Pin<Box<dyn Future<Output = Result<Response, StoreError>> + Send>>;
+
+/// Where a [`Store`] handle runs its operations when it is not a client's: a master in the
+/// same process (the gateway's embedded `Endpoint` implements it for its masters).
+pub trait StoreTarget: Send + Sync {
+    /// Hands `op` to the master at once (so operations keep their order) and resolves with
+    /// its answer.
+    fn op(&self, op: StoreOp) -> OpFuture;
+}
+
+/// A handle that runs operations on a store's master: through a client connection to a
+/// gateway, or directly for a master held in the same process. Cheap to clone. The master
+/// answers in arrival order, so a read after a write on the same handle sees the write
+/// (ZB-59); with the SQLite backend a mutation resolves once it is committed.
 ///
 /// ```no_run
-/// # async fn demo(ep: gateway::Endpoint) -> Result<(), gateway::StoreError> {
-/// use broker_wasm::{protocol::Backend, Data};
-/// let users = ep.attach_master("users", Backend::Memory, Data::None).await?;
+/// # async fn demo(client: broker_client::Client) -> Result<(), broker_client::StoreError> {
+/// use broker_wasm::Data;
+/// let users = client.store("users");
 /// users.put("alice", 1u64, None).await?;
 /// users.increment("alice", 1u64, None).await?;
 /// assert_eq!(users.get("alice").await?, Data::Count(2));
@@ -33,7 +55,7 @@ pub struct Store {
 
 #[derive(Clone)]
 enum Target {
-    Local(StoreHandle),
+    Local(Arc<dyn StoreTarget>),
     Remote(Client),
 }
 
@@ -48,10 +70,11 @@ fn span(expiry: Option<Duration>) -> Option<Timespan> {
 }
 
 impl Store {
-    pub(crate) fn local(name: &str, handle: StoreHandle) -> Store {
+    /// Operations on store `name` through `target` (a master in this process).
+    pub fn local(name: &str, target: Arc<dyn StoreTarget>) -> Store {
         Store {
             name: name.to_owned(),
-            target: Target::Local(handle),
+            target: Target::Local(target),
         }
     }
 
@@ -72,17 +95,7 @@ impl Store {
     /// Runs any store operation (the wire form of every method below).
     pub async fn op(&self, op: StoreOp) -> Result<Response, StoreError> {
         match &self.target {
-            Target::Local(handle) => {
-                let (tx, rx) = oneshot::channel();
-                handle.op(
-                    op,
-                    Box::new(move |r| {
-                        let _ = tx.send(r);
-                    }),
-                );
-                rx.await
-                    .unwrap_or_else(|_| Err(error(ErrorCode::NoSuchMaster, "the store was closed")))
-            }
+            Target::Local(target) => target.op(op).await,
             Target::Remote(client) => client
                 .request(Request::Store {
                     store: self.name.clone(),

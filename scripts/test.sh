@@ -10,6 +10,11 @@ scripts/ensure-tools.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check
+echo "==> import circles"
+for crate in broker-wasm broker-client gateway; do
+  python3 scripts/module-cycles.py "$crate/src"
+done
+
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 # The client without its default feature `tls` (ws:// only).

@@ -321,11 +321,6 @@ impl Auth {
         Ok(auth)
     }
 
-    /// Whether tokens are checked (false: open access).
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// Who presents `token` (`None`: no token). Fails for an unknown, malformed or expired
     /// token; without authentication configured every token is accepted and ignored.
     pub fn authenticate(&self, token: Option<&str>) -> Result<Arc<Identity>, AuthError> {

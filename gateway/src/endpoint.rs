@@ -143,9 +143,10 @@ impl Endpoint {
         self.shared.id
     }
 
-    /// The shared state (for the HTTP layer and tests).
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    /// A read-only view of internals for tests (not part of the API).
+    #[doc(hidden)]
+    pub fn probe(&self) -> Probe {
+        Probe(self.shared.clone())
     }
 
     /// Binds `addr` and serves clients, peers and the dashboard in the background; returns
@@ -370,13 +371,6 @@ impl Endpoint {
         self.shared.stores.names()
     }
 
-    /// How many stores the endpoint keeps track of, including relays whose task ended and
-    /// that are not forgotten yet (for tests of that clean-up).
-    #[doc(hidden)]
-    pub fn store_entries(&self) -> usize {
-        self.shared.stores.entries()
-    }
-
     /// Unpeers everyone, closes every connection and waits for the background tasks (at most
     /// 3 s). Live handles become inert: their queues report `Closed` once drained (ZB-08).
     pub async fn shutdown(&self) {
@@ -386,5 +380,56 @@ impl Endpoint {
         self.shared.stores.close_all();
         self.shared.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(3), self.shared.tasks.wait()).await;
+    }
+}
+
+/// A read-only view of an endpoint's internals, for tests: the door they use instead of
+/// public fields. Not part of the API; it may change without notice.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Probe(Arc<Shared>);
+
+impl Probe {
+    /// The union of the local subscriptions (what is advertised to peers).
+    pub fn local_filter(&self) -> Vec<String> {
+        self.0.hub.filter()
+    }
+
+    /// True if some peer link leads towards an endpoint that wants `topic`.
+    pub fn routes(&self, topic: &str) -> bool {
+        self.0.peering.wants(topic)
+    }
+
+    /// Endpoints reachable through the peer graph.
+    pub fn reachable(&self) -> usize {
+        self.0.peering.reachable().len()
+    }
+
+    /// True if a reachable peer advertises a master store `name`.
+    pub fn master_elsewhere(&self, name: &str) -> bool {
+        self.0.peering.store_master_elsewhere(name)
+    }
+
+    /// Blocked reads/gets waiting on tuple `key` of namespace `ns`.
+    pub fn namespace_waiters(&self, ns: &str, key: &str) -> usize {
+        self.0.namespaces.waiting(ns, key)
+    }
+
+    /// Open WebSocket connections (clients and peers), as the connection limit counts them.
+    pub fn connections(&self) -> usize {
+        self.0
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Names of the namespaces.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.0.namespaces.list()
+    }
+
+    /// How many stores the endpoint keeps track of, including relays whose task ended and
+    /// that are not forgotten yet (for tests of that clean-up).
+    pub fn store_entries(&self) -> usize {
+        self.0.stores.entries()
     }
 }

@@ -128,7 +128,7 @@ async fn settle() {
 
 async fn run(config: Config, encoding: Encoding, statuses: bool, frames: &[Vec<u8>]) {
     let ep = Endpoint::new(config);
-    let shared: Arc<Shared> = ep.shared().clone();
+    let shared: Arc<Shared> = ep.shared.clone();
     let capacity = shared.config.queue_size.max(1);
 
     let mut observers = Vec::new();

@@ -219,10 +219,6 @@ impl Hub {
         id
     }
 
-    pub fn remove_status_sink(&self, id: ConsumerId) {
-        self.write().status_sinks.remove(&id);
-    }
-
     /// Adds prefixes for `id`. Returns true if the endpoint's filter changed.
     pub fn subscribe(&self, id: ConsumerId, topics: &[String]) -> bool {
         let mut inner = self.write();

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment, defaults.
-//! - [`endpoint`]: [`Endpoint`], the API a Rust program embeds; `Shared` state.
+//! - [`endpoint`]: [`Endpoint`], the API a Rust program embeds.
+//! - `state`: the state every task of an endpoint holds.
 //! - [`hub`]: subscriptions and delivery to consumers, encoded once per wire format.
 //! - [`peering`]: gateway-to-gateway links, adverts, loop-free forwarding, reconnects.
 //! - `conn`: connection handling — one native-protocol client, one Zeek JSON API client,
@@ -17,26 +18,27 @@
 //! - [`metrics`]: counters rendered for Prometheus.
 //! - [`namespace`]: Data Broker namespaces (tuple spaces) served by the gateway.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod config;
 mod conn;
 pub mod endpoint;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
-pub mod hub;
-pub mod metrics;
-pub mod namespace;
-pub mod peering;
+pub(crate) mod http;
+pub(crate) mod hub;
+pub(crate) mod metrics;
+pub(crate) mod namespace;
+pub(crate) mod peering;
 mod state;
-pub mod store;
+pub(crate) mod store;
 pub mod tls;
 
 pub use config::{Config, SlowConsumerPolicy};
 pub use endpoint::{Endpoint, EndpointError};
+pub use namespace::DB_FILE as NAMESPACE_DB_FILE;
+pub use peering::PeerError;
 pub use hub::StatusEvent;
-pub use state::Shared;
 pub use store::{CloneEvent, CloneStore, Store, StoreError};
 
 // The client moved to the `broker-client` crate; these paths keep working for one release.

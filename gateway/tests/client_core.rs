@@ -84,7 +84,7 @@ async fn core_talks_to_the_gateway_and_resubscribes_after_a_restart() {
     while !events.contains(&Event::Pong { nonce }) {
         events.extend(next_events(&mut core, &mut ws).await);
     }
-    assert_eq!(ep2.shared().hub.filter(), ["/core"]);
+    assert_eq!(ep2.probe().local_filter(), ["/core"]);
     ep2.publish("/core/2", Data::Count(2)).unwrap();
     assert!(
         matches!(&next_events(&mut core, &mut ws).await[0], Event::Message { publish, .. } if publish.data == Data::Count(2))

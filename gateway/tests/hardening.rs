@@ -160,7 +160,7 @@ async fn zb47_unknown_store_names_leave_nothing_behind() {
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::NoSuchMaster, "{e:?}");
     }
-    assert_eq!(ep.store_entries(), 0);
+    assert_eq!(ep.probe().store_entries(), 0);
 
     // With a peer that has no such store, a relay asks, fails, and is forgotten.
     let (other, other_addr) = endpoint().await;
@@ -173,7 +173,10 @@ async fn zb47_unknown_store_names_leave_nothing_behind() {
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::NoSuchMaster, "{e:?}");
     }
-    eventually("closed relays forgotten", || ep.store_entries() == 0).await;
+    eventually("closed relays forgotten", || {
+        ep.probe().store_entries() == 0
+    })
+    .await;
     client.shutdown().await;
     ep.shutdown().await;
     other.shutdown().await;
@@ -375,7 +378,7 @@ async fn zb47_a_clone_of_an_unknown_store_fails_at_once_without_peers() {
         Some(broker_client::CloneEvent::Error(e)) => assert_eq!(e.code, ErrorCode::NoSuchMaster),
         other => panic!("expected no_such_master, got {other:?}"),
     }
-    assert_eq!(ep.store_entries(), 0);
+    assert_eq!(ep.probe().store_entries(), 0);
     client.shutdown().await;
     ep.shutdown().await;
 }

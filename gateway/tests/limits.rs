@@ -98,7 +98,7 @@ async fn invalid_topics_are_refused() {
     )
     .await;
     expect_error(&mut ws, Encoding::Binary, ErrorCode::InvalidTopicKey).await;
-    assert!(ep.shared().hub.filter().is_empty());
+    assert!(ep.probe().local_filter().is_empty());
     ep.shutdown().await;
 }
 
@@ -159,13 +159,7 @@ async fn the_connection_limit_refuses_extra_clients() {
     assert_eq!(metric(&ep, "connections_rejected_total"), 1);
     a.shutdown().await;
     // A slot frees up once a client leaves.
-    eventually("slot released", || {
-        ep.shared()
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            < 2
-    })
-    .await;
+    eventually("slot released", || ep.probe().connections() < 2).await;
     let c = Client::connect(&url(addr)).await.unwrap();
     c.flush().await.unwrap();
     b.flush().await.unwrap();
@@ -183,13 +177,7 @@ async fn the_per_address_limit_refuses_extra_connections_from_one_address() {
     );
     assert_eq!(metric(&ep, "connections_rejected_total"), 1);
     a.shutdown().await;
-    eventually("slot released", || {
-        ep.shared()
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            < 2
-    })
-    .await;
+    eventually("slot released", || ep.probe().connections() < 2).await;
     let c = Client::connect(&url(addr)).await.unwrap();
     c.flush().await.unwrap();
     b.flush().await.unwrap();
@@ -216,13 +204,7 @@ async fn upgrades_abandoned_before_completion_release_their_slot() {
         drop(tcp);
     }
     // Every slot comes back; a real client gets in.
-    eventually("slots released", || {
-        ep.shared()
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0
-    })
-    .await;
+    eventually("slots released", || ep.probe().connections() == 0).await;
     let c = Client::connect(&url(addr)).await.unwrap();
     c.flush().await.unwrap();
     ep.shutdown().await;

@@ -56,7 +56,7 @@ const NOWAIT: fn() -> GetOptions = GetOptions::nowait;
 
 async fn waiting(ep: &Endpoint, ns: &str, key: &str, n: usize) {
     eventually(&format!("{n} waiters on {ns}/{key}"), || {
-        ep.shared().namespaces.waiting(ns, key) == n
+        ep.probe().namespace_waiters(ns, key) == n
     })
     .await;
 }
@@ -330,7 +330,7 @@ async fn db12_ten_concurrent_getters_exactly_one_wins() {
             .await
             .expect("flush in time")
             .unwrap();
-        assert_eq!(ep.shared().namespaces.waiting("db12", "one"), i + 1);
+        assert_eq!(ep.probe().namespace_waiters("db12", "one"), i + 1);
         getters.push((c, tokio::spawn(get)));
     }
     p.put("one", s("the value")).await.unwrap();
@@ -342,7 +342,7 @@ async fn db12_ten_concurrent_getters_exactly_one_wins() {
     assert_eq!(first.value, s("the value"));
     // Exactly one getter got it: the value is gone and the nine others still wait.
     assert!(!p.test_key("one").await.unwrap());
-    assert_eq!(ep.shared().namespaces.waiting("db12", "one"), 9);
+    assert_eq!(ep.probe().namespace_waiters("db12", "one"), 9);
     // One value each for the rest, first come, first served: a getter that had also received
     // the first value would show it here instead of its own.
     for i in 1..10 {
@@ -356,7 +356,7 @@ async fn db12_ten_concurrent_getters_exactly_one_wins() {
             .unwrap();
         assert_eq!(got.value, s(&format!("value {i}")), "getter {i}");
     }
-    assert_eq!(ep.shared().namespaces.waiting("db12", "one"), 0);
+    assert_eq!(ep.probe().namespace_waiters("db12", "one"), 0);
     assert!(!p.test_key("one").await.unwrap());
     ep.shutdown().await;
 }
@@ -869,7 +869,7 @@ async fn db33_fifo_waiters_and_session_drop_releases_attachments() {
     holder.shutdown().await;
     assert!(blocked.await.unwrap().is_err());
     eventually("the namespace to be deleted", || {
-        !ep.shared().namespaces.list().contains(&"db33".to_owned())
+        !ep.probe().namespaces().contains(&"db33".to_owned())
     })
     .await;
     ep.shutdown().await;
@@ -1047,7 +1047,7 @@ async fn db30_storage_layout_in_sqlite() {
     assert_eq!(code(ns.delete().await), DbrCode::NsBusy);
     // Namespace metadata (level, groups, delete mark) and one row per queued value, in order,
     // namespace and tuple name in separate columns.
-    let db = rusqlite::Connection::open(dir.0.join(gateway::namespace::DB_FILE)).unwrap();
+    let db = rusqlite::Connection::open(dir.0.join(gateway::NAMESPACE_DB_FILE)).unwrap();
     let (level, groups, marked): (u8, String, bool) = db
         .query_row(
             "SELECT level, groups, marked FROM ns_spaces WHERE name = 'layout'",

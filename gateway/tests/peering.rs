@@ -19,9 +19,9 @@ async fn peer(a: &Endpoint, b: std::net::SocketAddr) {
 
 /// Waits until `ep` would forward `topic` into the peer graph.
 async fn wants(ep: &Endpoint, topic: &str) {
-    let s = ep.shared().clone();
+    let s = ep.probe();
     let t = topic.to_owned();
-    eventually(&format!("route for {topic}"), move || s.peering.wants(&t)).await;
+    eventually(&format!("route for {topic}"), move || s.routes(&t)).await;
 }
 
 #[tokio::test]
@@ -82,8 +82,8 @@ async fn zb65_messages_follow_subscriptions_across_a_peering() {
     );
     // ZB-17 (our divergence): removing the topic shrinks what A forwards.
     on_b.remove_topic("/t");
-    let s = a.shared().clone();
-    eventually("route withdrawn", move || !s.peering.wants("/t/x")).await;
+    let s = a.probe();
+    eventually("route withdrawn", move || !s.routes("/t/x")).await;
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -101,19 +101,16 @@ async fn exactly_once(n: usize, edges: &[(usize, usize)], per_node: u64) {
     }
     let mut subs: Vec<_> = eps.iter().map(|(e, _)| e.make_subscriber(["/m"])).collect();
     for (e, _) in &eps {
-        let s = e.shared().clone();
-        eventually("all endpoints reachable", move || {
-            s.peering.reachable().len() == n - 1
-        })
-        .await;
+        let s = e.probe();
+        eventually("all endpoints reachable", move || s.reachable() == n - 1).await;
         wants(e, "/m/x").await;
     }
     // Every remote subscription must be known before publishing.
     for (e, _) in &eps {
-        let s = e.shared().clone();
+        let s = e.probe();
         let count = n - 1;
         eventually("every advert", move || {
-            s.peering.reachable().len() == count && s.peering.wants("/m")
+            s.reachable() == count && s.routes("/m")
         })
         .await;
     }

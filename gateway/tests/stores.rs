@@ -457,9 +457,9 @@ async fn zb58_master_on_a_clones_on_peered_b_and_zb44_master_exists() {
         .unwrap();
     m.put("k", 1u64, None).await.unwrap();
     // ZB-44: B sees A's master in A's advert.
-    let bs = b.shared().clone();
+    let bs = b.probe();
     eventually("A's master advertised", move || {
-        bs.peering.store_master_elsewhere("shared")
+        bs.master_elsewhere("shared")
     })
     .await;
     assert_eq!(

@@ -40,7 +40,6 @@ mod glob;
 mod persist;
 mod space;
 
-pub use glob::glob_match;
 pub use persist::DB_FILE;
 use space::{Space, State, WaitKind, Waiter};
 
@@ -499,7 +498,7 @@ impl Namespaces {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::glob::glob_match;
 
     #[test]
     fn db19_redis_glob_rules() {

@@ -36,9 +36,9 @@ pub mod tls;
 
 pub use config::{Config, SlowConsumerPolicy};
 pub use endpoint::{Endpoint, EndpointError};
+pub use hub::StatusEvent;
 pub use namespace::DB_FILE as NAMESPACE_DB_FILE;
 pub use peering::PeerError;
-pub use hub::StatusEvent;
 pub use store::{CloneEvent, CloneStore, Store, StoreError};
 
 // The client moved to the `broker-client` crate; these paths keep working for one release.

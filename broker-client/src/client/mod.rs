@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+mod io;
 pub mod store;
 
 use crate::subscriber::{Control, StatusEvent, StatusSubscriber, Subscriber};
@@ -439,76 +440,9 @@ impl Client {
         });
         inner.dispatch(early);
 
-        // Writer: sends whatever the core has queued, as one frame (or one message per frame
-        // without batching).
-        let writer = inner.clone();
         let max = if opts.batching { usize::MAX } else { 1 };
-        tokio::spawn(async move {
-            let inner = writer;
-            'run: loop {
-                let woken = inner.wake.notified();
-                loop {
-                    let frame = lock(&inner.core).take_frame_max(max);
-                    let Some(frame) = frame else { break };
-                    inner.room.notify_waiters();
-                    if ws_tx.send(to_ws(encoding, frame)).await.is_err() {
-                        break 'run;
-                    }
-                }
-                // Clones with a retry due and writes buffered while disconnected need the
-                // core's timers.
-                let ticking = lock(&inner.core).needs_tick();
-                tokio::select! {
-                    _ = woken => {}
-                    _ = inner.closed.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(50)), if ticking => {
-                        let now = inner.start.elapsed().as_secs_f64() * 1000.0;
-                        let events = inner.core().tick(now);
-                        inner.dispatch(events);
-                    }
-                }
-            }
-            // Send what is left (e.g. a bye), then close.
-            let last = lock(&inner.core).take_frame();
-            if let Some(frame) = last {
-                let _ = ws_tx.send(to_ws(encoding, frame)).await;
-            }
-            let _ = ws_tx.close().await;
-            inner.end();
-        });
-
-        // Reader: frames through the core, events to subscribers and waiters.
-        let reader = inner.clone();
-        tokio::spawn(async move {
-            let inner = reader;
-            loop {
-                let msg = tokio::select! {
-                    m = ws_rx.next() => m,
-                    _ = inner.closed.cancelled() => break,
-                };
-                let Some(Ok(msg)) = msg else { break };
-                let Some(bytes) = payload(msg) else { continue };
-                let events = {
-                    let mut core = inner.core();
-                    let events = core.on_frame(&bytes);
-                    if core.queued() > 0 || core.needs_tick() {
-                        // Pongs to the gateway's pings, clone resyncs, timers to arm.
-                        inner.wake.notify_one();
-                    }
-                    events
-                };
-                match events {
-                    Ok(events) => inner.dispatch(events),
-                    Err(e) => inner.status(StatusEvent::Error(broker_wasm::protocol::ErrorInfo {
-                        code: e.code(),
-                        context: format!("malformed frame from the gateway: {e}"),
-                    })),
-                }
-            }
-            let events = inner.core().on_close();
-            inner.dispatch(events);
-            inner.end();
-        });
+        io::spawn_writer(inner.clone(), ws_tx, encoding, max);
+        io::spawn_reader(inner.clone(), ws_rx);
         Ok(Client { inner })
     }
 

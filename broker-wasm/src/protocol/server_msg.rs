@@ -1,0 +1,147 @@
+//! Messages from the gateway to a client: welcome, data, statuses and errors, responses,
+//! store snapshots and updates.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// The gateway's answer to [`ClientMsg::Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub endpoint: NodeId,
+    /// Gateway software version.
+    pub version: String,
+    /// Largest frame body the gateway accepts.
+    pub max_frame: u64,
+}
+
+/// Messages a gateway sends to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome(Welcome),
+    /// A message on a topic the client subscribed to.
+    Message(Publish),
+    Status(Status),
+    /// An error not tied to a request (malformed frame, dropped messages, ...).
+    Error(ErrorInfo),
+    Response {
+        id: u64,
+        result: Result<Response, Failure>,
+    },
+    /// A clone's initial state: every entry as of update `seq`, in chunks; the last chunk
+    /// has `more == false`.
+    Snapshot {
+        store: String,
+        master: NodeId,
+        seq: u64,
+        entries: Vec<StoreEntry>,
+        more: bool,
+    },
+    /// One applied mutation; `seq` increases by one per update of the store.
+    StoreUpdate {
+        store: String,
+        seq: u64,
+        update: StoreUpdate,
+    },
+    /// The gateway relaying a clone lost (`false`) or found again (`true`) the store's
+    /// master; the clone's stale interval counts from the loss (ZB-47, ZB-60).
+    StoreMaster {
+        store: String,
+        reachable: bool,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
+    Bye,
+}
+
+/// One entry of a store snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreEntry {
+    pub key: Data,
+    pub value: Data,
+    /// Absolute expiry time.
+    pub expiry: Option<Timestamp>,
+}
+
+/// A mutation as replicated from a master to its clones (ZB-58, ZB-62).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreUpdate {
+    Insert {
+        key: Data,
+        value: Data,
+        expiry: Option<Timestamp>,
+    },
+    Update {
+        key: Data,
+        old: Data,
+        value: Data,
+        expiry: Option<Timestamp>,
+    },
+    Erase {
+        key: Data,
+    },
+    Expire {
+        key: Data,
+    },
+    Clear,
+}
+
+/// Successful results of requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Success without a value.
+    Done,
+    Bool(bool),
+    Value(Data),
+    /// A namespace value; `size` is the full length when a capacity was given (DB-13).
+    Tuple {
+        value: Data,
+        size: u64,
+    },
+    Namespace(NamespaceInfo),
+    /// Names from a directory or an iterator page; `done` when there are no more.
+    Names {
+        names: Vec<String>,
+        done: bool,
+    },
+    Peers(Vec<PeerInfo>),
+    Topics(Vec<String>),
+}
+
+/// A namespace's state (DB-06).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceInfo {
+    pub name: String,
+    pub level: u8,
+    pub groups: Vec<String>,
+    pub refcount: u64,
+    pub marked_for_delete: bool,
+    pub tuple_names: u64,
+    pub total_values: u64,
+}
+
+/// A direct peer (ZB-06).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub endpoint: EndpointInfo,
+    pub status: PeerStatus,
+    pub outbound: bool,
+}
+
+/// Peering states (ZB-06).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerStatus {
+    Initialized,
+    Connecting,
+    Connected,
+    Peered,
+    Disconnected,
+    Reconnecting,
+}

@@ -247,64 +247,10 @@ pub(crate) async fn run(
 
     // Handshake: the first message must be a Hello (ZB-37 analogue for the native protocol).
     let hello = tokio::time::timeout(HELLO_TIMEOUT, ws_rx.next()).await;
-    let mut ok = false;
-    if let Ok(Some(Ok(msg))) = hello {
-        if let Some(bytes) = ws_payload(msg) {
-            Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
-            Metrics::add(&shared.metrics.frames_in_total, 1);
-            let mut first = Vec::new();
-            let r = decode_frame(encoding, &bytes, max, |m, raw| {
-                first.push((m, raw.map(<[u8]>::to_vec)))
-            });
-            match (r, first.first()) {
-                (Ok(()), Some((ClientMsg::Hello(h), _))) => {
-                    // The hello's token, else one from the upgrade request.
-                    let token = h.token.as_deref().or(upgrade_token.as_deref());
-                    match shared.auth.authenticate(token) {
-                        Ok(who) => {
-                            session.who = who;
-                            ok = true;
-                        }
-                        Err(e) => {
-                            Metrics::add(&shared.metrics.auth_failures_total, 1);
-                            tracing::info!(%remote, "client refused: {e}");
-                            session.error(ErrorCode::Unauthorized, e.to_string());
-                        }
-                    }
-                }
-                (Err(e), _) => session.error(e.code(), format!("malformed first frame: {e}")),
-                _ => session.error(
-                    ErrorCode::UnexpectedHandshakeMessage,
-                    "the first message must be a hello",
-                ),
-            }
-            if ok {
-                if let Some((ClientMsg::Hello(h), _)) = first.first() {
-                    if h.statuses {
-                        shared.hub.add_status_sink(
-                            reg.id,
-                            StatusSink::Native {
-                                encoding,
-                                tx: session.tx.clone(),
-                            },
-                            true,
-                        );
-                    }
-                    session.send(ServerMsg::Welcome(Welcome {
-                        endpoint: shared.id,
-                        version: crate::VERSION.into(),
-                        max_frame: max as u64,
-                    }));
-                    tracing::debug!(client = h.client, who = session.who.name, %remote, "native client connected");
-                }
-                for (m, raw) in first.into_iter().skip(1) {
-                    if !session.handle(m, raw.as_deref()) {
-                        ok = false;
-                    }
-                }
-            }
-        }
-    }
+    let ok = match hello {
+        Ok(Some(Ok(msg))) => handshake(&mut session, &reg, msg, remote, upgrade_token.as_deref()),
+        _ => false,
+    };
 
     if ok {
         crate::auth::end_at_expiry(&session.who, &stop, &session.tx, move || {
@@ -367,6 +313,77 @@ pub(crate) async fn run(
     shared.metrics.connections_native.fetch_sub(1, Relaxed);
     drop(slot);
     tracing::debug!(%remote, "native client disconnected");
+}
+
+/// Handles the first frame: it must start with a hello whose token (or the upgrade's)
+/// authenticates; then the welcome goes out and the frame's other messages are handled. False
+/// if the connection is to end.
+fn handshake(
+    session: &mut Session,
+    reg: &crate::hub::Registration,
+    msg: Message,
+    remote: SocketAddr,
+    upgrade_token: Option<&str>,
+) -> bool {
+    let shared = session.shared.clone();
+    let (encoding, max) = (session.encoding, shared.config.max_frame);
+    let mut ok = false;
+    if let Some(bytes) = ws_payload(msg) {
+        Metrics::add(&shared.metrics.bytes_in_total, bytes.len() as u64);
+        Metrics::add(&shared.metrics.frames_in_total, 1);
+        let mut first = Vec::new();
+        let r = decode_frame(encoding, &bytes, max, |m, raw| {
+            first.push((m, raw.map(<[u8]>::to_vec)))
+        });
+        match (r, first.first()) {
+            (Ok(()), Some((ClientMsg::Hello(h), _))) => {
+                // The hello's token, else one from the upgrade request.
+                let token = h.token.as_deref().or(upgrade_token);
+                match shared.auth.authenticate(token) {
+                    Ok(who) => {
+                        session.who = who;
+                        ok = true;
+                    }
+                    Err(e) => {
+                        Metrics::add(&shared.metrics.auth_failures_total, 1);
+                        tracing::info!(%remote, "client refused: {e}");
+                        session.error(ErrorCode::Unauthorized, e.to_string());
+                    }
+                }
+            }
+            (Err(e), _) => session.error(e.code(), format!("malformed first frame: {e}")),
+            _ => session.error(
+                ErrorCode::UnexpectedHandshakeMessage,
+                "the first message must be a hello",
+            ),
+        }
+        if ok {
+            if let Some((ClientMsg::Hello(h), _)) = first.first() {
+                if h.statuses {
+                    shared.hub.add_status_sink(
+                        reg.id,
+                        StatusSink::Native {
+                            encoding,
+                            tx: session.tx.clone(),
+                        },
+                        true,
+                    );
+                }
+                session.send(ServerMsg::Welcome(Welcome {
+                    endpoint: shared.id,
+                    version: crate::VERSION.into(),
+                    max_frame: max as u64,
+                }));
+                tracing::debug!(client = h.client, who = session.who.name, %remote, "native client connected");
+            }
+            for (m, raw) in first.into_iter().skip(1) {
+                if !session.handle(m, raw.as_deref()) {
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok
 }
 
 fn to_ws(encoding: Encoding, frame: Vec<u8>) -> Message {

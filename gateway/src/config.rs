@@ -99,6 +99,13 @@ pub struct Config {
     #[arg(long, env = "BROKER_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
     pub max_subscriptions: usize,
 
+    /// Most master stores the gateway holds before clients may create no more (each is a
+    /// writer thread and, with SQLite, a file); beyond it a client's `attach_master` of a new
+    /// name fails with `backend_failure`. Stores of `--store` and the Rust API do not count
+    /// against it but are counted.
+    #[arg(long, env = "BROKER_MAX_STORES", default_value_t = 1000)]
+    pub max_stores: usize,
+
     /// Most store clones one connection may have attached; more attaches fail with
     /// `backend_failure`.
     #[arg(long, env = "BROKER_MAX_CLONES", default_value_t = 1000)]

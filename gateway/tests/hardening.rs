@@ -486,3 +486,35 @@ async fn zb63_peer_sequence_numbers_cannot_crash_or_silence_an_origin() {
     drop(ws);
     ep.shutdown().await;
 }
+
+#[tokio::test]
+async fn zb44_clients_create_at_most_max_stores_masters() {
+    let (ep, addr) = endpoint_with(|c| c.max_stores = 3).await;
+    ep.attach_master("operator", Backend::Memory, Data::None)
+        .await
+        .unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
+    for name in ["a", "b"] {
+        client
+            .attach_master(name, Backend::Memory, Data::None)
+            .await
+            .unwrap();
+    }
+    let e = client
+        .attach_master("c", Backend::Memory, Data::None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::BackendFailure, "{e}");
+    assert!(e.to_string().contains("--max-stores"), "{e}");
+    // An existing name is still attached (it creates nothing).
+    client
+        .attach_master("a", Backend::Memory, Data::None)
+        .await
+        .unwrap();
+    // The operator is not limited.
+    ep.attach_master("operator-2", Backend::Memory, Data::None)
+        .await
+        .unwrap();
+    client.shutdown().await;
+    ep.shutdown().await;
+}

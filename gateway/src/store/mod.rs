@@ -304,6 +304,8 @@ pub(crate) struct StoreEnv {
     pub data_dir: std::path::PathBuf,
     /// Largest entry a write may leave (`--store-max-value`); 0 = no limit.
     pub max_value: u64,
+    /// Masters beyond which clients may create no more (`--max-stores`).
+    pub max_stores: usize,
     map: Mutex<HashMap<String, StoreHandle>>,
 }
 
@@ -369,6 +371,7 @@ impl Stores {
                 shutdown,
                 data_dir: config.data_dir.clone(),
                 max_value: config.store_max_value,
+                max_stores: config.max_stores,
                 map: Mutex::default(),
             }),
             opening: Default::default(),
@@ -432,6 +435,15 @@ impl Stores {
                     format!("store {name} is a clone of a master on another endpoint"),
                 ))
             };
+        }
+        if by_client && self.masters().len() >= self.env.max_stores {
+            return Err(error(
+                ErrorCode::BackendFailure,
+                format!(
+                    "limit of {} master stores reached (--max-stores)",
+                    self.env.max_stores
+                ),
+            ));
         }
         if self.env.peering.store_master_elsewhere(name) {
             return Err(error(

@@ -538,6 +538,8 @@ impl Peering {
                 }));
             }
             let _ = link.tx.try_send(encode_peer(&self.my_advert(&st)));
+            // Routes name links: the peer's topics now go over the new one.
+            self.recompute(&mut st);
             tracing::debug!(node = %link.node, "redundant connection replaced by the preferred one");
             drop(st);
             self.changed.notify_waiters();

@@ -1,6 +1,8 @@
 //! Helpers for in-process gateway tests: endpoints on 127.0.0.1:0, raw WebSocket clients.
 #![allow(dead_code)]
 
+pub mod ns;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

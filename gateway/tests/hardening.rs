@@ -43,35 +43,24 @@ async fn zb46_a_client_cannot_choose_delete_or_share_a_store_file() {
     let (ep, addr) = endpoint_with(move |c| c.data_dir = d).await;
     let client = broker_client::Client::connect(&url(addr)).await.unwrap();
 
-    // The reproduction: a path of the client's choosing, with DELETE as failure mode.
-    let evil = options(&[
-        ("path", victim.to_str().unwrap().into()),
-        (
-            "failure_mode",
-            Data::enum_value("Broker::SQLITE_FAILURE_MODE_DELETE"),
-        ),
-    ]);
-    let e = client
-        .attach_master("evil", Backend::Sqlite, evil)
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::Unauthorized, "{e}");
-    // Each option alone is refused too.
-    let path_only = options(&[("path", victim.to_str().unwrap().into())]);
-    let e = client
-        .attach_master("evil", Backend::Sqlite, path_only)
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::Unauthorized, "{e}");
-    let delete_only = options(&[(
+    // The reproduction (a path of the client's choosing, with DELETE as failure mode), then
+    // each option alone: all refused.
+    let path = ("path", Data::from(victim.to_str().unwrap()));
+    let delete = (
         "failure_mode",
         Data::enum_value("Broker::SQLITE_FAILURE_MODE_DELETE"),
-    )]);
-    let e = client
-        .attach_master("evil", Backend::Sqlite, delete_only)
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::Unauthorized, "{e}");
+    );
+    for opts in [
+        options(&[path.clone(), delete.clone()]),
+        options(&[path]),
+        options(&[delete]),
+    ] {
+        let e = client
+            .attach_master("evil", Backend::Sqlite, opts.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), ErrorCode::Unauthorized, "{opts}: {e}");
+    }
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 
     // Names that used to share a file ("a b" and "a_b" were both a_b.sqlite) or that look

@@ -89,6 +89,26 @@ struct Advert {
     masters: Vec<String>,
 }
 
+impl Advert {
+    /// The advert of `origin`, encoded for a link.
+    fn encode(&self, origin: NodeId) -> Bytes {
+        encode_peer(&PeerMsg::Advert {
+            origin,
+            version: self.version,
+            peers: self.peers.clone(),
+            topics: self.topics.clone(),
+            masters: self.masters.clone(),
+        })
+    }
+}
+
+/// Tells a new link everything this endpoint knows of the graph.
+fn send_known_adverts(st: &State, link: &Link) {
+    for (origin, a) in &st.adverts {
+        let _ = link.tx.try_send(a.encode(*origin));
+    }
+}
+
 /// Windows kept for origins the peer graph does not (or no longer) show, before they are
 /// pruned: forwarded messages may name any origin, reachable or not.
 const MAX_UNKNOWN_ORIGINS: usize = 64;
@@ -389,13 +409,7 @@ impl Peering {
         {
             return;
         }
-        let msg = encode_peer(&PeerMsg::Advert {
-            origin,
-            version: advert.version,
-            peers: advert.peers.clone(),
-            topics: advert.topics.clone(),
-            masters: advert.masters.clone(),
-        });
+        let msg = advert.encode(origin);
         st.adverts.insert(origin, advert);
         for (id, link) in &st.links {
             if *id != from {
@@ -528,15 +542,7 @@ impl Peering {
             }
             st.by_node.insert(link.node, id);
             st.links.insert(id, link.clone());
-            for (origin, a) in &st.adverts {
-                let _ = link.tx.try_send(encode_peer(&PeerMsg::Advert {
-                    origin: *origin,
-                    version: a.version,
-                    peers: a.peers.clone(),
-                    topics: a.topics.clone(),
-                    masters: a.masters.clone(),
-                }));
-            }
+            send_known_adverts(&st, &link);
             let _ = link.tx.try_send(encode_peer(&self.my_advert(&st)));
             // Routes name links: the peer's topics now go over the new one.
             self.recompute(&mut st);
@@ -567,15 +573,7 @@ impl Peering {
             "handshake successful",
         );
         // Tell the newcomer everything we know, then tell everyone our new peer set.
-        for (origin, a) in &st.adverts {
-            let _ = link.tx.try_send(encode_peer(&PeerMsg::Advert {
-                origin: *origin,
-                version: a.version,
-                peers: a.peers.clone(),
-                topics: a.topics.clone(),
-                masters: a.masters.clone(),
-            }));
-        }
+        send_known_adverts(&st, &link);
         st.reachable.insert(node);
         self.readvertise(&mut st);
         self.changed.notify_waiters();

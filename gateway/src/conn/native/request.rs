@@ -18,7 +18,9 @@ use crate::state::Shared;
 
 impl Session {
     pub(super) fn request(&mut self, id: u64, request: Request) {
-        let (respond, shared, _) = self.answer(id);
+        // No sender for later answers here (the handlers below take their own).
+        let respond = move |result: Result<Response, Failure>| ServerMsg::Response { id, result };
+        let shared = self.shared.clone();
         if let Some(failure) = crate::auth::check_request(&self.who.grants, &request) {
             Metrics::add(&shared.metrics.denied_total, 1);
             return self.send(respond(Err(failure)));

@@ -142,6 +142,9 @@ code_enum! {
         // Not in Broker: the connection's token does not allow the operation, or the token
         // is unknown, malformed or expired.
         Unauthorized = 42 => "unauthorized",
+        // Not in Broker: a write to a store that mirrors a table of a Zeek node (`zeek:...`),
+        // or a message Zeek would not take, refused before it is sent.
+        ReadOnly = 43 => "read_only",
     }
 }
 
@@ -159,7 +162,7 @@ mod tests {
         (5, StatusCode::EndpointUnreachable, "endpoint_unreachable"),
     ];
 
-    const ERRORS: [(u8, ErrorCode, &str); 43] = [
+    const ERRORS: [(u8, ErrorCode, &str); 44] = [
         (0, ErrorCode::None, "none"),
         (1, ErrorCode::Unspecified, "unspecified"),
         (2, ErrorCode::PeerIncompatible, "peer_incompatible"),
@@ -235,6 +238,7 @@ mod tests {
         (40, ErrorCode::LogicError, "logic_error"),
         (41, ErrorCode::InvalidJson, "invalid_json"),
         (42, ErrorCode::Unauthorized, "unauthorized"),
+        (43, ErrorCode::ReadOnly, "read_only"),
     ];
 
     #[test]
@@ -271,7 +275,7 @@ mod tests {
             assert_eq!(crate::binary::to_vec(&c).unwrap(), [num]);
             assert_eq!(crate::binary::from_slice::<ErrorCode>(&[num]).unwrap(), c);
         }
-        assert_eq!(ErrorCode::from_code(43), None);
+        assert_eq!(ErrorCode::from_code(44), None);
         assert_eq!(ErrorCode::from_code(255), None);
         assert_eq!(ErrorCode::from_name(""), None);
         assert_eq!(ErrorCode::from_name("Deserialization_Failed"), None);

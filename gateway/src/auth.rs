@@ -377,8 +377,16 @@ pub fn check_request(grants: &Grants, request: &Request) -> Option<Failure> {
         Request::Peer { .. } | Request::Unpeer { .. } if !grants.admin => {
             broker("peering requests (grant `admin`)".into())
         }
-        Request::Peer { .. } | Request::Unpeer { .. } => None,
-        Request::Peers | Request::PeerSubscriptions | Request::Stores => None,
+        Request::ZeekUplink(_) | Request::ZeekUnlink { .. } if !grants.admin => {
+            broker("changing zeek uplinks (grant `admin`)".into())
+        }
+        Request::Peer { .. }
+        | Request::Unpeer { .. }
+        | Request::ZeekUplink(_)
+        | Request::ZeekUnlink { .. } => None,
+        Request::Peers | Request::PeerSubscriptions | Request::Stores | Request::ZeekUplinks => {
+            None
+        }
         Request::AttachMaster { store, .. } if !allowed(&grants.store_master, store) => broker(
             format!("creating master store {store:?} (grant `store_master`)"),
         ),

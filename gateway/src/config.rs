@@ -189,6 +189,50 @@ pub struct Config {
     #[arg(long, env = "BROKER_IDLE_TIMEOUT", default_value_t = 90.0)]
     pub idle_timeout: f64,
 
+    /// A Zeek node's WebSocket API to join as a client (ZU-02), e.g.
+    /// `ws://127.0.0.1:27759/v1/messages/json`; repeatable. A URL without a path gets
+    /// `/v1/messages/json`.
+    #[arg(long = "zeek", env = "BROKER_ZEEK", value_delimiter = ',')]
+    pub zeek: Vec<String>,
+
+    /// Topic prefixes the uplinks take from Zeek; repeatable.
+    #[arg(
+        long = "zeek-subscribe",
+        env = "BROKER_ZEEK_SUBSCRIBE",
+        value_delimiter = ',',
+        default_value = "zeek/"
+    )]
+    pub zeek_subscribe: Vec<String>,
+
+    /// Topic prefixes whose events the uplinks send up to Zeek; repeatable (default none).
+    #[arg(
+        long = "zeek-publish",
+        env = "BROKER_ZEEK_PUBLISH",
+        value_delimiter = ','
+    )]
+    pub zeek_publish: Vec<String>,
+
+    /// An HTTP header for the uplinks' WebSocket handshake, `'Name: value'` (a reverse
+    /// proxy's authentication); repeatable.
+    #[arg(
+        long = "zeek-header",
+        env = "BROKER_ZEEK_HEADERS",
+        value_delimiter = '\n'
+    )]
+    pub zeek_headers: Vec<String>,
+
+    /// `X-Application-Name` the uplinks send (ZU-09): `[-/_.=:*@a-zA-Z0-9]+`.
+    #[arg(
+        long = "zeek-app-name",
+        env = "BROKER_ZEEK_APP_NAME",
+        default_value = "broker-gateway"
+    )]
+    pub zeek_app_name: String,
+
+    /// PEM file of the CA(s) to trust for `wss://` uplinks (default: the system's roots).
+    #[arg(long = "zeek-ca", env = "BROKER_ZEEK_CA")]
+    pub zeek_ca: Option<PathBuf>,
+
     /// Log filter, e.g. `info` or `gateway=debug,info`.
     #[arg(long, env = "BROKER_LOG", default_value = "info")]
     pub log_level: String,

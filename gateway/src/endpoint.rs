@@ -34,6 +34,12 @@ pub enum EndpointError {
     /// Authentication or TLS settings that cannot be loaded.
     #[error("{0}")]
     Config(String),
+    /// Refused by this endpoint (a non-event under an uplink's publish prefix, ZU-08).
+    #[error("{1}")]
+    Refused(ErrorCode, String),
+    /// An uplink to Zeek that cannot be set up as given.
+    #[error("zeek uplink: {0}")]
+    Uplink(String),
 }
 
 impl EndpointError {
@@ -44,6 +50,8 @@ impl EndpointError {
             EndpointError::Peer(p) => p.code(),
             EndpointError::Listen(..) => ErrorCode::CannotOpenResource,
             EndpointError::Config(_) => ErrorCode::CannotOpenFile,
+            EndpointError::Refused(code, _) => *code,
+            EndpointError::Uplink(_) => ErrorCode::PeerInvalid,
         }
     }
 }
@@ -100,7 +108,8 @@ impl Endpoint {
         let id = NodeId(*uuid::Uuid::new_v4().as_bytes());
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.slow_consumer, metrics.clone()));
-        let peering = Arc::new(Peering::new(id, hub.clone(), metrics.clone()));
+        let up = Arc::new(crate::uplink::route::UpRouter::default());
+        let peering = Arc::new(Peering::new(id, hub.clone(), metrics.clone(), up.clone()));
         let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
         let stores = Stores::new(
             peering.clone(),
@@ -128,6 +137,8 @@ impl Endpoint {
             auth,
             tls,
             peer_tls,
+            up,
+            uplinks: Default::default(),
             config,
         });
         Ok(Endpoint { shared })
@@ -221,8 +232,8 @@ impl Endpoint {
         };
         validate_user_topic(&publish.topic)?;
         self.shared
-            .dispatch(&publish, None, Exclude::LocalSubscribers);
-        Ok(())
+            .dispatch(&publish, None, Exclude::LocalSubscribers)
+            .map_err(|e| EndpointError::Refused(e.code, e.context))
     }
 
     /// Publishes several messages in order (ZB-09 `publish_batch`).
@@ -349,6 +360,40 @@ impl Endpoint {
             .attach_master(name, backend, &options, false)
             .await?;
         Ok(Store::local(name, Arc::new(h)))
+    }
+
+    /// Adds an uplink to a Zeek node's WebSocket API (ZU-02), or changes the one to the same
+    /// URL: the endpoint connects (and reconnects with backoff), takes `spec.subscribe` from
+    /// Zeek and sends the events published under `spec.publish` up. A changed subscription
+    /// list moves to a new connection without losing messages (ZU-05).
+    pub fn add_zeek_uplink(
+        &self,
+        spec: broker_wasm::protocol::UplinkSpec,
+    ) -> Result<(), EndpointError> {
+        crate::uplink::start(&self.shared, spec).map_err(EndpointError::Uplink)
+    }
+
+    /// Ends the uplink to `url`.
+    pub fn remove_zeek_uplink(&self, url: &str) -> Result<(), EndpointError> {
+        if crate::uplink::stop(&self.shared, url) {
+            Ok(())
+        } else {
+            Err(EndpointError::Uplink(format!("no uplink to {url}")))
+        }
+    }
+
+    /// The uplinks and their state.
+    pub fn zeek_uplinks(&self) -> Vec<broker_wasm::protocol::UplinkInfo> {
+        self.shared.up.infos()
+    }
+
+    /// Starts the uplinks named by `--zeek` (with `--zeek-subscribe`, `--zeek-publish`,
+    /// `--zeek-header`, `--zeek-app-name`).
+    pub fn start_configured_uplinks(&self) -> Result<(), EndpointError> {
+        for spec in crate::uplink::configured(&self.shared.config).map_err(EndpointError::Uplink)? {
+            self.add_zeek_uplink(spec)?;
+        }
+        Ok(())
     }
 
     /// Attaches the stores named by `--store` and `--memory-store`.

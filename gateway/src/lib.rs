@@ -33,6 +33,7 @@ pub(crate) mod peering;
 mod state;
 pub(crate) mod store;
 pub mod tls;
+pub mod uplink;
 
 pub use config::{Config, SlowConsumerPolicy};
 pub use endpoint::{Endpoint, EndpointError};

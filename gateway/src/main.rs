@@ -75,6 +75,10 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
+    if let Err(e) = endpoint.start_configured_uplinks() {
+        eprintln!("broker-gateway: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let server = endpoint.clone();
     let serve = tokio::spawn(async move { server.serve(listener).await });
     signals.await;

@@ -92,6 +92,23 @@ metrics! {
     counter peer_seq_resets_total,
     /// Redundant connections between two gateways closed (one link per pair survives).
     counter peer_redundant_total,
+    /// Messages received from Zeek nodes over uplinks (ZU-06).
+    counter uplink_messages_in_total,
+    /// Events sent up to Zeek nodes over uplinks (ZU-18).
+    counter uplink_messages_out_total,
+    /// `error` objects Zeek nodes answered uplinks with (ZU-08).
+    counter uplink_errors_total,
+    /// Publishes under an uplink's publish prefixes refused here: not a Zeek event (ZU-08).
+    counter uplink_refused_total,
+    /// Events for an uplink that was disconnected or whose queue was full.
+    counter uplink_unsent_total,
+    /// Uplink connections established (acknowledged by Zeek).
+    counter uplink_connects_total,
+    /// Messages from Zeek that reached this endpoint over two paths and were delivered once
+    /// (ZU-19).
+    counter uplink_duplicates_total,
+    /// Changes of Zeek tables applied to `zeek:` stores (ZU-17).
+    counter uplink_table_changes_total,
 }
 
 impl Metrics {

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use broker_wasm::protocol::Publish;
+use broker_wasm::protocol::{ErrorInfo, Publish};
 use broker_wasm::{ErrorCode, NodeId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,6 +46,9 @@ pub struct Shared {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// TLS for outgoing peerings (`--peer-ca`), when configured.
     pub(crate) peer_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Uplinks to Zeek nodes: routing (what goes up) and their drivers (ZU-02..19).
+    pub(crate) up: Arc<crate::uplink::route::UpRouter>,
+    pub(crate) uplinks: crate::uplink::registry::Registry,
 }
 
 impl Shared {
@@ -54,7 +57,7 @@ impl Shared {
         let s = self;
         let (local, native, zeek) = s.hub.consumer_counts();
         let peers = s.peering.peers().len() as u64;
-        s.metrics.render(&[
+        let mut out = s.metrics.render(&[
             (
                 "subscribers_local",
                 "Subscribers of the embedding program.",
@@ -113,7 +116,79 @@ impl Shared {
                 "Endpoints reachable through the peer graph.",
                 s.peering.reachable().len() as u64,
             ),
-        ])
+            (
+                "uplinks",
+                "Uplinks to Zeek nodes (connected or not).",
+                s.up.infos().len() as u64,
+            ),
+        ]);
+        self.uplink_metrics(&mut out);
+        out
+    }
+
+    /// Per-uplink lines of `/metrics`, labelled with the uplink's URL (ZU-02).
+    fn uplink_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let infos = self.up.infos();
+        if infos.is_empty() {
+            return;
+        }
+        let esc = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let series: [(
+            &str,
+            &str,
+            &str,
+            fn(&broker_wasm::protocol::UplinkInfo) -> u64,
+        ); 5] = [
+            (
+                "uplink_up",
+                "gauge",
+                "1 while the uplink is connected to its Zeek node.",
+                |i| u64::from(i.state == "connected"),
+            ),
+            (
+                "uplink_received",
+                "counter",
+                "Messages this uplink received from Zeek.",
+                |i| i.messages_in,
+            ),
+            (
+                "uplink_sent",
+                "counter",
+                "Events this uplink sent up to Zeek.",
+                |i| i.messages_out,
+            ),
+            (
+                "uplink_zeek_errors",
+                "counter",
+                "Error objects Zeek answered this uplink with.",
+                |i| i.errors,
+            ),
+            (
+                "uplink_connects",
+                "counter",
+                "Connections of this uplink acknowledged by Zeek.",
+                |i| i.connects,
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            let _ = writeln!(out, "# HELP broker_{name} {help}");
+            let _ = writeln!(out, "# TYPE broker_{name} {kind}");
+            for i in &infos {
+                let _ = writeln!(
+                    out,
+                    "broker_{name}{{url=\"{}\",zeek_endpoint=\"{}\",zeek_version=\"{}\"}} {}",
+                    esc(&i.url),
+                    esc(i.zeek_endpoint.as_deref().unwrap_or("")),
+                    esc(i.zeek_version.as_deref().unwrap_or("")),
+                    value(i)
+                );
+            }
+        }
     }
 
     pub(crate) fn emit_error(&self, code: ErrorCode, context: impl Into<String>) {
@@ -121,15 +196,42 @@ impl Shared {
     }
 
     /// Called after any subscription change: re-advertise the filter to peers if it changed.
+    /// What the uplinks send up to Zeek is part of what this endpoint wants from its peers.
     pub(crate) fn filter_changed(&self) {
-        self.peering.set_local_filter(self.hub.filter());
+        let mut filter = self.hub.filter();
+        if !self.up.is_empty() {
+            filter.extend(self.up.publish_prefixes());
+            filter = broker_wasm::topic::normalize(filter);
+        }
+        self.peering.set_local_filter(filter);
     }
 
-    /// A message from a client (or the API) entering this endpoint: local consumers, then the
-    /// peer graph.
-    pub(crate) fn dispatch(&self, publish: &Publish, raw: Option<&[u8]>, exclude: Exclude) {
+    /// A message from a client (or the API) entering this endpoint: local consumers, the
+    /// peer graph and the uplinks to Zeek. Refused (and sent nowhere) when it falls under an
+    /// uplink's publish prefix and is not a Zeek event (ZU-08).
+    pub(crate) fn dispatch(
+        &self,
+        publish: &Publish,
+        raw: Option<&[u8]>,
+        exclude: Exclude,
+    ) -> Result<(), ErrorInfo> {
+        if !self.up.is_empty() {
+            self.up.check(publish, &self.metrics)?;
+        }
         self.hub.route(publish, raw, exclude);
-        self.peering.originate(publish);
+        self.peering.originate(publish, None);
+        if !self.up.is_empty() {
+            self.up
+                .offer(publish, crate::uplink::route::Origin::Local, &self.metrics);
+        }
+        Ok(())
+    }
+
+    /// A message from Zeek node `zeek` over an uplink (ZU-06): every local consumer and the
+    /// peer graph, like a local publish, but never back up to Zeek (ZU-19).
+    pub(crate) fn dispatch_from_zeek(&self, publish: &Publish, zeek: &str) {
+        self.hub.route(publish, None, Exclude::None);
+        self.peering.originate(publish, Some(zeek));
     }
 }
 

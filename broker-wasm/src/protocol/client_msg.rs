@@ -88,6 +88,31 @@ pub enum Request {
     PeerSubscriptions,
     /// Names of the stores this gateway holds (masters and relayed clones).
     Stores,
+    /// Adds (or replaces) an uplink of the gateway to a Zeek node's WebSocket API (ZU-02);
+    /// grant `admin`.
+    ZeekUplink(UplinkSpec),
+    /// Ends the uplink to `url`; grant `admin`.
+    ZeekUnlink {
+        url: String,
+    },
+    /// The gateway's uplinks and their state.
+    ZeekUplinks,
+}
+
+/// An uplink to a Zeek node (ZU-02..09).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkSpec {
+    /// `ws://HOST:PORT/v1/messages/json` or `wss://...`; a URL without a path gets
+    /// `/v1/messages/json`.
+    pub url: String,
+    /// Topic prefixes taken from Zeek.
+    pub subscribe: Vec<String>,
+    /// Topic prefixes whose events go up to Zeek.
+    pub publish: Vec<String>,
+    /// Extra HTTP headers of the WebSocket handshake (a reverse proxy's authentication).
+    pub headers: Vec<(String, String)>,
+    /// `X-Application-Name` (ZU-09).
+    pub app_name: Option<String>,
 }
 
 /// Store backends (ZB-45, ZB-46).

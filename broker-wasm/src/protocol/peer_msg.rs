@@ -24,6 +24,10 @@ pub enum PeerMsg {
         topics: Vec<String>,
         /// Names of the master stores the origin holds (ZB-44 `master_exists`).
         masters: Vec<String>,
+        /// The origin's connected uplinks to Zeek nodes (ZU-19): who receives what from
+        /// which Zeek, and who sends what up, so each Zeek message reaches each subscriber
+        /// once and each publish reaches Zeek once.
+        uplinks: Vec<UplinkAdvert>,
     },
     /// A message travelling the peer graph; `(origin, seq)` identifies it for duplicate
     /// suppression and `ttl` bounds its hops.
@@ -33,6 +37,9 @@ pub enum PeerMsg {
         ttl: u8,
         topic: String,
         data: Data,
+        /// The Zeek node the message came from, when it entered the graph through an uplink
+        /// (ZU-19); such a message never goes back up to a Zeek node.
+        zeek: Option<String>,
     },
     Ping {
         nonce: u64,
@@ -85,4 +92,15 @@ pub enum PeerMsg {
         id: u64,
         result: Result<Response, Failure>,
     },
+}
+
+/// One connected uplink of an endpoint, as its advert tells the peer graph (ZU-19).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UplinkAdvert {
+    /// The Zeek node (its endpoint id without the per-client `-websocket-N` suffix).
+    pub zeek: String,
+    /// Topic prefixes the uplink takes from Zeek.
+    pub subscribe: Vec<String>,
+    /// Topic prefixes the uplink sends up to Zeek.
+    pub publish: Vec<String>,
 }

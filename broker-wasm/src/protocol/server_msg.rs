@@ -112,6 +112,29 @@ pub enum Response {
     },
     Peers(Vec<PeerInfo>),
     Topics(Vec<String>),
+    Uplinks(Vec<UplinkInfo>),
+}
+
+/// An uplink to a Zeek node and its state (ZU-02..09).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkInfo {
+    pub url: String,
+    /// `connecting`, `connected` or `reconnecting`.
+    pub state: String,
+    /// The endpoint id of the current connection's Zeek ack, and Zeek's version.
+    pub zeek_endpoint: Option<String>,
+    pub zeek_version: Option<String>,
+    pub subscribe: Vec<String>,
+    pub publish: Vec<String>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// `error` objects Zeek answered with (ZU-08).
+    pub errors: u64,
+    /// Publishes under a publish prefix refused here because Zeek would not take them.
+    pub refused: u64,
+    /// Established connections so far.
+    pub connects: u64,
+    pub last_error: Option<String>,
 }
 
 /// A namespace's state (DB-06).

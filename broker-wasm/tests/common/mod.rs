@@ -418,6 +418,15 @@ pub fn peer_msg(finite: bool) -> impl Strategy<Value = PeerMsg> {
                 version,
                 peers,
                 masters: topics.iter().take(1).cloned().collect(),
+                uplinks: topics
+                    .iter()
+                    .take(1)
+                    .map(|t| broker_wasm::protocol::UplinkAdvert {
+                        zeek: format!("{t}-zeek"),
+                        subscribe: vec![t.clone()],
+                        publish: topics.clone(),
+                    })
+                    .collect(),
                 topics
             }),
         (node_id(), any::<u64>(), any::<u8>(), topic(), data(finite)).prop_map(
@@ -425,6 +434,7 @@ pub fn peer_msg(finite: bool) -> impl Strategy<Value = PeerMsg> {
                 origin,
                 seq,
                 ttl,
+                zeek: (ttl % 2 == 1).then(|| format!("{topic}-zeek")),
                 topic,
                 data
             }

@@ -191,7 +191,14 @@ async fn serve(
         Metrics::add(&shared.metrics.messages_in_total, 1);
         match zeek_json::decode_data_message(body.as_bytes(), n) {
             Ok(p) => match check_publish(shared, who, &p, n, &mut rate) {
-                Ok(()) => shared.dispatch(&p, None, Exclude::Consumer(reg.id)),
+                Ok(()) => {
+                    if let Err(e) = shared.dispatch(&p, None, Exclude::Consumer(reg.id)) {
+                        reply(zeek_json::error(
+                            e.code,
+                            &format!("input #{n}: {}", e.context),
+                        ));
+                    }
+                }
                 Err(e) => reply(e),
             },
             Err(e) => reply(zeek_json::error(e.code, &e.context)),

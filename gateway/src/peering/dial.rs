@@ -103,7 +103,7 @@ pub(crate) fn ws_config(
 }
 
 /// Jittered exponential backoff capped at `cap` (ZB-67: Broker retries at a fixed interval).
-fn backoff(attempt: u32, cap: Duration) -> Duration {
+pub(crate) fn backoff(attempt: u32, cap: Duration) -> Duration {
     let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(10));
     let d = base.min(cap);
     let jitter = rand::random::<f64>() * 0.5 + 0.5;

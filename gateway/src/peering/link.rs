@@ -245,11 +245,12 @@ fn on_message(
             ttl,
             topic,
             data,
+            zeek,
         } => {
             Metrics::add(&shared.metrics.messages_in_total, 1);
             shared
                 .peering
-                .on_forward(id, origin, seq, ttl, Publish { topic, data });
+                .on_forward(id, origin, seq, ttl, Publish { topic, data }, zeek);
         }
         PeerMsg::Advert {
             origin,
@@ -257,6 +258,7 @@ fn on_message(
             peers,
             topics,
             masters,
+            uplinks,
         } => {
             let mut st = shared.peering.lock();
             shared.peering.on_advert(
@@ -268,6 +270,7 @@ fn on_message(
                     peers,
                     topics,
                     masters,
+                    uplinks,
                 },
             );
         }

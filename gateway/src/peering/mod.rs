@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use broker_wasm::protocol::{EndpointInfo, NetworkInfo, PeerInfo, PeerMsg, PeerStatus, Publish};
+use broker_wasm::protocol::{
+    EndpointInfo, NetworkInfo, PeerInfo, PeerMsg, PeerStatus, Publish, UplinkAdvert,
+};
 use broker_wasm::topic::SubscriptionIndex;
 use broker_wasm::{ErrorCode, NodeId, StatusCode};
 use bytes::Bytes;
@@ -22,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Exclude, Hub};
 use crate::metrics::Metrics;
+use crate::uplink::route::{covered, Origin, UpRouter};
 
 pub(crate) mod dial;
 pub(crate) mod link;
@@ -87,6 +90,7 @@ struct Advert {
     peers: Vec<NodeId>,
     topics: Vec<String>,
     masters: Vec<String>,
+    uplinks: Vec<UplinkAdvert>,
 }
 
 impl Advert {
@@ -98,6 +102,7 @@ impl Advert {
             peers: self.peers.clone(),
             topics: self.topics.clone(),
             masters: self.masters.clone(),
+            uplinks: self.uplinks.clone(),
         })
     }
 }
@@ -131,6 +136,7 @@ struct State {
     my_version: u64,
     my_topics: Vec<String>,
     my_masters: Vec<String>,
+    my_uplinks: Vec<UplinkAdvert>,
     reachable: HashSet<NodeId>,
     /// Topic prefix -> first-hop links towards endpoints that want it.
     routes: SubscriptionIndex<LinkId>,
@@ -155,6 +161,8 @@ pub struct Peering {
     me: NodeId,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    /// The uplinks to Zeek nodes: what goes up, and what this endpoint takes from Zeek itself.
+    up: Arc<UpRouter>,
     state: Mutex<State>,
     /// Notified whenever a direct link is added or removed.
     pub changed: tokio::sync::Notify,
@@ -163,11 +171,12 @@ pub struct Peering {
 }
 
 impl Peering {
-    pub fn new(me: NodeId, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Peering {
+    pub fn new(me: NodeId, hub: Arc<Hub>, metrics: Arc<Metrics>, up: Arc<UpRouter>) -> Peering {
         Peering {
             me,
             hub,
             metrics,
+            up,
             state: Mutex::new(State::default()),
             changed: tokio::sync::Notify::new(),
             next_link: AtomicU64::new(1),
@@ -256,7 +265,51 @@ impl Peering {
             peers: st.by_node.keys().copied().collect(),
             topics: st.my_topics.clone(),
             masters: st.my_masters.clone(),
+            uplinks: st.my_uplinks.clone(),
         }
+    }
+
+    /// Our connected uplinks changed: advertise them (ZU-19).
+    pub fn set_local_uplinks(&self, uplinks: Vec<UplinkAdvert>) {
+        let mut st = self.lock();
+        if st.my_uplinks == uplinks {
+            return;
+        }
+        st.my_uplinks = uplinks;
+        self.readvertise(&mut st);
+    }
+
+    /// ZU-19: a message from Zeek node `zeek` that `origin` took from its uplink is delivered
+    /// here only if no better source exists: not if an uplink of this endpoint takes the topic
+    /// from that Zeek itself, and not if a reachable endpoint with a smaller id does.
+    fn take_from_peer(&self, st: &State, origin: NodeId, zeek: &str, topic: &str) -> bool {
+        if self.up.receives(zeek, topic) {
+            return false;
+        }
+        !st.adverts.iter().any(|(n, a)| {
+            *n < origin
+                && st.reachable.contains(n)
+                && a.uplinks
+                    .iter()
+                    .any(|u| u.zeek == zeek && covered(&u.subscribe, topic))
+        })
+    }
+
+    /// ZU-19: whether this endpoint sends a message of `origin` up to Zeek node `zeek`. The
+    /// origin does, when it has an uplink of its own to that Zeek for the topic; otherwise
+    /// the endpoint with the smallest id among those that have one.
+    fn send_up_for(&self, st: &State, origin: NodeId, zeek: &str, topic: &str) -> bool {
+        let sends = |a: &Advert| {
+            a.uplinks
+                .iter()
+                .any(|u| u.zeek == zeek && covered(&u.publish, topic))
+        };
+        if st.adverts.get(&origin).is_some_and(sends) {
+            return false;
+        }
+        !st.adverts
+            .iter()
+            .any(|(n, a)| *n < self.me && st.reachable.contains(n) && sends(a))
     }
 
     /// Our master stores changed: advertise them.
@@ -419,8 +472,9 @@ impl Peering {
         self.recompute(st);
     }
 
-    /// A message entering the peer graph here (from this endpoint or one of its clients).
-    pub fn originate(&self, publish: &Publish) {
+    /// A message entering the peer graph here (from this endpoint or one of its clients, or
+    /// from Zeek node `zeek` over an uplink).
+    pub fn originate(&self, publish: &Publish, zeek: Option<&str>) {
         let st = self.lock();
         if st.links.is_empty() {
             return;
@@ -437,6 +491,7 @@ impl Peering {
             ttl: DEFAULT_TTL,
             topic: publish.topic.clone(),
             data: publish.data.clone(),
+            zeek: zeek.map(str::to_owned),
         });
         for hop in hops {
             if let Some(link) = st.links.get(&hop) {
@@ -446,7 +501,15 @@ impl Peering {
     }
 
     /// A message from a peer: deliver locally unless seen before, and pass it on.
-    fn on_forward(&self, from: LinkId, origin: NodeId, seq: u64, ttl: u8, publish: Publish) {
+    fn on_forward(
+        &self,
+        from: LinkId,
+        origin: NodeId,
+        seq: u64,
+        ttl: u8,
+        publish: Publish,
+        zeek: Option<String>,
+    ) {
         {
             let mut st = self.lock();
             if origin == self.me {
@@ -489,6 +552,7 @@ impl Peering {
                         ttl: ttl - 1,
                         topic: publish.topic.clone(),
                         data: publish.data.clone(),
+                        zeek: zeek.clone(),
                     });
                     for hop in hops {
                         if let Some(link) = st.links.get(&hop) {
@@ -501,7 +565,23 @@ impl Peering {
             // delivered by whichever link reader saw it first, and the next message of that
             // origin must not overtake it on the other reader between the check and the
             // delivery.
-            self.hub.route(&publish, None, Exclude::None);
+            match &zeek {
+                Some(z) => {
+                    if self.take_from_peer(&st, origin, z, &publish.topic) {
+                        self.hub.route(&publish, None, Exclude::None);
+                    } else {
+                        Metrics::add(&self.metrics.uplink_duplicates_total, 1);
+                    }
+                }
+                None => {
+                    self.hub.route(&publish, None, Exclude::None);
+                    if !self.up.is_empty() {
+                        let elected = |z: &str, t: &str| self.send_up_for(&st, origin, z, t);
+                        self.up
+                            .offer(&publish, Origin::Peer(&elected), &self.metrics);
+                    }
+                }
+            }
         }
     }
 

@@ -12,7 +12,8 @@ use broker_wasm::{Data, ErrorCode, NodeId, Timestamp};
 use tokio::sync::mpsc;
 
 use super::sqlite::{Job, Write, Writer};
-use super::{error, Cmd, Feed, FeedItem, Reply, StoreError, StoreHandle, CHUNK, TICK};
+use super::{error, Cmd, Feed, FeedItem, Reply, StoreError, StoreHandle, TableCmd, CHUNK, TICK};
+use crate::uplink::table::TableChange;
 
 /// The endpoint clock in nanoseconds since the epoch.
 pub(crate) fn now() -> Timestamp {
@@ -34,12 +35,38 @@ struct Master {
     metrics: Arc<crate::metrics::Metrics>,
     /// Largest key plus value a write may leave in the store, in bytes; 0 = no limit.
     max_value: u64,
+    /// A mirror of a Zeek table (ZU-17): only its uplink changes it.
+    table: Option<TableState>,
+}
+
+/// The state of a store that mirrors a Zeek table.
+#[derive(Debug, Default)]
+struct TableState {
+    /// The uplink is away: clones are told the store is stale.
+    lost: bool,
+    /// Since the uplink came back: the keys Zeek sent again, until the table was re-sent
+    /// whole.
+    fresh: Option<std::collections::HashSet<Data>>,
+}
+
+/// A memory master that mirrors a Zeek table: clients may read and clone it, not write.
+pub(crate) fn spawn_read_only(env: &super::StoreEnv, name: &str) -> StoreHandle {
+    spawn_with(env, name, None, Some(TableState::default()))
 }
 
 pub(crate) fn spawn(
     env: &super::StoreEnv,
     name: &str,
     backend: Option<(BTreeMap<Data, Entry>, Writer)>,
+) -> StoreHandle {
+    spawn_with(env, name, backend, None)
+}
+
+fn spawn_with(
+    env: &super::StoreEnv,
+    name: &str,
+    backend: Option<(BTreeMap<Data, Entry>, Writer)>,
+    table: Option<TableState>,
 ) -> StoreHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let (entries, writer) = match backend {
@@ -60,6 +87,7 @@ pub(crate) fn spawn(
         writer,
         metrics: env.metrics.clone(),
         max_value: env.max_value,
+        table,
     };
     let stop = env.shutdown.child_token();
     env.tasks.spawn(run(m, rx, stop));
@@ -101,8 +129,85 @@ impl Master {
         match cmd {
             Cmd::Op { op, reply } => self.op(op, reply),
             Cmd::Attach { feed, reply } => self.attach(feed, reply),
+            Cmd::Table(t) => self.table(t),
             Cmd::Peer { .. } | Cmd::PeerGone(_) => {}
         }
+    }
+
+    /// A command of the uplink that feeds this mirror of a Zeek table (ZU-17).
+    fn table(&mut self, cmd: TableCmd) {
+        if self.table.is_none() {
+            return;
+        }
+        match cmd {
+            TableCmd::Apply(changes) => {
+                crate::metrics::Metrics::add(
+                    &self.metrics.uplink_table_changes_total,
+                    changes.len() as u64,
+                );
+                for c in changes {
+                    match c {
+                        TableChange::Put { key, value } => {
+                            if let Some(fresh) = self.table.as_mut().and_then(|t| t.fresh.as_mut())
+                            {
+                                fresh.insert(key.clone());
+                            }
+                            // Zeek re-sends whole tables to new clients: an unchanged value
+                            // is no update.
+                            if self.entries.get(&key).is_some_and(|e| e.value == value) {
+                                continue;
+                            }
+                            self.set(key, value, None);
+                        }
+                        TableChange::Remove { key, expired } => {
+                            if let Some(fresh) = self.table.as_mut().and_then(|t| t.fresh.as_mut())
+                            {
+                                fresh.remove(&key);
+                            }
+                            self.remove(&key, expired);
+                        }
+                    }
+                }
+            }
+            TableCmd::Lost => {
+                if let Some(t) = &mut self.table {
+                    t.lost = true;
+                    t.fresh = None;
+                }
+                self.tell_reachable(false);
+            }
+            TableCmd::Rebuild => {
+                if let Some(t) = &mut self.table {
+                    t.lost = false;
+                    t.fresh = Some(Default::default());
+                }
+                self.tell_reachable(true);
+            }
+            TableCmd::Rebuilt => {
+                let Some(fresh) = self.table.as_mut().and_then(|t| t.fresh.take()) else {
+                    return;
+                };
+                let gone: Vec<Data> = self
+                    .entries
+                    .keys()
+                    .filter(|k| !fresh.contains(*k))
+                    .cloned()
+                    .collect();
+                for k in gone {
+                    self.remove(&k, false);
+                }
+            }
+        }
+    }
+
+    /// Tells the clones whether the source of this store is reachable (a Zeek table's
+    /// uplink): they mark their replica stale while it is not.
+    fn tell_reachable(&mut self, reachable: bool) {
+        let item = FeedItem::new(ServerMsg::StoreMaster {
+            store: self.name.clone(),
+            reachable,
+        });
+        self.clones.retain(|f| f.try_send(item.clone()).is_ok());
     }
 
     /// Sends a snapshot in chunks, then adds the clone to the update fan-out (ZB-58).
@@ -135,6 +240,14 @@ impl Master {
         }
         if ok {
             ok = push(chunk, false);
+        }
+        if ok && self.table.as_ref().is_some_and(|t| t.lost) {
+            ok = feed
+                .try_send(FeedItem::new(ServerMsg::StoreMaster {
+                    store: self.name.clone(),
+                    reachable: false,
+                }))
+                .is_ok();
         }
         if ok {
             self.clones.push(feed);
@@ -222,6 +335,15 @@ impl Master {
 
     fn op(&mut self, op: StoreOp, reply: Reply) {
         crate::metrics::Metrics::add(&self.metrics.store_ops_total, 1);
+        if self.table.is_some() && store::is_mutation(&op) {
+            return reply(Err(error(
+                ErrorCode::ReadOnly,
+                format!(
+                    "store {} mirrors a Zeek table and is read-only: change the table in Zeek",
+                    self.name
+                ),
+            )));
+        }
         match &op {
             StoreOp::Get { key } => {
                 return reply(

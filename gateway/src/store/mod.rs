@@ -251,6 +251,21 @@ pub(crate) enum Cmd {
     Peer { from: NodeId, msg: PeerMsg },
     /// A direct peer went away.
     PeerGone(NodeId),
+    /// From the uplink that feeds a `zeek:` store (ZU-17).
+    Table(TableCmd),
+}
+
+/// What an uplink tells the store that mirrors a Zeek table.
+#[derive(Debug)]
+pub(crate) enum TableCmd {
+    /// A batch of changes, applied at once and in order.
+    Apply(Vec<crate::uplink::table::TableChange>),
+    /// The uplink lost Zeek: clones see the store as stale until it is back.
+    Lost,
+    /// The uplink is back: what Zeek sends next rebuilds the store.
+    Rebuild,
+    /// Zeek re-sent the whole table: keys it did not re-send are gone.
+    Rebuilt,
 }
 
 /// Answers every command still queued for a store task that ends, so no caller waits
@@ -261,7 +276,7 @@ pub(crate) fn fail_queued(rx: &mut mpsc::UnboundedReceiver<Cmd>) {
         let gone = || error(ErrorCode::NoSuchMaster, "the store was closed");
         match cmd {
             Cmd::Op { reply, .. } | Cmd::Attach { reply, .. } => reply(Err(gone())),
-            Cmd::Peer { .. } | Cmd::PeerGone(_) => {}
+            Cmd::Peer { .. } | Cmd::PeerGone(_) | Cmd::Table(_) => {}
         }
     }
 }
@@ -279,7 +294,7 @@ impl StoreHandle {
             let gone = || error(ErrorCode::NoSuchMaster, "the store was closed");
             match cmd {
                 Cmd::Op { reply, .. } | Cmd::Attach { reply, .. } => reply(Err(gone())),
-                Cmd::Peer { .. } | Cmd::PeerGone(_) => {}
+                Cmd::Peer { .. } | Cmd::PeerGone(_) | Cmd::Table(_) => {}
             }
         }
     }
@@ -436,6 +451,15 @@ impl Stores {
                 ))
             };
         }
+        if by_client && name.starts_with(crate::uplink::table::STORE_PREFIX) {
+            return Err(error(
+                ErrorCode::ReadOnly,
+                format!(
+                    "store names starting with {:?} mirror Zeek tables; clients cannot create them",
+                    crate::uplink::table::STORE_PREFIX
+                ),
+            ));
+        }
         if by_client && self.masters().len() >= self.env.max_stores {
             return Err(error(
                 ErrorCode::BackendFailure,
@@ -493,6 +517,27 @@ impl Stores {
         }
         self.env.peering.set_local_masters(self.masters());
         tracing::info!(store = name, ?backend, "master store attached");
+        Ok(h)
+    }
+
+    /// The read-only master that mirrors the Zeek table of store `name` (`zeek:<id>`),
+    /// created on first use (ZU-17). Gateways uplinked to the same Zeek each keep their own
+    /// copy: it is not a client's master, so neither `--max-stores` nor another endpoint's
+    /// master of that name prevents it.
+    pub(crate) fn zeek_table(&self, name: &str) -> Result<StoreHandle, StoreError> {
+        validate_name(name)?;
+        let mut map = self.lock();
+        if let Some(h) = map.get(name).filter(|h| !h.is_closed() && h.is_master) {
+            return Ok(h.clone());
+        }
+        map.retain(|_, h| !h.is_closed());
+        // A relay of that name (a clone of a peer's copy) gives way to the local copy; its
+        // clones re-attach to the master here.
+        let h = master::spawn_read_only(&self.env, name);
+        map.insert(name.to_owned(), h.clone());
+        drop(map);
+        self.env.peering.set_local_masters(self.masters());
+        tracing::info!(store = name, "zeek table store created");
         Ok(h)
     }
 

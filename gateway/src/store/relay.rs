@@ -197,6 +197,7 @@ impl Relay {
                 }
             }
             Cmd::Peer { from, msg } => self.on_peer(from, msg),
+            Cmd::Table(_) => {}
             Cmd::PeerGone(node) => {
                 self.asked.remove(&node);
                 if self.bound == Some(node) {

@@ -174,7 +174,9 @@ impl Session {
             self.error(ErrorCode::InvalidData, broker_wasm::data::too_deep_text());
             return;
         }
-        self.shared.dispatch(&p, raw, Exclude::Consumer(self.id));
+        if let Err(e) = self.shared.dispatch(&p, raw, Exclude::Consumer(self.id)) {
+            self.error(e.code, e.context);
+        }
     }
 }
 

@@ -45,6 +45,26 @@ impl Session {
                 ))));
             }
             r @ (Request::Peer { .. } | Request::Unpeer { .. }) => self.peering_request(id, r),
+            Request::ZeekUplink(spec) => {
+                let result = crate::uplink::start(&shared, spec)
+                    .map(|()| Response::Done)
+                    .map_err(|e| broker_failure(ErrorCode::PeerInvalid, e));
+                self.send(respond(result));
+            }
+            Request::ZeekUnlink { url } => {
+                let result = if crate::uplink::stop(&shared, &url) {
+                    Ok(Response::Done)
+                } else {
+                    Err(broker_failure(
+                        ErrorCode::PeerInvalid,
+                        format!("no zeek uplink to {url}"),
+                    ))
+                };
+                self.send(respond(result));
+            }
+            Request::ZeekUplinks => {
+                self.send(respond(Ok(Response::Uplinks(shared.up.infos()))));
+            }
             Request::Stores => {
                 let mut names = shared.stores.names();
                 names.retain(|n| crate::auth::allowed(&self.who.grants.store_read, n));

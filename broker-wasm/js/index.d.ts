@@ -234,6 +234,20 @@ export class Endpoint {
   peers(): Promise<Array<{ node?: string; address?: string; port?: number; status: string; outbound: boolean }>>;
   peerSubscriptions(): Promise<string[]>;
   peerGateway(host: string, port: number, options?: { retryMs?: number }): Promise<void>;
+  /** Asks the gateway to join a Zeek node's WebSocket API as a client (grant `admin`). */
+  zeekUplink(
+    url: string,
+    options?: {
+      subscribe?: string[];
+      publish?: string[];
+      headers?: Record<string, string>;
+      appName?: string;
+    },
+  ): Promise<void>;
+  /** Ends the gateway's uplink to `url` (grant `admin`). */
+  zeekUnlink(url: string): Promise<void>;
+  /** The gateway's uplinks to Zeek nodes and their state. */
+  zeekUplinks(): Promise<UplinkInfo[]>;
   /** A clone of store `name` (returned at once; see `Store.ready`). */
   attachClone(name: string, options?: CloneOptions): Store;
   /** Creates (or re-attaches) a master on the gateway; resolves with a synced clone of it. */
@@ -406,3 +420,20 @@ export function jsToTypedJson(value: BrokerValue): string;
 export function typedJsonToJs(json: string): BrokerValue;
 /** `[number, name]` of Broker's error codes (ZB-22), from the wasm build: the `code` of a `BrokerError` is one of these names. */
 export function errorCodes(): Array<[number, string]>;
+
+/** An uplink of the gateway to a Zeek node's WebSocket API. */
+export interface UplinkInfo {
+  url: string;
+  /** `connecting`, `connected`, `reconnecting` or `stopped`. */
+  state: string;
+  zeek_endpoint: string | null;
+  zeek_version: string | null;
+  subscribe: string[];
+  publish: string[];
+  messages_in: number;
+  messages_out: number;
+  errors: number;
+  refused: number;
+  connects: number;
+  last_error: string | null;
+}

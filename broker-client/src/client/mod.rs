@@ -654,6 +654,34 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Asks the gateway to join a Zeek node's WebSocket API as a client (ZU-02), or to change
+    /// the uplink to the same URL; grant `admin`.
+    pub async fn zeek_uplink(
+        &self,
+        spec: broker_wasm::protocol::UplinkSpec,
+    ) -> Result<(), ClientError> {
+        self.request(Request::ZeekUplink(spec)).await.map(|_| ())
+    }
+
+    /// Asks the gateway to end its uplink to `url`; grant `admin`.
+    pub async fn zeek_unlink(&self, url: &str) -> Result<(), ClientError> {
+        self.request(Request::ZeekUnlink { url: url.into() })
+            .await
+            .map(|_| ())
+    }
+
+    /// The gateway's uplinks to Zeek nodes and their state.
+    pub async fn zeek_uplinks(
+        &self,
+    ) -> Result<Vec<broker_wasm::protocol::UplinkInfo>, ClientError> {
+        match self.request(Request::ZeekUplinks).await? {
+            Response::Uplinks(u) => Ok(u),
+            other => Err(ClientError::Handshake(format!(
+                "unexpected response {other:?}"
+            ))),
+        }
+    }
+
     /// Runs `f` on the client core (for local clone reads).
     pub(crate) fn with_core<T>(&self, f: impl FnOnce(&mut ClientCore) -> T) -> T {
         f(&mut self.inner.core())

@@ -127,6 +127,31 @@ class EndpointApi extends Connection {
   }
 
   /**
+   * Asks the gateway to join a Zeek node's WebSocket API as a client (grant `admin`), or to
+   * change its uplink to that URL. `subscribe`: topic prefixes taken from Zeek (default
+   * `["zeek/"]`); `publish`: prefixes whose events go up to Zeek (default none); `headers`:
+   * extra handshake headers (`{Authorization: "..."}`); `appName`: `X-Application-Name`.
+   * @param {string} url `ws://HOST:PORT/v1/messages/json` or `wss://...`
+   * @param {{subscribe?: string[], publish?: string[], headers?: Record<string, string>, appName?: string}} [options]
+   */
+  zeekUplink(url, { subscribe, publish, headers, appName } = {}) {
+    return this._request("zeekUplink", { url, subscribe, publish, headers, appName });
+  }
+
+  /** Ends the gateway's uplink to `url` (grant `admin`). */
+  zeekUnlink(url) {
+    return this._request("zeekUnlink", { url });
+  }
+
+  /**
+   * The gateway's uplinks to Zeek nodes: `[{url, state, zeek_endpoint, zeek_version,
+   * subscribe, publish, messages_in, messages_out, errors, refused, connects, last_error}]`.
+   */
+  zeekUplinks() {
+    return this._request("zeekUplinks", {});
+  }
+
+  /**
    * A clone of store `name` (ZB-47): returned at once; `await store.ready()` for the first
    * snapshot. Options in seconds, as Broker's: `resyncInterval` (10), `staleInterval`
    * (300, negative = never), `mutationBufferInterval` (120). The clone follows the

@@ -69,6 +69,7 @@ fn response_js(r: &Response) -> JsValue {
             .collect::<Array>()
             .into(),
         Response::Namespace(info) => serde_wasm_json(info),
+        Response::Uplinks(u) => serde_wasm_json(u),
     }
 }
 

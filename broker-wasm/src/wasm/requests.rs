@@ -175,6 +175,56 @@ pub(super) fn request(kind: &str, args: &JsValue) -> Result<Request, JsValue> {
                 options,
             }
         }
+        "zeekUplink" => {
+            let strings = |k: &str| -> Result<Vec<String>, JsValue> {
+                let v = get(args, k);
+                if v.is_undefined() || v.is_null() {
+                    return Ok(Vec::new());
+                }
+                if !js_sys::Array::is_array(&v) {
+                    return Err(bad(&format!("`{k}` must be an array of strings")));
+                }
+                js_sys::Array::from(&v)
+                    .iter()
+                    .map(|t| {
+                        t.as_string()
+                            .ok_or_else(|| bad(&format!("`{k}` must be an array of strings")))
+                    })
+                    .collect()
+            };
+            let headers = match get(args, "headers") {
+                h if h.is_undefined() || h.is_null() => Vec::new(),
+                h => js_sys::Object::entries(&js_sys::Object::from(h))
+                    .iter()
+                    .map(|pair| {
+                        let pair = js_sys::Array::from(&pair);
+                        match (pair.get(0).as_string(), pair.get(1).as_string()) {
+                            (Some(n), Some(v)) => Ok((n, v)),
+                            _ => Err(bad("`headers` must map names to strings")),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            let subscribe = match get(args, "subscribe") {
+                v if v.is_undefined() => vec!["zeek/".to_owned()],
+                _ => strings("subscribe")?,
+            };
+            Request::ZeekUplink(crate::protocol::UplinkSpec {
+                url: get(args, "url")
+                    .as_string()
+                    .ok_or_else(|| bad("`url` must be a string"))?,
+                subscribe,
+                publish: strings("publish")?,
+                headers,
+                app_name: get(args, "appName").as_string(),
+            })
+        }
+        "zeekUnlink" => Request::ZeekUnlink {
+            url: get(args, "url")
+                .as_string()
+                .ok_or_else(|| bad("`url` must be a string"))?,
+        },
+        "zeekUplinks" => Request::ZeekUplinks,
         other => return Err(conversion_error(format!("unknown request `{other}`"))),
     })
 }

@@ -435,6 +435,16 @@ impl Endpoint {
 pub struct Probe(Arc<Shared>);
 
 impl Probe {
+    /// Other endpoints of the peer graph that advertise connected uplinks to Zeek.
+    pub fn uplink_adverts(&self) -> usize {
+        self.0.peering.uplink_adverts()
+    }
+
+    /// Names of the stores held here (masters and relays).
+    pub fn store_names(&self) -> Vec<String> {
+        self.0.stores.names()
+    }
+
     /// The union of the local subscriptions (what is advertised to peers).
     pub fn local_filter(&self) -> Vec<String> {
         self.0.hub.filter()

@@ -51,6 +51,14 @@ pub struct Shared {
     pub(crate) uplinks: crate::uplink::registry::Registry,
 }
 
+/// One per-uplink series of `/metrics`: name, type, help, value.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&broker_wasm::protocol::UplinkInfo) -> u64,
+);
+
 impl Shared {
     /// The Prometheus text of `/metrics`.
     pub fn metrics_text(&self) -> String {
@@ -138,12 +146,7 @@ impl Shared {
                 .replace('"', "\\\"")
                 .replace('\n', "\\n")
         };
-        let series: [(
-            &str,
-            &str,
-            &str,
-            fn(&broker_wasm::protocol::UplinkInfo) -> u64,
-        ); 5] = [
+        let series: [Series; 5] = [
             (
                 "uplink_up",
                 "gauge",

@@ -412,6 +412,7 @@ fn forward(origin: broker_wasm::NodeId, seq: u64, n: u64) -> broker_wasm::protoc
         ttl: 1,
         topic: "/forged/x".into(),
         data: Data::Count(n),
+        zeek: None,
     }
 }
 

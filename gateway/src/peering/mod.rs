@@ -330,6 +330,15 @@ impl Peering {
             .any(|(n, a)| st.reachable.contains(n) && a.masters.iter().any(|m| m == name))
     }
 
+    /// Reachable endpoints that advertise connected uplinks to Zeek (ZU-19).
+    pub fn uplink_adverts(&self) -> usize {
+        let st = self.lock();
+        st.adverts
+            .iter()
+            .filter(|(n, a)| st.reachable.contains(n) && !a.uplinks.is_empty())
+            .count()
+    }
+
     /// Duplicate-suppression windows held (one per origin seen from peers).
     pub fn seq_windows(&self) -> usize {
         self.lock().seen.len()

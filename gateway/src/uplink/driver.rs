@@ -39,6 +39,8 @@ const HANDOFF: Duration = Duration::from_secs(2);
 const HANDOFF_MAX: usize = 100_000;
 
 type Ws = tokio_tungstenite::WebSocketStream<broker_client::tls::ClientStream>;
+/// A connection being set up for a changed spec.
+type Connecting = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Conn, String>> + Send>>;
 
 /// An acknowledged connection to Zeek.
 struct Conn {
@@ -265,16 +267,20 @@ async fn serve(
     let mut pinger = crate::conn::keepalive::Pinger::new(&ctx.shared.config);
     let mut last_rx = Instant::now();
     let mut batch = Vec::with_capacity(256);
-    let mut next: Option<
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Conn, String>> + Send>>,
-    > = None;
+    let mut next: Option<Connecting> = None;
     let mut pending_spec: Option<UplinkSpec> = None;
+    let mut seen: VecDeque<Utf8Bytes> = VecDeque::new();
     let end = loop {
         tokio::select! {
             m = conn.stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     last_rx = Instant::now();
                     on_text(ctx, conn.zeek(), t.as_bytes());
+                    // While a new connection is being set up, remember what this one
+                    // delivered: the handoff aligns the two streams with it.
+                    if next.is_some() && seen.len() < HANDOFF_MAX {
+                        seen.push_back(t);
+                    }
                 }
                 Some(Ok(Message::Close(_))) | None => break End::Lost("Zeek closed the connection".into()),
                 Some(Err(e)) => break End::Lost(e.to_string()),
@@ -311,11 +317,13 @@ async fn serve(
                 next = None;
                 match r {
                     Ok(new) => {
-                        conn = handoff(ctx, conn, new, &tx, &mut rx).await;
+                        let seen = std::mem::take(&mut seen);
+                        conn = handoff(ctx, conn, new, seen, &mut rx).await;
                         go_live(ctx, &conn, &tx, false);
                         tracing::info!(url = ctx.status.url, subscribe = ?conn.spec.subscribe, "zeek uplink now on a new connection");
                     }
                     Err(e) => {
+                        seen.clear();
                         ctx.status.set_error(e.clone());
                         ctx.shared.hub.error(
                             ErrorCode::PeerUnavailable,
@@ -442,48 +450,59 @@ fn topic_of(text: &[u8]) -> Option<String> {
 
 /// Moves the uplink from `old` to `new` (both acknowledged) without losing or repeating a
 /// message (ZU-05). Zeek sends both connections the same text for a message both subscribe
-/// to, in the same order. Until the old connection delivers the first common message the new
-/// one received, the old stream is delivered and the new one held back; from that message on
-/// the new stream takes over. If no common message comes within [`HANDOFF`], whatever the
-/// new connection holds is delivered. Events queued for Zeek meanwhile go up the new
-/// connection.
+/// to, in the same order; the new connection's stream of common topics starts somewhere in
+/// the old one's. `seen` holds what the old connection delivered since the new one was
+/// asked for. Once the first common message of the new stream is found among what the old
+/// one delivered, the old connection closes, the new stream's copies of messages the old
+/// one already delivered are skipped, and the rest is delivered. If that does not happen
+/// within [`HANDOFF`], whatever the new connection holds is delivered (a repeat is better
+/// than a loss). Events queued for Zeek meanwhile go up the new connection.
 async fn handoff(
     ctx: &mut Ctx,
     mut old: Conn,
     mut new: Conn,
-    _tx: &mpsc::Sender<Bytes>,
+    mut seen: VecDeque<Utf8Bytes>,
     rx: &mut mpsc::Receiver<Bytes>,
 ) -> Conn {
-    let mut held: VecDeque<(Utf8Bytes, Option<String>)> = VecDeque::new();
+    let subscribe = new.spec.subscribe.clone();
+    let common = |t: &[u8]| topic_of(t).is_some_and(|tp| covered(&subscribe, &tp));
+    // Only messages of topics both connections take can appear in both streams.
+    let mut old_common: VecDeque<Utf8Bytes> =
+        seen.drain(..).filter(|t| common(t.as_bytes())).collect();
+    let mut held: VecDeque<(Utf8Bytes, bool)> = VecDeque::new();
     let deadline = tokio::time::sleep(HANDOFF);
     tokio::pin!(deadline);
     let mut batch = Vec::new();
     let old_zeek = old.zeek().to_owned();
-    loop {
+    let aligned = loop {
+        // The first common message of the new stream, found among the old one's?
+        if let Some((h0, _)) = held.iter().find(|(_, c)| *c) {
+            if let Some(p) = old_common
+                .iter()
+                .position(|t| t.as_bytes() == h0.as_bytes())
+            {
+                old_common.drain(..p);
+                break true;
+            }
+        }
         tokio::select! {
             m = old.stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
-                    let first_common = held
-                        .iter()
-                        .position(|(_, topic)| topic.as_deref().is_some_and(|tp| covered(&old.spec.subscribe, tp)));
                     on_text(ctx, &old_zeek, t.as_bytes());
-                    if let Some(i) = first_common {
-                        if held[i].0.as_bytes() == t.as_bytes() {
-                            held.remove(i);
-                            break;
-                        }
+                    if common(t.as_bytes()) && old_common.len() < HANDOFF_MAX {
+                        old_common.push_back(t);
                     }
                 }
                 Some(Ok(_)) => {}
                 // The old connection ended: the new one has everything from its ack on.
-                Some(Err(_)) | None => break,
+                Some(Err(_)) | None => break false,
             },
             m = new.stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
-                    let topic = topic_of(t.as_bytes());
-                    held.push_back((t, topic));
+                    let c = common(t.as_bytes());
+                    held.push_back((t, c));
                     if held.len() >= HANDOFF_MAX {
-                        break;
+                        break false;
                     }
                 }
                 Some(Ok(_)) => {}
@@ -499,13 +518,44 @@ async fn handoff(
                     batch.clear();
                 }
             }
-            _ = &mut deadline => break,
+            _ = &mut deadline => break false,
         }
-    }
+    };
     let _ = old.sink.send(Message::Close(None)).await;
     let zeek = new.zeek().to_owned();
-    for (t, _) in held {
+    for (t, c) in held {
+        // Skip the copies of what the old connection delivered already.
+        if aligned
+            && c
+            && old_common
+                .front()
+                .is_some_and(|o| o.as_bytes() == t.as_bytes())
+        {
+            old_common.pop_front();
+            continue;
+        }
         on_text(ctx, &zeek, t.as_bytes());
+    }
+    // Messages of the old stream past the new one's start that have not come on the new
+    // connection yet will: skip them there.
+    let mut skip = if aligned { old_common } else { VecDeque::new() };
+    loop {
+        if skip.is_empty() {
+            break;
+        }
+        let m = tokio::time::timeout(HANDOFF, new.stream.next()).await;
+        match m {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let c = common(t.as_bytes());
+                if c && skip.front().is_some_and(|o| o.as_bytes() == t.as_bytes()) {
+                    skip.pop_front();
+                } else {
+                    on_text(ctx, &zeek, t.as_bytes());
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
     }
     new
 }

@@ -21,9 +21,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p broker-client --no-default-features --all-targets -- -D warnings
 cargo clippy -p broker-wasm --lib --target wasm32-unknown-unknown -- -D warnings
 
-echo "==> building pkg/ and the gateway"
+echo "==> building pkg/, the gateway and the Zeek double"
 scripts/build-pkg.sh
 cargo build -p gateway
+cargo build -p e2e --bin zeek-double
 
 echo "==> cargo test"
 # Each fuzz target runs this long (seconds); raise it for a longer pass.

@@ -2,6 +2,8 @@
 //! bound address it prints, and kills it when dropped (also when a test panics: the panic
 //! unwinds through the drop). Every wait here has a deadline.
 
+pub mod zeek_double;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::frame::{fmt_u64, now_text, push_frame, push_frame_parts};
+use crate::frame::{fmt_u64, now_text, now_text_in, push_frame, push_frame_parts};
 use crate::hub::{BurstPlan, Hub, Out};
 use crate::rules::{
     check_event, error_text, error_value, good_app_name, subscriptions, BAD_APP, BAD_URI, PATH,
@@ -269,7 +269,11 @@ impl Conn {
                     continue;
                 }
             }
-            let ts = now_text();
+            let ts = if plan.precise {
+                now_text_in(1_000)
+            } else {
+                now_text()
+            };
             while sent < allowed && self.buf.len() < WRITE_BATCH {
                 let number = fmt_u64(&mut digits, sent);
                 let parts = [

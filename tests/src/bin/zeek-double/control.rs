@@ -127,7 +127,9 @@ fn command(hub: &Arc<Hub>, cmd: &Value) -> Result<(), String> {
             let name = str_field(cmd, "name")?;
             let count = u64_field(cmd, "count", None)?;
             let rate = u64_field(cmd, "rate", Some(0))?;
-            let plan = Arc::new(burst_plan(topic, name, count, rate));
+            let mut plan = burst_plan(topic, name, count, rate);
+            plan.precise = cmd["precise"].as_bool().unwrap_or(false);
+            let plan = Arc::new(plan);
             let start = Instant::now();
             let done = hub.burst(topic, &plan);
             let hub = hub.clone();
@@ -260,6 +262,7 @@ pub fn burst_plan(topic: &str, name: &str, count: u64, rate: u64) -> BurstPlan {
         tail: r#""}]}]}]}"#,
         count,
         rate,
+        precise: false,
     }
 }
 

@@ -28,10 +28,16 @@ pub fn push_frame_parts(buf: &mut Vec<u8>, parts: &[&[u8]]) {
 
 /// The current time as Broker renders a timestamp: `YYYY-MM-DDThh:mm:ss.mmm`.
 pub fn now_text() -> String {
+    now_text_in(1_000_000)
+}
+
+/// The current time as Broker renders a timestamp, truncated to `unit` nanoseconds (Zeek's
+/// own output: milliseconds).
+pub fn now_text_in(unit: i64) -> String {
     let ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64 * 1_000_000);
-    broker_wasm::timefmt::format_timestamp(broker_wasm::Timestamp(ns))
+        .map_or(0, |d| d.as_nanos() as i64);
+    broker_wasm::timefmt::format_timestamp(broker_wasm::Timestamp(ns - ns % unit))
 }
 
 /// `v` in decimal, written into `buf`.

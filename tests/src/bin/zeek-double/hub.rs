@@ -35,6 +35,9 @@ pub struct BurstPlan {
     pub count: u64,
     /// Events per second; 0 = as fast as the socket takes them.
     pub rate: u64,
+    /// Timestamps to the microsecond (for latency measurements) instead of Zeek's
+    /// milliseconds.
+    pub precise: bool,
 }
 
 /// A message the double sends, with the topic it is matched on.

@@ -60,10 +60,11 @@
 //! {"cmd":"close","code":1001?,"reason":"Terminating"?,"client":n?}
 //!                                      -> {"event":"closing","clients":k}
 //!     a Close frame (what Zeek sends when it terminates); dropped after 5 s without reply.
-//! {"cmd":"burst","topic":T,"name":E,"count":N,"rate":R?}
+//! {"cmd":"burst","topic":T,"name":E,"count":N,"rate":R?,"precise":P?}
 //!                                      -> {"event":"burst_done","sent":N,"clients":k,"frames":f,"seconds":S}
 //!     N events E(count i, time now), i = 0..N-1, to every matching acked client, R per
-//!     second (0: unpaced). sent: the least any client got; frames: all written.
+//!     second (0: unpaced); the time to the millisecond as Zeek's, to the microsecond with
+//!     "precise":true (for latency measurements). sent: the least any client got; frames: all written.
 //! {"cmd":"clients"}                    -> {"event":"clients","clients":[{"client":n,"topics":[...],"app_name":...}]}
 //! {"cmd":"stats"}                      -> {"event":"stats","received":a,"rejected":b,"forwarded":c}
 //! anything else                        -> {"event":"error","text":"...","line":"..."}

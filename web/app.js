@@ -68,11 +68,16 @@ views.set("topics", setupTopics(ctx));
 views.set("stores", setupStores(ctx));
 views.set("namespaces", setupNamespaces(ctx));
 
+// The page's own connection: its statuses name the gateway as the node. The gateway's statuses
+// about its peers and its uplinks to Zeek (`zeek uplink <url>: ...`, no node) use the same
+// codes and only go to the log and the overview.
+const own = (e) => e.node !== undefined && e.node !== null && e.node === ep.peerId;
+
 (async () => {
   const statuses = ep.makeStatusSubscriber(true);
   for await (const e of statuses) {
     overview.log(e);
-    if (e.type !== "status") continue;
+    if (e.type !== "status" || !own(e)) continue;
     if (e.code === "peer_added") {
       setConn("connected", "connected");
       for (const v of views.values()) v.connected?.();

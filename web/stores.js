@@ -1,7 +1,8 @@
 // Stores: the gateway's stores (`ep.stores()`); one opened as a clone and shown in a
 // virtualised table read with `store.entries(start, limit)`; changes are collected from
 // `onChange` and applied once per animation frame, changed cells flash; search by key prefix;
-// put / erase / increment.
+// put / erase / increment. Stores named `zeek:` mirror Zeek tables: read-only, no write form.
+// A store whose master the gateway lost is marked stale until changes flow again.
 import { VirtualList } from "./vlist.js";
 import { renderValue, valueText, typeOf, spanText, timeText, fillTypeSelect, parseValue, typeHint } from "./format.js";
 
@@ -11,6 +12,13 @@ const FLASH_MS = 1000;
 
 const keyText = (k) => (typeof k === "string" ? k : valueText(k));
 const keyId = (k) => (typeof k === "string" ? `s${k}` : `${typeOf(k)}:${valueText(k)}`);
+/** Stores that mirror a Zeek table (`&publish_on_change`), which only Zeek changes. */
+const ZEEK_PREFIX = "zeek:";
+const isZeekTable = (name) => name.startsWith(ZEEK_PREFIX);
+/** The context of the clone's error while the gateway has lost the store's master. */
+const LOST_MASTER = /lost the store's master/;
+/** How often the list of stores is refreshed while the view is shown (new `zeek:` tables). */
+const LIST_MS = 3000;
 
 function expiryText(ts, now) {
   if (!ts) return "";
@@ -38,6 +46,9 @@ class StoresView {
     this.initial = true; // the first snapshot's inserts are not changes worth a flash
     this.error = "";
     this.refused = false; // the gateway refused the clone for good (e.g. unauthorized)
+    this.stale = false; // the gateway lost the store's master: the entries are the last known
+    this.readOnly = false; // a mirror of a Zeek table
+    this.listed = ""; // the store names in the picker, to rebuild it only when they change
     this.stateShown = false; // the state line shows the current state
     this.stat = { changes: 0, rate: 0, windowStart: performance.now(), windowCount: 0 };
     this.list = new VirtualList($("store-viewport"), {
@@ -48,6 +59,9 @@ class StoresView {
     });
     this.bindPicker();
     this.bindWrites();
+    setInterval(() => {
+      if (this.ctx.currentView() === "stores") this.refreshList();
+    }, LIST_MS);
   }
 
   size() {
@@ -113,15 +127,21 @@ class StoresView {
       const pair = pairs[i];
       if (!pair) {
         row._key = undefined;
+        kc._kid = undefined;
         kc.textContent = vc.textContent = ec.textContent = "";
         continue;
       }
       const [k, v] = pair;
       row._key = k;
       row.setAttribute("aria-rowindex", String(start + i + 2));
-      const kt = keyText(k);
-      if (kc.textContent !== kt) {
-        kc.textContent = kt;
+      // String keys as plain text; other keys (a Zeek table's addresses, ports, or vectors
+      // for indexes of several columns) rendered by type like values.
+      const kid = keyId(k);
+      if (kc._kid !== kid) {
+        kc._kid = kid;
+        const kt = keyText(k);
+        if (typeof k === "string") kc.textContent = kt;
+        else renderValue(kc, k);
         kc.title = kt;
       }
       renderValue(vc, v);
@@ -149,26 +169,44 @@ class StoresView {
         this.changed++;
         this.stat.changes++;
         if (!this.initial) this.changedAt.set(keyId(c.key), performance.now());
+        this.fresh(); // changes flow again
         break;
       case "reset":
         this.state = "master restarted: resynchronising";
         this.structural = true;
+        this.fresh(false);
         break;
       case "synced":
         this.state = "in sync";
         this.initial = false;
         this.structural = true;
         this.changed++;
+        this.fresh(false);
         break;
       case "error":
         // A final refusal (e.g. a token without `store_read`) will not change: say so at once
-        // instead of waiting. Other errors (`no_such_master`) are retried by the clone.
+        // instead of waiting. Other errors (`no_such_master`) are retried by the clone. The
+        // gateway losing the master (e.g. a Zeek table's uplink is down) leaves the last known
+        // entries readable: marked stale until changes arrive again.
         this.refused = c.permanent;
-        this.state = this.refused ? `refused by the gateway: ${c.code} (${c.message})` : `waiting for the master (${c.code})`;
+        if (!c.permanent && LOST_MASTER.test(c.message ?? "")) {
+          this.stale = true;
+          this.state = "stale (the gateway lost the master)";
+        } else {
+          this.state = this.refused ? `refused by the gateway: ${c.code} (${c.message})` : `waiting for the master (${c.code})`;
+        }
         this.stateShown = false;
         this.dirty = true;
         break;
     }
+  }
+
+  /** The store is live again; `inSync`: say so in the state line. */
+  fresh(inSync = true) {
+    if (!this.stale) return;
+    this.stale = false;
+    if (inSync) this.state = "in sync";
+    this.stateShown = false;
   }
 
   showState() {
@@ -176,6 +214,9 @@ class StoresView {
     const { store, refused } = this;
     el.textContent = store ? `${store.name}: ${refused ? this.state : this.error || this.state}` : this.state;
     el.classList.toggle("error", Boolean(store && refused));
+    $("store-stale").hidden = !(store && this.stale && !refused);
+    $("store-readonly").hidden = !(store && this.readOnly);
+    $("store-form").hidden = Boolean(store && this.readOnly);
     this.stateShown = true;
   }
 
@@ -184,9 +225,13 @@ class StoresView {
     // Opening a refused store again asks the gateway again.
     if (this.store?.name === name && !this.refused) return;
     this.close();
-    this.store = this.ep.attachClone(name, { resyncInterval: 1 });
+    this.readOnly = isZeekTable(name);
+    // A Zeek table stays readable however long its uplink is away (marked stale meanwhile).
+    this.store = this.ep.attachClone(name, this.readOnly ? { resyncInterval: 1, staleInterval: -1 } : { resyncInterval: 1 });
     this.state = "attaching…";
     this.refused = false;
+    this.stale = false;
+    $("store-result").textContent = "";
     this.stateShown = false;
     this.initial = true;
     this.off = this.store.onChange((c) => this.onChange(c));
@@ -205,6 +250,8 @@ class StoresView {
     this.keys = null;
     this.state = "no store open";
     this.refused = false;
+    this.stale = false;
+    this.readOnly = false;
     this.stateShown = false;
     this.dirty = true;
   }
@@ -217,11 +264,18 @@ class StoresView {
     } catch {
       return;
     }
+    // Rebuilt only when the names changed (the list is refreshed while the view is shown).
+    const listed = JSON.stringify(names);
+    if (listed === this.listed) return;
+    this.listed = listed;
     const sel = $("store-select");
     const cur = sel.value || this.store?.name || "";
     sel.textContent = "";
     sel.add(new Option(names.length ? "(choose a store)" : "(no stores)", ""));
-    for (const n of names) sel.add(new Option(n, n, false, n === cur));
+    for (const n of names) {
+      const o = new Option(isZeekTable(n) ? `${n} (Zeek table, read-only)` : n, n, false, n === cur);
+      sel.add(o);
+    }
   }
 
   bindPicker() {
@@ -260,6 +314,11 @@ class StoresView {
     const store = this.store;
     if (!store) {
       out.textContent = "open a store first";
+      out.className = "error";
+      return;
+    }
+    if (this.readOnly) {
+      out.textContent = `${store.name} mirrors a Zeek table (read-only)`;
       out.className = "error";
       return;
     }

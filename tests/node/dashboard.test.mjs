@@ -2,7 +2,9 @@
 // errors, shows the gateway and its peers, a value published from Node appears in the topic
 // view, a put from Node shows up in the store table and one from the page reaches a Node
 // clone, namespaces work from the page, it stays responsive under load and recovers when the
-// gateway restarts. Screenshots of each view go to target/dashboard-screenshots/.
+// gateway restarts; a gateway's uplink to Zeek and a mirrored Zeek table (`zeek:` store) show
+// in the overview and the stores view. Screenshots of each view go to
+// target/dashboard-screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -17,7 +19,7 @@ const webDir = path.join(root, "web");
 const shots = path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, "target"), "dashboard-screenshots");
 mkdirSync(shots, { recursive: true });
 
-const { Endpoint, Count, Address, Port, Timestamp, Event, Subnet, Timespan } = broker;
+const { Endpoint, Count, Address, Port, Timestamp, Event, Subnet, Timespan, EnumValue } = broker;
 const T = { timeout: 15_000 };
 let browser;
 
@@ -458,6 +460,138 @@ test("dashboard: ZB-47 a store the token may not read shows the refusal at once"
   await page.selectOption("#store-select", "inventory");
   await page.waitForFunction(() => /^inventory: in sync/.test(document.getElementById("store-state").textContent), null, T);
   assert.equal(await page.evaluate(() => document.getElementById("store-state").classList.contains("error")), false);
+  assert.deepEqual(problems, []);
+});
+
+test("dashboard: ZU-17 Zeek uplink in the peers view and a zeek: table in the stores view", async (t) => {
+  // Gateway A stands in for Zeek (it serves Zeek's JSON API); B is uplinked to it.
+  const a = await gateway(t);
+  const zeekUrl = `ws://${a.addr}/v1/messages/json`;
+  const b = await gateway(t, ["--zeek", zeekUrl, "--memory-store", "inventory"]);
+  const endpointOf = async (g) => (await (await fetch(`${g.http}/healthz`)).json()).endpoint;
+  const aId = await endpointOf(a);
+  const { page, problems } = await open(b);
+  t.after(() => page.close());
+
+  // The uplink's row (state, Zeek's endpoint id in full in the title) and its graph node.
+  const uplinkRow = () =>
+    page.evaluate((url) => {
+      const tr = [...document.querySelectorAll("#uplink-rows tr")].find((r) => r.dataset.url === url);
+      if (!tr) return null;
+      const endpoint = tr.querySelector(".endpoint");
+      return { state: tr.querySelector(".state").textContent, endpoint: endpoint.title, endpointText: endpoint.textContent };
+    }, zeekUrl);
+  const uplinkIs = (state, id, ms = 15_000) =>
+    page.waitForFunction(([url, state, id]) => {
+      const tr = [...document.querySelectorAll("#uplink-rows tr")].find((r) => r.dataset.url === url);
+      if (!tr || tr.querySelector(".state").textContent !== state) return false;
+      return id === null || tr.querySelector(".endpoint").title === id;
+    }, [zeekUrl, state, id], { timeout: ms });
+  await uplinkIs("connected", aId);
+  const row = await uplinkRow();
+  assert.ok(aId.startsWith(row.endpointText.replace(/…$/, "")), `shortened id ${row.endpointText} of ${aId}`);
+  assert.equal(await page.isVisible("#uplinks"), true);
+  assert.match(await page.textContent("#uplinks caption"), /Uplinks to Zeek/);
+  // In the graph: a Zeek node of its own kind, labelled with Zeek's host:port.
+  await page.waitForFunction((label) => {
+    const g = [...document.querySelectorAll("#peer-graph g.node.zeek")].find((n) => n.querySelector("text:not(.mark)")?.textContent === label);
+    return g?.classList.contains("up-connected") && g.querySelector("rect") !== null && g.querySelector("circle") === null;
+  }, `Zeek ${a.addr}`, T);
+  await shot(page, "overview-uplink");
+
+  // A Zeek `&publish_on_change` table[addr] of port, as Zeek publishes its changes.
+  const ts = new Timestamp(1_700_000_000_000_000_000n);
+  const change = (kind, index, value) => [new EnumValue(kind), ts, index, value, null];
+  const tableChanges = (id, ...changes) => new Event("Cluster::table_change_infos", [[id, ts, "zeek"], changes]);
+  const ip = (s) => new Address(s);
+  let zeek = await node(t, a);
+  zeek.publish("zeek/table/Test::endpoints/", tableChanges("Test::endpoints",
+    change("TABLE_ELEMENT_NEW", [ip("10.0.0.1")], new Port(80, "tcp")),
+    change("TABLE_ELEMENT_NEW", [ip("10.0.0.2")], new Port(443, "tcp")),
+    change("TABLE_ELEMENT_NEW", [ip("10.0.0.3")], new Port(53, "udp")),
+  ));
+  // And a table indexed by [addr, port]: vectors as keys.
+  zeek.publish("zeek/table/Test::pairs/", tableChanges("Test::pairs",
+    change("TABLE_ELEMENT_NEW", [ip("10.0.0.1"), new Port(80, "tcp")], new Count(3n)),
+  ));
+  await zeek.flush();
+
+  await page.click("#tab-stores");
+  // The list refreshes itself while the view is shown: the new store appears.
+  await page.waitForFunction(() => [...document.querySelectorAll("#store-select option")].some((o) => o.value === "zeek:Test::endpoints"), null, T);
+  await page.selectOption("#store-select", "zeek:Test::endpoints");
+  /** `"key → value"` of the rows in key order, the type badges left out. */
+  const entries = () =>
+    page.evaluate(() => [...document.querySelectorAll("#store-viewport .vrow")].map((r) =>
+      `${r.children[0].querySelector(".v")?.textContent} → ${r.children[1].querySelector(".v")?.textContent}`));
+  const entriesAre = (want, ms = 15_000) =>
+    page.waitForFunction((want) => {
+      const got = [...document.querySelectorAll("#store-viewport .vrow")].map((r) =>
+        `${r.children[0].querySelector(".v")?.textContent} → ${r.children[1].querySelector(".v")?.textContent}`);
+      return JSON.stringify(got) === JSON.stringify(want);
+    }, want, { timeout: ms });
+  await entriesAre(["10.0.0.1 → 80/tcp", "10.0.0.2 → 443/tcp", "10.0.0.3 → 53/udp"]);
+  // Keys are rendered by type, like values.
+  assert.deepEqual(
+    await page.evaluate(() => [...document.querySelectorAll("#store-viewport .vrow .key .badge")].map((b) => b.textContent)),
+    ["addr", "addr", "addr"],
+  );
+  // Read-only: a visible note, no write controls.
+  assert.equal(await page.isVisible("#store-readonly"), true);
+  assert.match(await page.textContent("#store-readonly"), /mirrors a Zeek table \(read-only\)/);
+  for (const op of ["put", "erase", "increment"]) {
+    assert.equal(await page.isVisible(`#store-form button[data-op=${op}]`), false, `${op} offered`);
+  }
+  assert.equal(await page.isVisible("#store-stale"), false);
+
+  // Live: a CHANGED and a REMOVED.
+  zeek.publish("zeek/table/Test::endpoints/", tableChanges("Test::endpoints",
+    change("TABLE_ELEMENT_CHANGED", [ip("10.0.0.2")], new Port(8443, "tcp")),
+    change("TABLE_ELEMENT_REMOVED", [ip("10.0.0.3")], null),
+  ));
+  await entriesAre(["10.0.0.1 → 80/tcp", "10.0.0.2 → 8443/tcp"]);
+  await page.waitForFunction(() => /^zeek:Test::endpoints: in sync/.test(document.getElementById("store-state").textContent), null, T);
+  await shot(page, "stores-zeek");
+
+  // The two-column table: the key is the vector [addr, port], readable.
+  await page.selectOption("#store-select", "zeek:Test::pairs");
+  await entriesAre(["[10.0.0.1, 80/tcp] → 3"]);
+  assert.equal(await page.textContent("#store-viewport .vrow .key .badge"), "vector");
+  assert.equal(await page.isVisible("#store-readonly"), true);
+  // An ordinary store has its write form back, and no note.
+  await page.selectOption("#store-select", "inventory");
+  await page.waitForFunction(() => /^inventory: in sync/.test(document.getElementById("store-state").textContent), null, T);
+  assert.equal(await page.isVisible("#store-form button[data-op=put]"), true);
+  assert.equal(await page.isVisible("#store-readonly"), false);
+  await page.selectOption("#store-select", "zeek:Test::endpoints");
+  await entriesAre(["10.0.0.1 → 80/tcp", "10.0.0.2 → 8443/tcp"]);
+
+  // Zeek goes away: the uplink is no longer connected, the store is stale but readable.
+  await zeek.shutdown();
+  await a.stop("SIGKILL");
+  await uplinkIs("reconnecting", null);
+  assert.ok(await page.evaluate(() => document.querySelector("#peer-graph g.node.zeek.up-reconnecting") !== null));
+  await page.waitForFunction(() => !document.getElementById("store-stale").hidden, null, T);
+  assert.equal(await page.isVisible("#store-stale"), true);
+  assert.match(await page.textContent("#store-state"), /stale/);
+  assert.deepEqual(await entries(), ["10.0.0.1 → 80/tcp", "10.0.0.2 → 8443/tcp"]);
+  // The page's own connection is fine: the uplink's peer_lost is not the page's.
+  assert.equal(await page.evaluate(() => document.body.dataset.conn), "connected");
+  await shot(page, "stores-zeek-stale");
+
+  // Zeek is back on the same port: the uplink reconnects (after its backoff), and changes
+  // flow again, which ends the stale mark.
+  const a2 = await gateway(t, [], a.addr);
+  await uplinkIs("connected", await endpointOf(a2), 30_000);
+  zeek = await node(t, a2);
+  zeek.publish("zeek/table/Test::endpoints/", tableChanges("Test::endpoints",
+    change("TABLE_ELEMENT_CHANGED", [ip("10.0.0.1")], new Port(8080, "tcp")),
+  ));
+  await entriesAre(["10.0.0.1 → 8080/tcp", "10.0.0.2 → 8443/tcp"]);
+  await page.waitForFunction(() => document.getElementById("store-stale").hidden, null, T);
+  assert.match(await page.textContent("#store-state"), /in sync/);
+  await page.click("#tab-overview");
+  await page.waitForFunction(() => document.querySelector("#peer-graph g.node.zeek.up-connected") !== null, null, T);
   assert.deepEqual(problems, []);
 });
 

@@ -543,8 +543,15 @@ impl ClientCore {
                         continue;
                     };
                     if reachable {
-                        if self.state == State::Open {
-                            c.disconnected_since = None;
+                        if self.state == State::Open && c.disconnected_since.take().is_some() {
+                            // The source is back: readers that marked the replica stale
+                            // learn it now, not only with the next change.
+                            events.push(Event::StoreChanges {
+                                store,
+                                changes: Vec::new(),
+                                reset: false,
+                                synced: true,
+                            });
                         }
                     } else {
                         c.disconnected_since.get_or_insert(now);
@@ -884,5 +891,70 @@ mod tests {
         assert_eq!(reconnect_delay_ms(3, 10_000, 1.0), 800);
         assert_eq!(reconnect_delay_ms(30, 10_000, 1.0), 10_000);
         assert!(reconnect_delay_ms(30, 10_000, 0.3) < 10_000);
+    }
+
+    #[test]
+    fn zu17_a_source_that_comes_back_is_announced_to_the_clone() {
+        let mut c = ClientCore::new(Encoding::Binary, "t");
+        c.on_open();
+        c.on_frame(&server(&[welcome()])).unwrap();
+        let _ = c.take_frame();
+        c.attach_clone("zeek:T", CloneOptions::default());
+        let out = sent(c.take_frame().unwrap());
+        let id = attach_id(&out, "zeek:T").unwrap();
+        let ev = c
+            .on_frame(&server(&[
+                ServerMsg::Response {
+                    id,
+                    result: Ok(crate::protocol::Response::Done),
+                },
+                ServerMsg::Snapshot {
+                    store: "zeek:T".into(),
+                    master: NodeId([2; 16]),
+                    seq: 0,
+                    entries: vec![],
+                    more: false,
+                },
+            ]))
+            .unwrap();
+        assert!(ev
+            .iter()
+            .any(|e| matches!(e, Event::StoreChanges { synced: true, .. })));
+        let lost = c
+            .on_frame(&server(&[ServerMsg::StoreMaster {
+                store: "zeek:T".into(),
+                reachable: false,
+            }]))
+            .unwrap();
+        assert!(matches!(
+            &lost[..],
+            [Event::StoreError {
+                permanent: false,
+                ..
+            }]
+        ));
+        let back = c
+            .on_frame(&server(&[ServerMsg::StoreMaster {
+                store: "zeek:T".into(),
+                reachable: true,
+            }]))
+            .unwrap();
+        assert_eq!(
+            back,
+            vec![Event::StoreChanges {
+                store: "zeek:T".into(),
+                changes: vec![],
+                reset: false,
+                synced: true
+            }]
+        );
+        // Only a change of state is announced.
+        let again = c
+            .on_frame(&server(&[ServerMsg::StoreMaster {
+                store: "zeek:T".into(),
+                reachable: true,
+            }]))
+            .unwrap();
+        assert!(again.is_empty());
     }
 }

@@ -121,7 +121,7 @@ impl<'a> Encoded<'a> {
                     Bytes::from(v)
                 }
                 None => Bytes::from(
-                    broker_wasm::binary::to_vec(&ServerMsg::Message(self.publish.clone()))
+                    protocol::server_message_binary(self.publish)
                         .expect("binary encoding cannot fail"),
                 ),
             })

@@ -375,3 +375,64 @@ async fn zu17_table_changes_become_a_read_only_store_cloned_through_a_peer() {
         e.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn zu02_clients_with_the_admin_grant_add_and_remove_uplinks_at_run_time() {
+    let (far, far_addr) = endpoint().await;
+    let dir = std::env::temp_dir().join(format!("broker-uplink-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("auth.json");
+    let tokens = serde_json::json!({ "tokens": [
+        { "name": "admin", "token": "admin-token-0123456789", "grants": { "admin": true } },
+        { "name": "user", "token": "user-token-0123456789", "grants": { "subscribe": [""] } }
+    ]});
+    std::fs::write(&file, tokens.to_string()).unwrap();
+    let (g, g_addr) = endpoint_with(|c| {
+        c.auth_file = Some(file);
+        c.data_dir = dir.clone();
+    })
+    .await;
+    let g_url = url(g_addr);
+    let connect = |token: &'static str| {
+        let opts = gateway::client::ClientOptions {
+            token: Some(token.into()),
+            ..Default::default()
+        };
+        Client::connect_with(&g_url, opts)
+    };
+    let user = connect("user-token-0123456789").await.unwrap();
+    let admin = connect("admin-token-0123456789").await.unwrap();
+    let s = spec(far_addr, &["zeek/"], &[]);
+    let err = user.zeek_uplink(s.clone()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthorized);
+    assert!(
+        user.zeek_uplinks().await.unwrap().is_empty(),
+        "listing needs no grant"
+    );
+    // A bad spec is refused with a reason, before anything connects.
+    let mut bad = s.clone();
+    bad.url = "http://example.org/".into();
+    let err = admin.zeek_uplink(bad).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PeerInvalid);
+    admin.zeek_uplink(s.clone()).await.unwrap();
+    far_clients(&far, 1).await;
+    let list = user.zeek_uplinks().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].url, s.url);
+    assert_eq!(
+        user.zeek_unlink(&s.url).await.unwrap_err().code(),
+        ErrorCode::Unauthorized
+    );
+    admin.zeek_unlink(&s.url).await.unwrap();
+    far_clients(&far, 0).await;
+    assert!(g.zeek_uplinks().is_empty());
+    assert_eq!(
+        admin.zeek_unlink(&s.url).await.unwrap_err().code(),
+        ErrorCode::PeerInvalid
+    );
+    user.shutdown().await;
+    admin.shutdown().await;
+    g.shutdown().await;
+    far.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

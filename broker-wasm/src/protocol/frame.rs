@@ -67,6 +67,14 @@ pub const CLIENT_PUBLISH_TAG: u8 = 3;
 /// Variant index of [`ServerMsg::Message`] in the binary encoding.
 pub const SERVER_MESSAGE_TAG: u8 = 1;
 
+/// The binary encoding of `ServerMsg::Message(publish)` without copying `publish` first.
+pub fn server_message_binary(publish: &Publish) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(64);
+    out.push(SERVER_MESSAGE_TAG);
+    binary::to_writer(&mut out, publish)?;
+    Ok(out)
+}
+
 /// Decodes a buffer holding exactly one binary frame, handing each message to `f` together
 /// with its own bytes. A [`ClientMsg::Publish`] and a [`ServerMsg::Message`] differ only in
 /// their first byte, so a gateway can forward a publish without encoding it again.

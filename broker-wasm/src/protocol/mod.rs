@@ -272,6 +272,10 @@ mod tests {
             assert_eq!(&swapped[..], &server[HEADER_LEN + 1..]);
         })
         .unwrap();
+        assert_eq!(
+            &server_message_binary(&p).unwrap()[..],
+            &server[HEADER_LEN + 1..]
+        );
         assert_eq!(seen, vec![ClientMsg::Publish(p)]);
         // A frame assembled from raw messages equals the encoder's.
         let mut out = Vec::new();

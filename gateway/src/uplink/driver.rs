@@ -49,11 +49,13 @@ struct Conn {
     spec: UplinkSpec,
     endpoint: String,
     version: String,
+    /// The Zeek node behind `endpoint` (see [`zeek_node`]).
+    zeek: String,
 }
 
 impl Conn {
     fn zeek(&self) -> &str {
-        zeek_node(&self.endpoint)
+        &self.zeek
     }
 }
 
@@ -200,6 +202,7 @@ async fn connect(
             sink,
             stream,
             spec,
+            zeek: zeek_node(&endpoint).to_owned(),
             endpoint,
             version,
         }),
@@ -351,6 +354,8 @@ async fn serve(
 /// The connection ended: routing, adverts, statuses, tables.
 fn lost(ctx: &Ctx) {
     let s = &ctx.shared;
+    // The state first: whoever hears the status and asks sees it already.
+    ctx.status.set_state("reconnecting");
     s.up.disconnected(&ctx.status.url);
     s.peering.set_local_uplinks(s.up.adverts());
     s.hub.status(

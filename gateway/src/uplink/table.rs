@@ -55,6 +55,20 @@ pub enum TableEvent {
 /// Reads a table event; `Ok(None)` for any other event, `Err` for a table event of the wrong
 /// shape (the text says what).
 pub fn parse(data: &Data) -> Result<Option<TableEvent>, String> {
+    // Most events are not about tables: look at the name before reading the whole event.
+    let name = match data {
+        Data::Vector(v) => match v.get(2) {
+            Some(Data::Vector(content)) => match content.first() {
+                Some(Data::String(n)) => n.as_slice(),
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    if name != TABLE_CHANGE_INFOS.as_bytes() && name != TABLE_PUBLISHED.as_bytes() {
+        return Ok(None);
+    }
     let Ok(ev) = Event::from_data(data) else {
         return Ok(None);
     };

@@ -721,16 +721,8 @@ test("ZU-19: two peered gateways on one Zeek deliver each of 1,000 Zeek events o
     await ep.flush();
     publishers.push(await connected(t, g));
   }
-  // The gateways dial each other: one of the two connections is closed as redundant
-  // (ZB-63), and what was in flight on it is lost. Wait until each has the one link left (no
-  // dial pending), so that the barrier below cannot be lost that way.
-  await until("one link between the gateways", async () => {
-    for (const c of publishers) {
-      const peers = await c.peers();
-      if (peers.length !== 1 || peers[0].status !== "peered") return false;
-    }
-    return true;
-  });
+  // The gateways dial each other; one of the two connections is closed as redundant
+  // (ZB-63) at some point, possibly during the burst: nothing in flight on it is lost.
   // Both uplinks acknowledged, and each gateway knows the other's subscription.
   for (const c of publishers) await uplinkConnected(c);
   await until("both gateways subscribed on Zeek", async () => {

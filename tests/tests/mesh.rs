@@ -181,3 +181,66 @@ fn zb63_a_full_mesh_of_four_keeps_one_link_per_pair_and_delivers_once() {
         assert!(g.terminate(), "clean exit on SIGTERM");
     }
 }
+
+/// ZB-63: while the two connections of a pair that dialed each other settle into one, what
+/// a gateway sent over the connection that loses is still delivered (each side reads it until
+/// the other says it has moved). A publisher starts before the peering has settled.
+#[test]
+fn zb63_nothing_is_lost_while_two_connections_settle_into_one() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..3 {
+        let ports = free_ports(2);
+        let gws = mesh(&ports);
+        rt.block_on(async {
+            let sub_client = Client::connect(&format!("ws://{}", gws[0].addr))
+                .await
+                .unwrap();
+            let mut sub = sub_client.make_subscriber(["/x"]);
+            sub_client.flush().await.unwrap();
+            let publisher = Client::connect(&format!("ws://{}", gws[1].addr))
+                .await
+                .unwrap();
+            // Paced: 5 messages per millisecond tick for a second, from before the gateways
+            // have settled on one link until after.
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            let mut sent = 0u64;
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(1) {
+                tick.tick().await;
+                for _ in 0..5 {
+                    publisher.publish("/x", Data::Count(sent)).await.unwrap();
+                    sent += 1;
+                }
+            }
+            publisher
+                .publish("/x", Data::Count(u64::MAX))
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            loop {
+                let (_, d) = sub
+                    .get_timeout(Duration::from_secs(10))
+                    .await
+                    .unwrap()
+                    .expect("the end marker");
+                match d {
+                    Data::Count(u64::MAX) => break,
+                    Data::Count(n) => got.push(n),
+                    other => panic!("{other:?}"),
+                }
+            }
+            // Delivery starts once the subscription has reached the publisher's gateway;
+            // from the first message on, nothing may be missing or repeated.
+            let first = got[0];
+            assert_eq!(
+                got,
+                (first..sent).collect::<Vec<_>>(),
+                "lost or repeated while the pair settled (redundant connections closed: {}, {})",
+                gws[0].metric("peer_redundant_total"),
+                gws[1].metric("peer_redundant_total")
+            );
+            publisher.shutdown().await;
+            sub_client.shutdown().await;
+        });
+    }
+}

@@ -92,6 +92,10 @@ pub enum PeerMsg {
         id: u64,
         result: Result<Response, Failure>,
     },
+    /// The last message on a connection the sender no longer uses for the peering: two
+    /// gateways that dialed each other keep one connection (ZB-63). The sender reads on until
+    /// the other side says the same, so nothing sent before the switch is lost.
+    Moved,
 }
 
 /// One connected uplink of an endpoint, as its advert tells the peer graph (ZU-19).

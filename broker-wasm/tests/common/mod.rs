@@ -467,5 +467,6 @@ pub fn peer_msg(finite: bool) -> impl Strategy<Value = PeerMsg> {
             .prop_map(|(id, store, op)| PeerMsg::StoreRequest { id, store, op }),
         (any::<u64>(), response(finite))
             .prop_map(|(id, r)| PeerMsg::StoreResponse { id, result: Ok(r) }),
+        Just(PeerMsg::Moved),
     ]
 }

@@ -55,6 +55,7 @@ pub(crate) async fn drive_link<R, W>(
         outbound,
         close: shared.shutdown.child_token(),
         removed_by_us: Arc::new(AtomicBool::new(false)),
+        replaced: Arc::new(AtomicBool::new(false)),
         bye_ack: Mutex::new(None),
     });
     let id = match peering.add_link(link.clone()) {
@@ -65,8 +66,17 @@ pub(crate) async fn drive_link<R, W>(
             id
         }
         Added::Redundant => {
-            // Another connection carries this peering (ZB-63).
+            // Another connection carries this peering (ZB-63). The peer may have sent on
+            // this one before it learned that: read it until the peer closes it.
             let _ = hello_done.send(Ok(node));
+            let mut moved = Vec::new();
+            frame_of(
+                Encoding::Binary,
+                &[encode_peer(&PeerMsg::Moved)],
+                &mut moved,
+            );
+            let _ = tx_ws.send(Bytes::from(moved)).await;
+            drain(&shared, &link, &mut rx_ws, None).await;
             return;
         }
     };
@@ -86,7 +96,12 @@ pub(crate) async fn drive_link<R, W>(
                     Some(i) => i,
                     None => break,
                 },
-                _ = reader_link.close.cancelled() => break,
+                _ = reader_link.close.cancelled() => {
+                    if reader_link.replaced.load(std::sync::atomic::Ordering::Relaxed) {
+                        drain(&shared, &reader_link, &mut rx_ws, Some(id)).await;
+                    }
+                    break;
+                }
             };
             let Some(item) = item else { break };
             let Some(bytes) = item else { continue };
@@ -117,6 +132,46 @@ pub(crate) async fn drive_link<R, W>(
     if let Some(gone) = peering.remove_link(id) {
         shared.stores.peer_gone(gone);
     }
+}
+
+/// Reads a connection that no longer carries the peering (redundant, or replaced by the
+/// preferred one) until the peer says it has switched too ([`PeerMsg::Moved`]) or closes it,
+/// at most the close grace: what the peer sent on it before it switched is delivered as if it
+/// came over the link that carries the peering now (duplicates are suppressed as always).
+async fn drain<R>(shared: &Arc<Shared>, link: &Link, rx_ws: &mut R, id: Option<LinkId>)
+where
+    R: Stream<Item = Option<Bytes>> + Unpin,
+{
+    let max = shared.config.max_frame;
+    let inflight =
+        crate::store::InFlight::new(shared.config.max_store_requests, shared.metrics.clone());
+    let grace = crate::conn::keepalive::close_grace(&shared.config);
+    let _ = tokio::time::timeout(grace, async {
+        while let Some(item) = rx_ws.next().await {
+            let Some(bytes) = item else { continue };
+            let Ok(msgs) = protocol::from_binary::<PeerMsg>(&bytes, max) else {
+                return;
+            };
+            // The link that carries the peering now, so nothing is forwarded back to it.
+            let Some(via) = id.or_else(|| shared.peering.link_id(link.node)) else {
+                return;
+            };
+            for msg in msgs {
+                match msg {
+                    // The other side has switched too: nothing more will come.
+                    PeerMsg::Moved => return,
+                    // Keepalive and goodbye concern this connection only.
+                    PeerMsg::Hello { .. }
+                    | PeerMsg::Ping { .. }
+                    | PeerMsg::Pong { .. }
+                    | PeerMsg::Bye { .. }
+                    | PeerMsg::ByeAck { .. } => {}
+                    _ => on_message(shared, link, via, msg, &inflight),
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// Sends our hello and waits for theirs (at most [`HANDSHAKE_TIMEOUT`]).
@@ -176,6 +231,7 @@ where
     W: Sink<Bytes> + Unpin,
 {
     let close = link.close.clone();
+    let replaced = link.replaced_flag();
     let writer_metrics = shared.metrics.clone();
     let mut pinger = crate::conn::keepalive::Pinger::new(&shared.config);
     let writer = async move {
@@ -209,12 +265,20 @@ where
         while let Ok(b) = rx.try_recv() {
             batch.push(b);
         }
+        let moved = replaced.load(std::sync::atomic::Ordering::Relaxed);
+        if moved {
+            // Replaced by the preferred connection: say so, and leave the connection open
+            // for the peer to do the same (the reader drains it meanwhile).
+            batch.push(encode_peer(&PeerMsg::Moved));
+        }
         if !batch.is_empty() {
             frame.clear();
             frame_of(Encoding::Binary, &batch, &mut frame);
             let _ = tx_ws.send(Bytes::from(frame)).await;
         }
-        let _ = tx_ws.close().await;
+        if !moved {
+            let _ = tx_ws.close().await;
+        }
     };
     let closing = link.close.clone();
     let grace = crate::conn::keepalive::close_grace(&shared.config);
@@ -276,6 +340,11 @@ fn on_message(
         }
         PeerMsg::Ping { nonce } => {
             let _ = link.tx.try_send(encode_peer(&PeerMsg::Pong { nonce }));
+        }
+        // The peer now sends over another connection to us (ZB-63); this one stays ours to
+        // send on until our side switches too, and then closes.
+        PeerMsg::Moved => {
+            tracing::debug!(node = %link.node, "the peer moved to the preferred connection");
         }
         PeerMsg::Bye { token } => {
             let _ = link.tx.try_send(encode_peer(&PeerMsg::ByeAck { token }));

@@ -81,7 +81,16 @@ struct Link {
     /// Set when this endpoint ends the peering (unpeer, overflow, shutdown): PeerRemoved
     /// instead of PeerLost (ZB-68).
     removed_by_us: Arc<AtomicBool>,
+    /// Set when the preferred connection to the same peer replaced this one: its reader
+    /// goes on until the peer closes it, so nothing the peer sent before it switched is lost.
+    replaced: Arc<AtomicBool>,
     bye_ack: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Link {
+    fn replaced_flag(&self) -> Arc<AtomicBool> {
+        self.replaced.clone()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -365,6 +374,11 @@ impl Peering {
         }
     }
 
+    /// The id of the link that carries the peering with `node`, if any.
+    fn link_id(&self, node: NodeId) -> Option<LinkId> {
+        self.lock().by_node.get(&node).copied()
+    }
+
     /// Direct peers with an established link.
     pub fn direct_peers(&self) -> Vec<NodeId> {
         self.lock().by_node.keys().copied().collect()
@@ -627,6 +641,7 @@ impl Peering {
             let id = self.next_link.fetch_add(1, Relaxed);
             if let Some(old) = old {
                 old.removed_by_us.store(true, Relaxed);
+                old.replaced.store(true, Relaxed);
                 old.close.cancel();
             }
             st.by_node.insert(link.node, id);

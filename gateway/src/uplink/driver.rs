@@ -50,7 +50,7 @@ struct Conn {
     endpoint: String,
     version: String,
     /// The Zeek node behind `endpoint` (see [`zeek_node`]).
-    zeek: String,
+    zeek: Arc<str>,
 }
 
 impl Conn {
@@ -64,9 +64,63 @@ struct Ctx {
     shared: Arc<Shared>,
     status: Arc<UplinkStatus>,
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// The `zeek:` stores this uplink feeds.
-    tables: HashSet<String>,
+    /// The uplink's decoder thread (see [`decoder`]).
+    work: mpsc::Sender<Work>,
     network: Option<NetworkInfo>,
+}
+
+/// What the decoder thread of an uplink does, in order.
+enum Work {
+    /// Messages from Zeek node `zeek`, as they came.
+    Texts(Arc<str>, Vec<Utf8Bytes>),
+    /// The uplink is connected again: the tables it feeds are rebuilt from what comes next.
+    Live,
+    /// The uplink lost Zeek: the tables it feeds are stale.
+    Lost,
+}
+
+/// Messages read from Zeek before they go to the decoder thread in one batch.
+const WORK_BATCH: usize = 256;
+
+/// Starts the thread that decodes and delivers what an uplink reads (ZU-06). Decoding Zeek's
+/// JSON is most of an uplink's work; on its own thread it neither starves the tasks that
+/// write to clients (woken on this runtime's thread, they would wait behind the reader) nor
+/// waits for them. The channel is bounded: a decoder that falls behind slows the reader, and
+/// with it Zeek's connection, instead of growing a queue. It ends when the uplink does.
+fn decoder(shared: Arc<Shared>, status: Arc<UplinkStatus>) -> mpsc::Sender<Work> {
+    let (tx, mut rx) = mpsc::channel::<Work>(64);
+    let rt = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("zeek-uplink".into())
+        .spawn(move || {
+            // Stores created here (a new `zeek:` table) run on the endpoint's runtime.
+            let _rt = rt.enter();
+            let mut tables = HashSet::new();
+            while let Some(w) = rx.blocking_recv() {
+                match w {
+                    Work::Texts(zeek, texts) => {
+                        for t in texts {
+                            on_text(&shared, &status, &mut tables, &zeek, t.as_bytes());
+                        }
+                    }
+                    Work::Live | Work::Lost => {
+                        let cmd = || match w {
+                            Work::Live => TableCmd::Rebuild,
+                            _ => TableCmd::Lost,
+                        };
+                        for name in &tables {
+                            if let Some(h) = shared.stores.get(name) {
+                                h.send(Cmd::Table(cmd()));
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(%e, "cannot start the uplink's decoder thread");
+    }
+    tx
 }
 
 enum End {
@@ -83,11 +137,12 @@ pub(crate) async fn run(
     tls: Option<Arc<rustls::ClientConfig>>,
 ) {
     let network = network_of(&status.url);
+    let work = decoder(shared.clone(), status.clone());
     let mut ctx = Ctx {
         shared,
         status,
         tls,
-        tables: HashSet::new(),
+        work,
         network,
     };
     let mut attempt = 0u32;
@@ -202,7 +257,7 @@ async fn connect(
             sink,
             stream,
             spec,
-            zeek: zeek_node(&endpoint).to_owned(),
+            zeek: Arc::from(zeek_node(&endpoint)),
             endpoint,
             version,
         }),
@@ -242,11 +297,7 @@ fn go_live(ctx: &Ctx, conn: &Conn, tx: &mpsc::Sender<Bytes>, first: bool) {
                 ctx.status.url, conn.endpoint, conn.version
             ),
         );
-        for name in &ctx.tables {
-            if let Some(h) = s.stores.get(name) {
-                h.send(Cmd::Table(TableCmd::Rebuild));
-            }
-        }
+        let _ = ctx.work.try_send(Work::Live);
         tracing::info!(
             url = ctx.status.url,
             endpoint = conn.endpoint,
@@ -278,11 +329,15 @@ async fn serve(
             m = conn.stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     last_rx = Instant::now();
-                    on_text(ctx, conn.zeek(), t.as_bytes());
                     // While a new connection is being set up, remember what this one
                     // delivered: the handoff aligns the two streams with it.
-                    if next.is_some() && seen.len() < HANDOFF_MAX {
-                        seen.push_back(t);
+                    let remember = if next.is_some() { Some(&mut seen) } else { None };
+                    let (texts, end) = read_ready(&mut conn, t, remember);
+                    if ctx.work.send(Work::Texts(conn.zeek.clone(), texts)).await.is_err() {
+                        break End::Lost("the uplink's decoder stopped".into());
+                    }
+                    if let Some(why) = end {
+                        break End::Lost(why);
                     }
                 }
                 Some(Ok(Message::Close(_))) | None => break End::Lost("Zeek closed the connection".into()),
@@ -351,6 +406,43 @@ async fn serve(
     end
 }
 
+/// `first` and whatever else the connection has already read, up to [`WORK_BATCH`] messages;
+/// also why the connection ended, if it did meanwhile. `seen` remembers the texts.
+fn read_ready(
+    conn: &mut Conn,
+    first: Utf8Bytes,
+    mut seen: Option<&mut VecDeque<Utf8Bytes>>,
+) -> (Vec<Utf8Bytes>, Option<String>) {
+    use futures_util::FutureExt;
+    let mut texts = Vec::with_capacity(16);
+    let mut keep = |t: Utf8Bytes, texts: &mut Vec<Utf8Bytes>| {
+        if let Some(s) = seen.as_deref_mut() {
+            if s.len() < HANDOFF_MAX {
+                s.push_back(t.clone());
+            }
+        }
+        texts.push(t);
+    };
+    keep(first, &mut texts);
+    while texts.len() < WORK_BATCH {
+        match conn.stream.next().now_or_never() {
+            Some(Some(Ok(Message::Text(t)))) => keep(t, &mut texts),
+            Some(Some(Ok(Message::Close(_)))) | Some(None) => {
+                return (texts, Some("Zeek closed the connection".into()))
+            }
+            Some(Some(Ok(_))) => {}
+            Some(Some(Err(e))) => return (texts, Some(e.to_string())),
+            None => break,
+        }
+    }
+    (texts, None)
+}
+
+/// Hands one message to the decoder thread (the handoff's path; the reader batches).
+async fn deliver(ctx: &Ctx, zeek: &Arc<str>, text: Utf8Bytes) {
+    let _ = ctx.work.send(Work::Texts(zeek.clone(), vec![text])).await;
+}
+
 /// The connection ended: routing, adverts, statuses, tables.
 fn lost(ctx: &Ctx) {
     let s = &ctx.shared;
@@ -367,11 +459,7 @@ fn lost(ctx: &Ctx) {
             ctx.status.url
         ),
     );
-    for name in &ctx.tables {
-        if let Some(h) = s.stores.get(name) {
-            h.send(Cmd::Table(TableCmd::Lost));
-        }
-    }
+    let _ = ctx.work.try_send(Work::Lost);
 }
 
 /// Sends queued events up to Zeek as text frames, flushed once per batch.
@@ -389,12 +477,17 @@ async fn write(shared: &Shared, conn: &mut Conn, batch: &mut Vec<Bytes>) -> Resu
 
 /// One message from Zeek (ZU-06, ZU-08): data to every consumer and the peer graph (tables
 /// also to their store), errors to the status subscribers.
-fn on_text(ctx: &mut Ctx, zeek: &str, text: &[u8]) {
-    let s = &ctx.shared;
+fn on_text(
+    s: &Shared,
+    status: &UplinkStatus,
+    tables: &mut HashSet<String>,
+    zeek: &str,
+    text: &[u8],
+) {
     Metrics::add(&s.metrics.bytes_in_total, text.len() as u64);
     match zeek_json::decode_server_message(text) {
         Ok(ServerMessage::Data(p)) => {
-            ctx.status.messages_in.fetch_add(1, Relaxed);
+            status.messages_in.fetch_add(1, Relaxed);
             Metrics::add(&s.metrics.uplink_messages_in_total, 1);
             match table::parse(&p.data) {
                 Ok(None) => {}
@@ -402,7 +495,7 @@ fn on_text(ctx: &mut Ctx, zeek: &str, text: &[u8]) {
                     let name = batch.store();
                     match s.stores.zeek_table(&name) {
                         Ok(h) => {
-                            ctx.tables.insert(name);
+                            tables.insert(name);
                             h.send(Cmd::Table(TableCmd::Apply(batch.changes)));
                         }
                         Err(e) => tracing::warn!(store = name, ?e, "cannot mirror a Zeek table"),
@@ -414,10 +507,10 @@ fn on_text(ctx: &mut Ctx, zeek: &str, text: &[u8]) {
                     }
                 }
                 Err(e) => {
-                    ctx.status.errors.fetch_add(1, Relaxed);
+                    status.errors.fetch_add(1, Relaxed);
                     s.hub.error(
                         ErrorCode::InvalidData,
-                        format!("zeek uplink {}: {e}", ctx.status.url),
+                        format!("zeek uplink {}: {e}", status.url),
                     );
                 }
             }
@@ -425,22 +518,22 @@ fn on_text(ctx: &mut Ctx, zeek: &str, text: &[u8]) {
         }
         Ok(ServerMessage::Error { code, context }) => {
             // ZU-08: Zeek dropped something this gateway sent; never silence.
-            ctx.status.errors.fetch_add(1, Relaxed);
-            ctx.status.set_error(format!("{code}: {context}"));
+            status.errors.fetch_add(1, Relaxed);
+            status.set_error(format!("{code}: {context}"));
             Metrics::add(&s.metrics.uplink_errors_total, 1);
             s.hub.error(
                 ErrorCode::from_name(&code).unwrap_or(ErrorCode::Unspecified),
                 format!(
                     "zeek uplink {}: Zeek answered {code}: {context}",
-                    ctx.status.url
+                    status.url
                 ),
             );
         }
         Ok(ServerMessage::Ack { .. }) => {}
         Err(e) => {
-            ctx.status.errors.fetch_add(1, Relaxed);
+            status.errors.fetch_add(1, Relaxed);
             Metrics::add(&s.metrics.errors_total, 1);
-            tracing::warn!(url = ctx.status.url, %e, "undecodable message from Zeek");
+            tracing::warn!(url = status.url, %e, "undecodable message from Zeek");
         }
     }
 }
@@ -478,7 +571,7 @@ async fn handoff(
     let deadline = tokio::time::sleep(HANDOFF);
     tokio::pin!(deadline);
     let mut batch = Vec::new();
-    let old_zeek = old.zeek().to_owned();
+    let old_zeek = old.zeek.clone();
     let aligned = loop {
         // The first common message of the new stream, found among the old one's?
         if let Some((h0, _)) = held.iter().find(|(_, c)| *c) {
@@ -493,10 +586,10 @@ async fn handoff(
         tokio::select! {
             m = old.stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
-                    on_text(ctx, &old_zeek, t.as_bytes());
                     if common(t.as_bytes()) && old_common.len() < HANDOFF_MAX {
-                        old_common.push_back(t);
+                        old_common.push_back(t.clone());
                     }
+                    deliver(ctx, &old_zeek, t).await;
                 }
                 Some(Ok(_)) => {}
                 // The old connection ended: the new one has everything from its ack on.
@@ -527,7 +620,7 @@ async fn handoff(
         }
     };
     let _ = old.sink.send(Message::Close(None)).await;
-    let zeek = new.zeek().to_owned();
+    let zeek = new.zeek.clone();
     for (t, c) in held {
         // Skip the copies of what the old connection delivered already.
         if aligned
@@ -539,7 +632,7 @@ async fn handoff(
             old_common.pop_front();
             continue;
         }
-        on_text(ctx, &zeek, t.as_bytes());
+        deliver(ctx, &zeek, t).await;
     }
     // Messages of the old stream past the new one's start that have not come on the new
     // connection yet will: skip them there.
@@ -555,7 +648,7 @@ async fn handoff(
                 if c && skip.front().is_some_and(|o| o.as_bytes() == t.as_bytes()) {
                     skip.pop_front();
                 } else {
-                    on_text(ctx, &zeek, t.as_bytes());
+                    deliver(ctx, &zeek, t).await;
                 }
             }
             Ok(Some(Ok(_))) => {}

@@ -9,8 +9,11 @@
 // client received at, losses (with where they were dropped), and the latency from the
 // double's send time (microsecond timestamps; same host clock) to the Node client's receive,
 // p50 and p99. Default queue sizes everywhere (gateway 8192 per consumer, JS subscriber
-// 100,000); the last row is unpaced (the double as fast as the socket takes it).
+// 100,000); the last row is unpaced (the double as fast as the socket takes it). In the same
+// run, the same path with a Rust client (`tests/examples/uplink_sink.rs`) instead of the Node
+// one, to show what the JS client costs: receive rate and losses.
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import * as broker from "../pkg/node.mjs";
 import { startGateway } from "../tests/node/gateway.mjs";
@@ -38,7 +41,7 @@ if (!isMainThread) {
       const t = now();
       // [Count 1, Count 1, ["Bench::tick", [Count i, Timestamp sent]]]
       const sent = value[2][1][1];
-      if (got < n) lat[got] = t - Number(sent.ns / 1000n) / 1000;
+      if (got < n) lat[got] = t - Number(sent.ns) / 1e6;
       got++;
       lastAt = t;
     };
@@ -98,6 +101,27 @@ async function main() {
       );
     }
     await w.terminate();
+    const sink = process.env.UPLINK_SINK_BIN;
+    if (sink) {
+      console.log("  the same path with a Rust client (broker-client) instead of Node:");
+      for (const rate of RATES.filter((r) => r >= 200_000 || r === 0)) {
+        const n = rate === 0 ? 1_000_000 : rate * SECONDS;
+        const dropped0 = await metric(g, "dropped_total");
+        const child = spawn(sink, [g.url, String(n)], { stdio: ["ignore", "pipe", "inherit"] });
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        while (!out.includes("ready")) await new Promise((r) => setTimeout(r, 20));
+        const exited = new Promise((r) => child.once("exit", r));
+        zeek.send({ cmd: "burst", topic: "zeek/bench/t", name: "Bench::tick", count: n, rate });
+        await exited;
+        await zeek.next((e) => e.event === "burst_done", 60_000);
+        const gwDropped = (await metric(g, "dropped_total")) - dropped0;
+        const [, got, recv] = out.match(/(\d+) received, (\d+) msgs\/s/) ?? [];
+        const label = rate === 0 ? "unpaced" : `${rate.toLocaleString("en")}/s`;
+        const lost = n - Number(got);
+        console.log(`  ${label.padEnd(18)} ${String(recv).padStart(12)}   ${" ".repeat(22)}   ${lost === 0 ? "none lost" : `${lost} lost (gateway dropped ${gwDropped})`}`);
+      }
+    }
   } finally {
     await g.stop();
     await zeek.stop();

@@ -275,7 +275,7 @@ fn needs_reconnect(old: &UplinkSpec, new: &UplinkSpec) -> bool {
 }
 
 /// Makes `conn` the uplink's connection: routing, adverts, statuses, tables.
-fn go_live(ctx: &Ctx, conn: &Conn, tx: &mpsc::Sender<Bytes>, first: bool) {
+async fn go_live(ctx: &Ctx, conn: &Conn, tx: &mpsc::Sender<Bytes>, first: bool) {
     let s = &ctx.shared;
     ctx.status.set_connected(&conn.endpoint, &conn.version);
     s.up.connected(
@@ -297,7 +297,8 @@ fn go_live(ctx: &Ctx, conn: &Conn, tx: &mpsc::Sender<Bytes>, first: bool) {
                 ctx.status.url, conn.endpoint, conn.version
             ),
         );
-        let _ = ctx.work.try_send(Work::Live);
+        // In order with the messages before it, and never dropped.
+        let _ = ctx.work.send(Work::Live).await;
         tracing::info!(
             url = ctx.status.url,
             endpoint = conn.endpoint,
@@ -315,7 +316,7 @@ async fn serve(
     cancel: &CancellationToken,
 ) -> End {
     let (tx, mut rx) = mpsc::channel::<Bytes>(ctx.shared.config.queue_size.max(1));
-    go_live(ctx, &conn, &tx, true);
+    go_live(ctx, &conn, &tx, true).await;
     let idle = (ctx.shared.config.idle_timeout > 0.0)
         .then(|| Duration::from_secs_f64(ctx.shared.config.idle_timeout));
     let mut pinger = crate::conn::keepalive::Pinger::new(&ctx.shared.config);
@@ -377,7 +378,7 @@ async fn serve(
                     Ok(new) => {
                         let seen = std::mem::take(&mut seen);
                         conn = handoff(ctx, conn, new, seen, &mut rx).await;
-                        go_live(ctx, &conn, &tx, false);
+                        go_live(ctx, &conn, &tx, false).await;
                         tracing::info!(url = ctx.status.url, subscribe = ?conn.spec.subscribe, "zeek uplink now on a new connection");
                     }
                     Err(e) => {
@@ -402,7 +403,7 @@ async fn serve(
         }
     };
     drop(next);
-    lost(ctx);
+    lost(ctx).await;
     end
 }
 
@@ -444,7 +445,7 @@ async fn deliver(ctx: &Ctx, zeek: &Arc<str>, text: Utf8Bytes) {
 }
 
 /// The connection ended: routing, adverts, statuses, tables.
-fn lost(ctx: &Ctx) {
+async fn lost(ctx: &Ctx) {
     let s = &ctx.shared;
     // The state first: whoever hears the status and asks sees it already.
     ctx.status.set_state("reconnecting");
@@ -459,7 +460,7 @@ fn lost(ctx: &Ctx) {
             ctx.status.url
         ),
     );
-    let _ = ctx.work.try_send(Work::Lost);
+    let _ = ctx.work.send(Work::Lost).await;
 }
 
 /// Sends queued events up to Zeek as text frames, flushed once per batch.

@@ -185,6 +185,15 @@ pub enum ServerMessage {
     Error { code: String, context: String },
 }
 
+/// [`decode_server_message`] of text already known to be UTF-8 (a WebSocket text frame), which
+/// spares the second check of every string.
+pub fn decode_server_text(input: &str) -> Result<ServerMessage, DecodeError> {
+    if let Ok(DataMessage(p)) = serde_json::from_str::<DataMessage>(input) {
+        return Ok(ServerMessage::Data(p));
+    }
+    decode_server_message(input.as_bytes())
+}
+
 /// Decodes a message sent by a server (for clients of the API and tests). Data messages,
 /// by far the most frequent, are read in one pass straight into [`Data`].
 pub fn decode_server_message(input: &[u8]) -> Result<ServerMessage, DecodeError> {
@@ -271,6 +280,39 @@ impl<'de> Visitor<'de> for DataMessageVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zu06_server_messages_decode_the_same_from_text_and_bytes() {
+        let ev =
+            crate::zeek::Event::new("Test::e", vec![Data::Count(1), Data::String("é\"x".into())]);
+        let msgs = [
+            data_message("zeek/x", &ev.to_data()).unwrap(),
+            ack(
+                "d955d990-ad8a-5ed4-8bc5-bee252d4a2e6-websocket-0",
+                "8.0.0-dev.684",
+            ),
+            error(
+                ErrorCode::DeserializationFailed,
+                "failed to create Zeek event",
+            ),
+        ];
+        for m in &msgs {
+            assert_eq!(
+                decode_server_text(m).unwrap(),
+                decode_server_message(m.as_bytes()).unwrap(),
+                "{m}"
+            );
+        }
+        assert_eq!(
+            decode_server_text(&msgs[0]).unwrap(),
+            ServerMessage::Data(Publish {
+                topic: "zeek/x".into(),
+                data: ev.to_data()
+            })
+        );
+        assert!(decode_server_text("{").is_err());
+        assert!(decode_server_text(r#"{"type":"other"}"#).is_err());
+    }
 
     #[test]
     fn zb37_handshake() {

@@ -100,7 +100,7 @@ fn decoder(shared: Arc<Shared>, status: Arc<UplinkStatus>) -> mpsc::Sender<Work>
                 match w {
                     Work::Texts(zeek, texts) => {
                         for t in texts {
-                            on_text(&shared, &status, &mut tables, &zeek, t.as_bytes());
+                            on_text(&shared, &status, &mut tables, &zeek, t.as_str());
                         }
                     }
                     Work::Live | Work::Lost => {
@@ -483,10 +483,10 @@ fn on_text(
     status: &UplinkStatus,
     tables: &mut HashSet<String>,
     zeek: &str,
-    text: &[u8],
+    text: &str,
 ) {
     Metrics::add(&s.metrics.bytes_in_total, text.len() as u64);
-    match zeek_json::decode_server_message(text) {
+    match zeek_json::decode_server_text(text) {
         Ok(ServerMessage::Data(p)) => {
             status.messages_in.fetch_add(1, Relaxed);
             Metrics::add(&s.metrics.uplink_messages_in_total, 1);

@@ -251,10 +251,11 @@ async fn zu15_zu17_a_mirrored_table_goes_stale_and_is_rebuilt_after_a_reconnect(
             broker_wasm::data::Protocol::Tcp,
         )),
     ]);
-    assert_eq!(
-        services.get(&key).unwrap(),
-        Some(Data::String("http".into()))
-    );
+    // The batch is applied by the store after the gateway read it: wait for it.
+    wait_clone(&mut services, "the fixture's entries", |c| {
+        c.get(&key).ok().flatten() == Some(Data::String("http".into()))
+    })
+    .await;
     let mut hosts = client.attach_clone("zeek:Test::hosts", Default::default());
     hosts.synced(T).await.unwrap();
     wait_clone(&mut hosts, "three hosts", |c| c.len() == 3).await;

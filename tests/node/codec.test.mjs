@@ -85,10 +85,12 @@ test("bad input throws a BrokerError with a stable code", () => {
     assert.throws(fn, (e) => e instanceof Error && e.name === "BrokerError" && e.code === code);
     assert.ok(names.has(code), `${code} is in the core's table`);
   }
-  // The table comes from the wasm build: Broker's numbering (ZB-22) plus `unauthorized`.
-  assert.equal(names.size, 43);
+  // The table comes from the wasm build: Broker's numbering (ZB-22) plus `unauthorized` and
+  // `read_only`.
+  assert.equal(names.size, 44);
   assert.equal(names.get("deserialization_failed"), 37);
   assert.equal(names.get("unauthorized"), 42);
+  assert.equal(names.get("read_only"), 43);
 });
 
 test("the browser build also loads (initSync with the wasm bytes)", async () => {

@@ -76,7 +76,7 @@ pub(crate) async fn drive_link<R, W>(
                 &mut moved,
             );
             let _ = tx_ws.send(Bytes::from(moved)).await;
-            drain(&shared, &link, &mut rx_ws, None).await;
+            drain(&shared, &link, &mut rx_ws).await;
             return;
         }
     };
@@ -98,7 +98,7 @@ pub(crate) async fn drive_link<R, W>(
                 },
                 _ = reader_link.close.cancelled() => {
                     if reader_link.replaced.load(std::sync::atomic::Ordering::Relaxed) {
-                        drain(&shared, &reader_link, &mut rx_ws, Some(id)).await;
+                        drain(&shared, &reader_link, &mut rx_ws).await;
                     }
                     break;
                 }
@@ -138,7 +138,7 @@ pub(crate) async fn drive_link<R, W>(
 /// preferred one) until the peer says it has switched too ([`PeerMsg::Moved`]) or closes it,
 /// at most the close grace: what the peer sent on it before it switched is delivered as if it
 /// came over the link that carries the peering now (duplicates are suppressed as always).
-async fn drain<R>(shared: &Arc<Shared>, link: &Link, rx_ws: &mut R, id: Option<LinkId>)
+async fn drain<R>(shared: &Arc<Shared>, link: &Link, rx_ws: &mut R)
 where
     R: Stream<Item = Option<Bytes>> + Unpin,
 {
@@ -153,7 +153,7 @@ where
                 return;
             };
             // The link that carries the peering now, so nothing is forwarded back to it.
-            let Some(via) = id.or_else(|| shared.peering.link_id(link.node)) else {
+            let Some(via) = shared.peering.link_id(link.node) else {
                 return;
             };
             for msg in msgs {

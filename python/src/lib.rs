@@ -1,0 +1,168 @@
+//! `broker._broker`: the native half of the Python package. The embeddable endpoint
+//! (`gateway::Endpoint`) runs on a tokio runtime shared by the process; every blocking call
+//! releases the GIL. Values convert between Python and Broker data here, with the classes the
+//! pure-Python half (`broker/__init__.py`) defines for types Python lacks (`Count`, `Port`,
+//! `Enum`).
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+mod convert;
+
+/// The process's runtime for every endpoint.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("broker")
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+fn err(e: impl std::fmt::Display) -> PyErr {
+    PyRuntimeError::new_err(e.to_string())
+}
+
+/// An endpoint (Broker's `broker.Endpoint`): listens, peers, publishes, subscribes.
+#[pyclass(module = "broker._broker")]
+struct Endpoint {
+    ep: gateway::Endpoint,
+}
+
+#[pymethods]
+impl Endpoint {
+    #[new]
+    fn new() -> Self {
+        let _rt = runtime().enter();
+        Endpoint {
+            ep: gateway::Endpoint::new(gateway::Config::embedded()),
+        }
+    }
+
+    /// Listens on `host:port` (`""` = 127.0.0.1, port 0 = any free one); the bound port.
+    #[pyo3(signature = (host = "", port = 0))]
+    fn listen(&self, py: Python<'_>, host: &str, port: u16) -> PyResult<u16> {
+        let host = if host.is_empty() { "127.0.0.1" } else { host };
+        let addr: std::net::SocketAddr = format!("{host}:{port}")
+            .parse()
+            .map_err(|e| PyValueError::new_err(format!("{host}:{port}: {e}")))?;
+        let ep = self.ep.clone();
+        py.detach(|| runtime().block_on(ep.listen(addr)))
+            .map(|a| a.port())
+            .map_err(err)
+    }
+
+    /// Peers with `host:port` and waits for the outcome; `retry` seconds between attempts
+    /// (0: one attempt). True once peered.
+    #[pyo3(signature = (host, port, retry = 10.0))]
+    fn peer(&self, py: Python<'_>, host: &str, port: u16, retry: f64) -> bool {
+        let host = if host.is_empty() { "127.0.0.1" } else { host }.to_owned();
+        let retry = (retry > 0.0).then(|| Duration::from_secs_f64(retry));
+        let ep = self.ep.clone();
+        py.detach(|| runtime().block_on(ep.peer(&host, port, retry)).is_ok())
+    }
+
+    /// Peers in the background.
+    #[pyo3(signature = (host, port, retry = 10.0))]
+    fn peer_nosync(&self, host: &str, port: u16, retry: f64) {
+        let host = if host.is_empty() { "127.0.0.1" } else { host };
+        let _rt = runtime().enter();
+        self.ep.peer_nosync(
+            host,
+            port,
+            (retry > 0.0).then(|| Duration::from_secs_f64(retry)),
+        );
+    }
+
+    /// Publishes `data` on `topic` (to peers and clients, not to this endpoint's own
+    /// subscribers).
+    fn publish(&self, topic: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = convert::to_data(data)?;
+        let _rt = runtime().enter();
+        self.ep.publish(topic, data).map_err(err)
+    }
+
+    fn make_subscriber(&self, topics: Vec<String>) -> Subscriber {
+        let _rt = runtime().enter();
+        Subscriber {
+            sub: Mutex::new(self.ep.make_subscriber(topics)),
+        }
+    }
+
+    fn node_id(&self) -> String {
+        self.ep.node_id().to_string()
+    }
+
+    fn shutdown(&self, py: Python<'_>) {
+        let ep = self.ep.clone();
+        py.detach(|| runtime().block_on(ep.shutdown()));
+    }
+}
+
+/// A subscriber: `(topic, value)` pairs.
+#[pyclass(module = "broker._broker")]
+struct Subscriber {
+    sub: Mutex<gateway::Subscriber>,
+}
+
+impl Subscriber {
+    fn lock(&self) -> std::sync::MutexGuard<'_, gateway::Subscriber> {
+        self.sub.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl Subscriber {
+    /// The next message, waiting at most `timeout` seconds (`None`: forever); `None` after
+    /// the timeout.
+    #[pyo3(signature = (timeout = None))]
+    fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<(String, Py<PyAny>)>> {
+        let got = py.detach(|| {
+            let mut sub = self.lock();
+            runtime().block_on(async {
+                match timeout {
+                    Some(t) => sub.get_timeout(Duration::from_secs_f64(t.max(0.0))).await,
+                    None => sub.get().await.map(Some),
+                }
+            })
+        });
+        match got {
+            Ok(Some((topic, data))) => Ok(Some((topic, convert::to_py(py, &data)?))),
+            Ok(None) => Ok(None),
+            Err(_) => Err(err("the endpoint was shut down")),
+        }
+    }
+
+    /// Every message available now, without waiting.
+    fn poll(&self, py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
+        let msgs = self.lock().poll();
+        msgs.into_iter()
+            .map(|(t, d)| Ok((t, convert::to_py(py, &d)?)))
+            .collect()
+    }
+
+    fn available(&self) -> usize {
+        self.lock().available()
+    }
+
+    fn add_topic(&self, topic: String) {
+        self.lock().add_topic(topic);
+    }
+
+    fn remove_topic(&self, topic: String) {
+        self.lock().remove_topic(topic);
+    }
+}
+
+#[pymodule]
+fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Endpoint>()?;
+    m.add_class::<Subscriber>()?;
+    Ok(())
+}

@@ -99,6 +99,56 @@ impl Endpoint {
         self.ep.node_id().to_string()
     }
 
+    /// Errors always, statuses when `statuses` (Broker's `make_status_subscriber`).
+    fn make_status_subscriber(&self, statuses: bool) -> StatusSubscriber {
+        let _rt = runtime().enter();
+        StatusSubscriber {
+            sub: Mutex::new(self.ep.make_status_subscriber(statuses)),
+        }
+    }
+
+    /// Ends the peering with `host:port`; false if there is none.
+    fn unpeer(&self, py: Python<'_>, host: &str, port: u16) -> bool {
+        let host = if host.is_empty() { "127.0.0.1" } else { host }.to_owned();
+        let ep = self.ep.clone();
+        py.detach(|| runtime().block_on(ep.unpeer(&host, port)).is_ok())
+    }
+
+    /// Direct peers: `(node id or None, address or None, port or None, status, outbound)`.
+    #[allow(clippy::type_complexity)]
+    fn peers(&self) -> Vec<(Option<String>, Option<String>, Option<u16>, String, bool)> {
+        self.ep
+            .peers()
+            .into_iter()
+            .map(|p| {
+                let net = p.endpoint.network;
+                (
+                    p.endpoint.node.map(|n| n.to_string()),
+                    net.as_ref().map(|n| n.address.clone()),
+                    net.map(|n| n.port),
+                    format!("{:?}", p.status).to_lowercase(),
+                    p.outbound,
+                )
+            })
+            .collect()
+    }
+
+    /// The union of the direct peers' subscriptions.
+    fn peer_subscriptions(&self) -> Vec<String> {
+        self.ep.peer_subscriptions()
+    }
+
+    /// Waits until endpoint `node` is reachable, at most `timeout` seconds (`None`: 10 s).
+    #[pyo3(signature = (node, timeout = None))]
+    fn await_peer(&self, py: Python<'_>, node: &str, timeout: Option<f64>) -> PyResult<bool> {
+        let node: broker_wasm::NodeId = node
+            .parse()
+            .map_err(|_| PyValueError::new_err(format!("{node:?} is not an endpoint id")))?;
+        let t = Duration::from_secs_f64(timeout.unwrap_or(10.0).max(0.0));
+        let ep = self.ep.clone();
+        Ok(py.detach(|| runtime().block_on(ep.await_peer(node, t))))
+    }
+
     fn shutdown(&self, py: Python<'_>) {
         let ep = self.ep.clone();
         py.detach(|| runtime().block_on(ep.shutdown()));
@@ -151,6 +201,32 @@ impl Subscriber {
         self.lock().available()
     }
 
+    /// `n` messages, waiting at most `timeout` seconds in all (`None`: until there are `n`).
+    #[pyo3(signature = (n, timeout = None))]
+    fn get_many(
+        &self,
+        py: Python<'_>,
+        n: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<(String, Py<PyAny>)>> {
+        let got = py.detach(|| {
+            let mut sub = self.lock();
+            runtime().block_on(async {
+                match timeout {
+                    Some(t) => {
+                        sub.get_many_timeout(n, Duration::from_secs_f64(t.max(0.0)))
+                            .await
+                    }
+                    None => sub.get_many(n).await,
+                }
+            })
+        });
+        got.map_err(|_| err("the endpoint was shut down"))?
+            .into_iter()
+            .map(|(t, d)| Ok((t, convert::to_py(py, &d)?)))
+            .collect()
+    }
+
     fn add_topic(&self, topic: String) {
         self.lock().add_topic(topic);
     }
@@ -160,9 +236,86 @@ impl Subscriber {
     }
 }
 
+/// Status and error events, as tuples the Python half turns into `Status` and `Error`:
+/// `("status", code, message, node, address, port)` or `("error", code, context)`.
+#[pyclass(module = "broker._broker")]
+struct StatusSubscriber {
+    sub: Mutex<gateway::StatusSubscriber>,
+}
+
+type StatusTuple = (
+    &'static str,
+    u8,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<u16>,
+);
+
+fn status_tuple(e: gateway::StatusEvent) -> StatusTuple {
+    match e {
+        gateway::StatusEvent::Status(s) => {
+            let (node, net) = match s.endpoint {
+                Some(e) => (e.node.map(|n| n.to_string()), e.network),
+                None => (None, None),
+            };
+            (
+                "status",
+                s.code.code(),
+                s.message,
+                node,
+                net.as_ref().map(|n| n.address.clone()),
+                net.map(|n| n.port),
+            )
+        }
+        gateway::StatusEvent::Error(e) => ("error", e.code.code(), e.context, None, None, None),
+    }
+}
+
+#[pymethods]
+impl StatusSubscriber {
+    #[pyo3(signature = (timeout = None))]
+    fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<StatusTuple>> {
+        let got = py.detach(|| {
+            let mut sub = self.sub.lock().unwrap_or_else(|e| e.into_inner());
+            runtime().block_on(async {
+                match timeout {
+                    Some(t) => sub.get_timeout(Duration::from_secs_f64(t.max(0.0))).await,
+                    None => sub.get().await.map(Some),
+                }
+            })
+        });
+        got.map(|e| e.map(status_tuple))
+            .map_err(|_| err("the endpoint was shut down"))
+    }
+
+    fn poll(&self) -> Vec<StatusTuple> {
+        let mut sub = self.sub.lock().unwrap_or_else(|e| e.into_inner());
+        sub.poll().into_iter().map(status_tuple).collect()
+    }
+
+    fn available(&self) -> usize {
+        self.sub
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .available()
+    }
+}
+
+/// Broker's error codes: `(number, name)`.
+#[pyfunction]
+fn error_codes() -> Vec<(u8, &'static str)> {
+    broker_wasm::ErrorCode::ALL
+        .iter()
+        .map(|c| (c.code(), c.name()))
+        .collect()
+}
+
 #[pymodule]
 fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Endpoint>()?;
     m.add_class::<Subscriber>()?;
+    m.add_class::<StatusSubscriber>()?;
+    m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ Broker's Python bindings (``Count``, ``Port``, ``Enum``; ``ipaddress`` addresses
 """
 
 import datetime as _dt
+import enum as _enum
 
 from . import _broker
 
@@ -99,14 +100,151 @@ def _timespan_from_ns(ns):
     return _dt.timedelta(microseconds=ns // 1000)
 
 
-class Subscriber:
-    """Messages on topic prefixes: ``get(timeout=None)``, ``poll()``, ``available()``."""
+class SC(_enum.IntEnum):
+    """Status codes (Broker's ``broker.SC``)."""
+
+    Unspecified = 0
+    PeerAdded = 1
+    PeerRemoved = 2
+    PeerLost = 3
+    EndpointDiscovered = 4
+    EndpointUnreachable = 5
+
+
+def _camel(name):
+    return "".join(p.capitalize() for p in name.split("_"))
+
+
+# Broker's error codes (``broker.EC``), numbered as in Broker 2.x; the names are Broker's
+# (``PeerUnavailable``, ``NoSuchKey``, ...). Built from the core's table.
+EC = _enum.IntEnum(
+    "EC",
+    [(_camel(n) if n != "none" else "None_", c) for c, n in _broker.error_codes()],
+)
+EC.RequestTimeOut = EC.RequestTimeout  # Broker's Python spelling
+
+
+class NetworkInfo:
+    __slots__ = ("address", "port")
+
+    def __init__(self, address, port):
+        self.address, self.port = address, port
+
+    def __repr__(self):
+        return f"{self.address}:{self.port}"
+
+
+class EndpointInfo:
+    __slots__ = ("_node", "network")
+
+    def __init__(self, node, network):
+        self._node, self.network = node, network
+
+    def node_id(self):
+        return self._node
+
+    def __repr__(self):
+        return str(self._node)
+
+
+class Status:
+    """A status event: ``code()`` (``SC``), ``context()`` (``EndpointInfo``), ``message()``."""
+
+    def __init__(self, code, message, node=None, address=None, port=None):
+        self._code = SC(code)
+        self._message = message
+        net = NetworkInfo(address, port) if address is not None else None
+        self._context = EndpointInfo(node, net)
+
+    def code(self):
+        return self._code
+
+    def context(self):
+        return self._context
+
+    def message(self):
+        return self._message
+
+    def __repr__(self):
+        return f"Status({self._code.name}, {self._message!r})"
+
+
+class Error:
+    """An error event: ``code()`` (``EC``), ``context()`` (text)."""
+
+    def __init__(self, code, context):
+        self._code = EC(code)
+        self._context = context
+
+    def code(self):
+        return self._code
+
+    def context(self):
+        return self._context
+
+    def __repr__(self):
+        return f"Error({self._code.name}, {self._context!r})"
+
+
+def _status_or_error(t):
+    if t is None:
+        return None
+    if t[0] == "status":
+        return Status(t[1], t[2], t[3], t[4], t[5])
+    return Error(t[1], t[2])
+
+
+def _seconds(t):
+    if t is None:
+        return None
+    if isinstance(t, _dt.timedelta):
+        return t.total_seconds()
+    return float(t)
+
+
+class StatusSubscriber:
+    """Status and error events: ``get(timeout=None)``, ``poll()``, ``available()``."""
 
     def __init__(self, native):
         self._native = native
 
     def get(self, timeout=None):
-        return self._native.get(timeout)
+        return _status_or_error(self._native.get(_seconds(timeout)))
+
+    def poll(self):
+        return [_status_or_error(t) for t in self._native.poll()]
+
+    def available(self):
+        return self._native.available()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class Subscriber:
+    """Messages on topic prefixes. ``get()`` waits for one; ``get(timeout)`` (seconds or a
+    ``timedelta``) gives ``None`` after it; ``get(n)`` a list of ``n``; ``get(n, timeout)`` at
+    most ``n``. Also ``poll()``, ``available()``, ``add_topic``, ``remove_topic``."""
+
+    def __init__(self, native):
+        self._native = native
+
+    def get(self, *args, **kwargs):
+        num = kwargs.pop("num", None)
+        timeout = kwargs.pop("timeout", None)
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, int) and not isinstance(a, bool) and num is None:
+                num = a
+            else:
+                timeout = a
+        if num is None:
+            return self._native.get(_seconds(timeout))
+        return self._native.get_many(num, _seconds(timeout))
 
     def poll(self):
         return self._native.poll()
@@ -144,7 +282,28 @@ class Endpoint:
         self._native.peer_nosync(host, port, float(retry))
 
     def publish(self, topic, data):
+        if hasattr(data, "as_data"):
+            data = data.as_data()
         self._native.publish(str(topic), data)
+
+    def publish_batch(self, *batch):
+        for topic, data in batch:
+            self.publish(topic, data)
+
+    def make_status_subscriber(self, receive_statuses=False):
+        return StatusSubscriber(self._native.make_status_subscriber(bool(receive_statuses)))
+
+    def unpeer(self, host, port):
+        return self._native.unpeer(host, port)
+
+    def peers(self):
+        return self._native.peers()
+
+    def peer_subscriptions(self):
+        return self._native.peer_subscriptions()
+
+    def await_peer(self, node, timeout=None):
+        return self._native.await_peer(str(node), _seconds(timeout))
 
     def make_subscriber(self, topics):
         if isinstance(topics, str):
@@ -163,3 +322,6 @@ class Endpoint:
     def __exit__(self, *exc):
         self.shutdown()
         return False
+
+
+from . import zeek  # noqa: E402  (needs the classes above)

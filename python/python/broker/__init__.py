@@ -7,6 +7,7 @@ Broker's Python bindings (``Count``, ``Port``, ``Enum``; ``ipaddress`` addresses
 
 import datetime as _dt
 import enum as _enum
+import types as _types
 
 from . import _broker
 
@@ -265,6 +266,32 @@ class Subscriber:
         return False
 
 
+def _freeze(v):
+    if isinstance(v, dict):
+        return _types.MappingProxyType({_freeze(k): _freeze(x) for k, x in v.items()})
+    if isinstance(v, (set, frozenset)):
+        return frozenset(_freeze(x) for x in v)
+    if isinstance(v, (tuple, list)):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+class SafeSubscriber(Subscriber):
+    """A subscriber whose values are immutable (tables as read-only mappings, sets as
+    frozensets, vectors as tuples), so that any of them may be used as a key."""
+
+    def get(self, *args, **kwargs):
+        r = super().get(*args, **kwargs)
+        if r is None:
+            return None
+        if isinstance(r, list):
+            return [(t, _freeze(d)) for t, d in r]
+        return (r[0], _freeze(r[1]))
+
+    def poll(self):
+        return [(t, _freeze(d)) for t, d in super().poll()]
+
+
 class Endpoint:
     """An endpoint: ``listen``, ``peer``, ``publish``, ``make_subscriber``; a context manager
     that shuts it down on exit."""
@@ -305,10 +332,13 @@ class Endpoint:
     def await_peer(self, node, timeout=None):
         return self._native.await_peer(str(node), _seconds(timeout))
 
-    def make_subscriber(self, topics):
+    def make_subscriber(self, topics, qsize=20, subscriber_class=Subscriber):
         if isinstance(topics, str):
             topics = [topics]
-        return Subscriber(self._native.make_subscriber(list(topics)))
+        return subscriber_class(self._native.make_subscriber([str(t) for t in topics]))
+
+    def make_safe_subscriber(self, topics, qsize=20):
+        return self.make_subscriber(topics, qsize, SafeSubscriber)
 
     def node_id(self):
         return self._native.node_id()

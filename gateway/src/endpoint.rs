@@ -275,7 +275,8 @@ impl Endpoint {
         StatusSubscriber::new(id, rx, self.shared.clone())
     }
 
-    /// Peers with the gateway at `host:port` and waits until the handshake finished (ZB-03).
+    /// Peers with the gateway at `host:port` and waits until the handshake finished and the
+    /// peer's advert arrived (ZB-03): its subscriptions are known, a publish reaches them.
     /// `retry`: `None` = one attempt (fails with PeerUnavailable), `Some(d)` = keep trying,
     /// backing off up to `d`, and reconnect whenever the peering breaks.
     pub async fn peer(

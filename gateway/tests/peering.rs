@@ -468,3 +468,24 @@ async fn zb03_concurrent_peer_calls_share_one_attempt() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// ZB-03, ZB-07: once `peer()` returns, the peer's subscriptions are known and a publish
+/// reaches its subscribers at once (no wait for the adverts to arrive). Repeated: the
+/// adverts race the handshake.
+#[tokio::test]
+async fn zb03_after_peer_returns_the_peers_subscriptions_are_known() {
+    for i in 0..20u64 {
+        let (a, a_addr) = endpoint().await;
+        let (b, _) = endpoint().await;
+        let mut sub = a.make_subscriber(["/test"]);
+        b.peer_timeout("127.0.0.1", a_addr.port(), None, T)
+            .await
+            .expect("peering");
+        assert_eq!(b.peer_subscriptions(), ["/test"], "round {i}");
+        b.publish("/test/x", Data::Count(i)).unwrap();
+        let (_, d) = sub.get_timeout(T).await.unwrap().expect("delivered");
+        assert_eq!(d, Data::Count(i));
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}

@@ -80,7 +80,15 @@ pub(crate) async fn drive_link<R, W>(
             return;
         }
     };
-    let _ = hello_done.send(Ok(node));
+    // The peering counts as established once the peer's own advert is in (or after the
+    // handshake timeout): whoever waits for `peer()` can publish at once and reach the
+    // peer's subscribers, and `peer_subscriptions()` already knows them (ZB-03, ZB-07).
+    let (advert_tx, advert_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, advert_rx).await;
+        let _ = hello_done.send(Ok(node));
+    });
+    let mut advert_tx = Some(advert_tx);
 
     let writer = write_link(&shared, &link, rx, tx_ws);
 
@@ -119,7 +127,14 @@ pub(crate) async fn drive_link<R, W>(
                 }
             };
             for msg in msgs {
+                let own_advert =
+                    matches!(&msg, PeerMsg::Advert { origin, .. } if *origin == reader_link.node);
                 on_message(&shared, &reader_link, id, msg, &inflight);
+                if own_advert {
+                    if let Some(tx) = advert_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
             }
             // Backpressure: the peer's store requests wait for room like a client's.
             if !inflight.room(&reader_link.close).await {
@@ -349,15 +364,18 @@ fn on_message(
         PeerMsg::Bye { token } => {
             let _ = link.tx.try_send(encode_peer(&PeerMsg::ByeAck { token }));
             // The remote ends the peering: for us it is lost, not removed, and the initiator
-            // must not reconnect (ZB-05).
-            if let Some(o) = shared
-                .peering
-                .lock()
-                .outbound
-                .values()
-                .find(|o| o.node == Some(link.node))
-            {
-                o.cancel.cancel();
+            // must not reconnect (ZB-05). Token 0 is a shutdown (ZB-08): the initiator keeps
+            // trying, the endpoint may come back (ZB-67).
+            if token != 0 {
+                if let Some(o) = shared
+                    .peering
+                    .lock()
+                    .outbound
+                    .values()
+                    .find(|o| o.node == Some(link.node))
+                {
+                    o.cancel.cancel();
+                }
             }
             link.close.cancel();
         }

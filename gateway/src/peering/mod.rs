@@ -739,7 +739,8 @@ impl Peering {
         link.removed_by_us.store(true, Relaxed);
         let (tx, rx) = oneshot::channel();
         *link.bye_ack.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        let token = rand::random::<u64>();
+        // Never 0: that token means a shutdown (see the link's `Bye` handling).
+        let token = rand::random::<u64>() | 1;
         let _ = link.tx.try_send(encode_peer(&PeerMsg::Bye { token }));
         let _ = tokio::time::timeout(UNPEER_TIMEOUT, rx).await;
         link.close.cancel();

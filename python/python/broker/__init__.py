@@ -7,6 +7,7 @@ Broker's Python bindings (``Count``, ``Port``, ``Enum``; ``ipaddress`` addresses
 
 import datetime as _dt
 import enum as _enum
+import time as _time
 import types as _types
 
 from . import _broker
@@ -125,6 +126,24 @@ EC = _enum.IntEnum(
 EC.RequestTimeOut = EC.RequestTimeout  # Broker's Python spelling
 
 
+class _Optional:
+    """Broker's optional values: ``is_set()`` and ``get()``."""
+
+    __slots__ = ("_v",)
+
+    def __init__(self, v):
+        self._v = v
+
+    def is_set(self):
+        return self._v is not None
+
+    def get(self):
+        return self._v
+
+    def __repr__(self):
+        return "nil" if self._v is None else repr(self._v)
+
+
 class NetworkInfo:
     __slots__ = ("address", "port")
 
@@ -155,7 +174,7 @@ class Status:
         self._code = SC(code)
         self._message = message
         net = NetworkInfo(address, port) if address is not None else None
-        self._context = EndpointInfo(node, net)
+        self._context = EndpointInfo(node, _Optional(net))
 
     def code(self):
         return self._code
@@ -195,6 +214,20 @@ def _status_or_error(t):
     return Error(t[1], t[2])
 
 
+def _num_and_timeout(args, kwargs):
+    """Broker's ``get()``, ``get(timeout)``, ``get(num)``, ``get(num, timeout)``."""
+    num = kwargs.pop("num", None)
+    timeout = kwargs.pop("timeout", None)
+    if kwargs:
+        raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, int) and not isinstance(a, bool) and num is None:
+            num = a
+        else:
+            timeout = a
+    return num, timeout
+
+
 def _seconds(t):
     if t is None:
         return None
@@ -209,8 +242,19 @@ class StatusSubscriber:
     def __init__(self, native):
         self._native = native
 
-    def get(self, timeout=None):
-        return _status_or_error(self._native.get(_seconds(timeout)))
+    def get(self, *args, **kwargs):
+        num, timeout = _num_and_timeout(args, kwargs)
+        if num is None:
+            return _status_or_error(self._native.get(_seconds(timeout)))
+        out = []
+        deadline = None if timeout is None else _time.monotonic() + _seconds(timeout)
+        while len(out) < num:
+            left = None if deadline is None else max(0.0, deadline - _time.monotonic())
+            x = self._native.get(left)
+            if x is None:
+                break
+            out.append(_status_or_error(x))
+        return out
 
     def poll(self):
         return [_status_or_error(t) for t in self._native.poll()]
@@ -234,15 +278,7 @@ class Subscriber:
         self._native = native
 
     def get(self, *args, **kwargs):
-        num = kwargs.pop("num", None)
-        timeout = kwargs.pop("timeout", None)
-        if kwargs:
-            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, int) and not isinstance(a, bool) and num is None:
-                num = a
-            else:
-                timeout = a
+        num, timeout = _num_and_timeout(args, kwargs)
         if num is None:
             return self._native.get(_seconds(timeout))
         return self._native.get_many(num, _seconds(timeout))
@@ -292,6 +328,86 @@ class SafeSubscriber(Subscriber):
         return [(t, _freeze(d)) for t, d in super().poll()]
 
 
+class Topic:
+    """A topic: ``string()``, ``str()``, and ``/`` to append a level."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, s=""):
+        self._s = s.string() if isinstance(s, Topic) else str(s)
+
+    def string(self):
+        return self._s
+
+    def __str__(self):
+        return self._s
+
+    def __repr__(self):
+        return f"Topic({self._s!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Topic) and other._s == self._s
+
+    def __hash__(self):
+        return hash(self._s)
+
+    def __truediv__(self, other):
+        right = str(other).strip("/")
+        if not right:
+            return Topic(self._s)
+        if not self._s:
+            return Topic(right)
+        return Topic(self._s + "/" + right)
+
+
+class Publisher:
+    """Publishes to one topic: ``publish(data)``, ``publish_batch(*data)``."""
+
+    def __init__(self, endpoint, topic):
+        self._endpoint = endpoint
+        self._topic = str(topic)
+
+    def publish(self, data):
+        self._endpoint.publish(self._topic, data)
+
+    def publish_batch(self, *batch):
+        for data in batch:
+            self.publish(data)
+
+    def demand(self):
+        return 0
+
+    def buffered(self):
+        return 0
+
+    def capacity(self):
+        return 0
+
+    def free_capacity(self):
+        return 0
+
+    def send_rate(self):
+        return 0
+
+    def reset(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def now():
+    """The current time, as Broker's timestamps come: a UTC ``datetime``."""
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+Timespan = _dt.timedelta
+Timestamp = _dt.datetime
+
+
 class Endpoint:
     """An endpoint: ``listen``, ``peer``, ``publish``, ``make_subscriber``; a context manager
     that shuts it down on exit."""
@@ -339,6 +455,9 @@ class Endpoint:
 
     def make_safe_subscriber(self, topics, qsize=20):
         return self.make_subscriber(topics, qsize, SafeSubscriber)
+
+    def make_publisher(self, topic):
+        return Publisher(self, topic)
 
     def node_id(self):
         return self._native.node_id()

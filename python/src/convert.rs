@@ -29,6 +29,9 @@ pub fn to_data(v: &Bound<'_, PyAny>) -> PyResult<Data> {
     if let Ok(b) = v.cast::<PyBool>() {
         return Ok(Data::Boolean(b.is_true()));
     }
+    if let Ok(d) = v.cast::<crate::PyData>() {
+        return Ok(d.get().data.clone());
+    }
     let b = broker(py)?;
     if v.is_instance(&b.getattr("Count")?)? {
         let n: u64 = v.getattr("value")?.extract()?;

@@ -302,6 +302,83 @@ impl StatusSubscriber {
     }
 }
 
+/// A Broker value held natively (Broker's `broker.Data`): `str()` in Broker's notation,
+/// `get_type()`, indexing of vectors and tables, and conversion to Python.
+#[pyclass(
+    module = "broker._broker",
+    subclass,
+    eq,
+    hash,
+    frozen,
+    name = "Data",
+    skip_from_py_object
+)]
+#[derive(PartialEq, Eq, Hash, Clone)]
+struct PyData {
+    data: broker_wasm::Data,
+}
+
+#[pymethods]
+impl PyData {
+    #[new]
+    #[pyo3(signature = (x = None))]
+    fn new(x: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        Ok(PyData {
+            data: match x {
+                Some(x) => convert::to_data(x)?,
+                None => broker_wasm::Data::None,
+            },
+        })
+    }
+
+    fn __str__(&self) -> String {
+        self.data.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        self.data.to_string()
+    }
+
+    /// The type's number (`broker.Data.Type`).
+    fn type_code(&self) -> u8 {
+        self.data.data_type() as u8
+    }
+
+    fn __len__(&self) -> usize {
+        match &self.data {
+            broker_wasm::Data::Vector(v) => v.len(),
+            broker_wasm::Data::Set(s) => s.len(),
+            broker_wasm::Data::Table(t) => t.len(),
+            _ => 0,
+        }
+    }
+
+    fn __getitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<PyData> {
+        use broker_wasm::Data as D;
+        let found = match &self.data {
+            D::Vector(v) => {
+                let i: isize = key.extract()?;
+                let i = if i < 0 { v.len() as isize + i } else { i };
+                usize::try_from(i).ok().and_then(|i| v.get(i)).cloned()
+            }
+            D::Table(t) => t.get(&convert::to_data(key)?).cloned(),
+            _ => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "only vectors and tables can be indexed",
+                ))
+            }
+        };
+        found
+            .map(|data| PyData { data })
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(key.to_string()))
+    }
+
+    /// The Python value of this datum.
+    fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        convert::to_py(py, &self.data)
+    }
+}
+
 /// Broker's error codes: `(number, name)`.
 #[pyfunction]
 fn error_codes() -> Vec<(u8, &'static str)> {
@@ -316,6 +393,7 @@ fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Endpoint>()?;
     m.add_class::<Subscriber>()?;
     m.add_class::<StatusSubscriber>()?;
+    m.add_class::<PyData>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     Ok(())
 }

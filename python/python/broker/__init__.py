@@ -406,6 +406,44 @@ def now():
 
 Timespan = _dt.timedelta
 Timestamp = _dt.datetime
+utc = _dt.timezone.utc
+
+
+class Data(_broker.Data):
+    """A Broker value (Broker's ``broker.Data``): ``Data(x)`` from a Python value,
+    ``str()`` in Broker's notation, ``get_type()``, ``Data.to_py(d)``, ``Data.from_py(x)``;
+    vectors and tables index to ``Data``."""
+
+    class Type(_enum.IntEnum):
+        Nil = 0
+        Boolean = 1
+        Count = 2
+        Integer = 3
+        Real = 4
+        String = 5
+        Address = 6
+        Subnet = 7
+        Port = 8
+        Timestamp = 9
+        Timespan = 10
+        EnumValue = 11
+        Set = 12
+        Table = 13
+        Vector = 14
+
+    def get_type(self):
+        return Data.Type(self.type_code())
+
+    def __getitem__(self, key):
+        return Data(super().__getitem__(key))
+
+    @staticmethod
+    def from_py(x):
+        return x if isinstance(x, Data) else Data(x)
+
+    @staticmethod
+    def to_py(d):
+        return d.to_python() if isinstance(d, _broker.Data) else d
 
 
 class Endpoint:

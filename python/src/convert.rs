@@ -121,6 +121,15 @@ pub fn to_data(v: &Bound<'_, PyAny>) -> PyResult<Data> {
             .collect::<PyResult<_>>()
             .map(Data::Table);
     }
+    if v.is_instance(&class_of(py, "collections.abc", "Mapping")?)? {
+        let items = v.call_method0("items")?;
+        let mut t = std::collections::BTreeMap::new();
+        for pair in items.try_iter()? {
+            let (k, x): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
+            t.insert(to_data(&k)?, to_data(&x)?);
+        }
+        return Ok(Data::Table(t));
+    }
     Err(PyTypeError::new_err(format!(
         "cannot convert {} to Broker data",
         v.get_type().name()?

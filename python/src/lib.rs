@@ -373,6 +373,47 @@ impl PyData {
             .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(key.to_string()))
     }
 
+    /// The elements of a vector or set, in order, as `Data`.
+    fn elements(&self) -> Vec<PyData> {
+        match &self.data {
+            broker_wasm::Data::Vector(v) => v.iter().cloned().map(|data| PyData { data }).collect(),
+            broker_wasm::Data::Set(s) => s.iter().cloned().map(|data| PyData { data }).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The entries of a table, in order, as `Data` pairs.
+    fn entries(&self) -> Vec<(PyData, PyData)> {
+        match &self.data {
+            broker_wasm::Data::Table(t) => t
+                .iter()
+                .map(|(k, v)| (PyData { data: k.clone() }, PyData { data: v.clone() }))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A vector's elements as `Data` (Broker's `as_vector`).
+    fn as_vector(&self) -> Vec<PyData> {
+        self.elements()
+    }
+
+    /// A set's elements as `Data`, printed as Broker prints a set (Broker's `as_set`).
+    fn as_set<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("broker")?
+            .getattr("_DataSet")?
+            .call1((self.elements(),))
+    }
+
+    /// A table's entries as a dict of `Data` (Broker's `as_table`).
+    fn as_table<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let d = pyo3::types::PyDict::new(py);
+        for (k, v) in self.entries() {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
     /// The Python value of this datum.
     fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         convert::to_py(py, &self.data)

@@ -404,9 +404,26 @@ def now():
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-Timespan = _dt.timedelta
+class Timespan(_dt.timedelta):
+    """A timespan: from nanoseconds (an int), seconds (a float) or a ``timedelta``."""
+
+    def __new__(cls, x=0):
+        if isinstance(x, _dt.timedelta):
+            return super().__new__(cls, microseconds=x // _US)
+        if isinstance(x, float):
+            return super().__new__(cls, seconds=x)
+        return super().__new__(cls, microseconds=int(x) // 1000)
+
+
 Timestamp = _dt.datetime
 utc = _dt.timezone.utc
+
+
+class _DataSet(list):
+    """A set's elements as ``Data``, printed as Broker prints a set."""
+
+    def __str__(self):
+        return "Set{" + ", ".join(str(x) for x in self) + "}"
 
 
 class Data(_broker.Data):
@@ -434,8 +451,6 @@ class Data(_broker.Data):
     def get_type(self):
         return Data.Type(self.type_code())
 
-    def __getitem__(self, key):
-        return Data(super().__getitem__(key))
 
     @staticmethod
     def from_py(x):

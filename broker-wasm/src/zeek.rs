@@ -104,6 +104,38 @@ impl Event {
 
     /// Reads an event from a Broker value, checking every validity rule of ZB-34.
     pub fn from_data(data: &Data) -> Result<Event, EventError> {
+        let e = EventRef::from_data(data)?;
+        Ok(Event {
+            name: e.name.to_owned(),
+            args: e.args.to_vec(),
+            // Each entry is a checked `[count, value]` pair.
+            metadata: e.metadata.map(|entries| {
+                entries
+                    .iter()
+                    .filter_map(|entry| match entry.as_vector() {
+                        Some([Data::Count(k), v]) => Some((*k, v.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            }),
+        })
+    }
+}
+
+/// A Zeek event borrowed from the Broker value that holds it: for checking or reading a
+/// received value without copying its arguments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventRef<'a> {
+    pub name: &'a str,
+    pub args: &'a [Data],
+    /// The metadata entries, each a `[count, value]` pair.
+    pub metadata: Option<&'a [Data]>,
+}
+
+impl<'a> EventRef<'a> {
+    /// Reads an event from a Broker value, checking every validity rule of ZB-34 (the same
+    /// rules as [`Event::from_data`]).
+    pub fn from_data(data: &'a Data) -> Result<EventRef<'a>, EventError> {
         let top = data
             .as_vector()
             .filter(|v| v.len() >= 3)
@@ -118,13 +150,12 @@ impl Event {
             .as_vector()
             .filter(|c| c.len() >= 2)
             .ok_or(EventError::Content)?;
-        let name = content[0].as_str().ok_or(EventError::Name)?.to_owned();
-        let args = content[1].as_vector().ok_or(EventError::Args)?.to_vec();
+        let name = content[0].as_str().ok_or(EventError::Name)?;
+        let args = content[1].as_vector().ok_or(EventError::Args)?;
         let metadata = match content.get(2) {
             None => None,
             Some(meta) => {
                 let entries = meta.as_vector().ok_or(EventError::Metadata)?;
-                let mut out = Vec::with_capacity(entries.len());
                 for entry in entries {
                     match entry.as_vector() {
                         Some([Data::Count(k), v]) => {
@@ -132,15 +163,14 @@ impl Event {
                             {
                                 return Err(EventError::NetworkTimestamp);
                             }
-                            out.push((*k, v.clone()));
                         }
                         _ => return Err(EventError::Metadata),
                     }
                 }
-                Some(out)
+                Some(entries)
             }
         };
-        Ok(Event {
+        Ok(EventRef {
             name,
             args,
             metadata,
@@ -170,6 +200,9 @@ mod tests {
         let e = Event::new("ping", vec![Data::string("x"), Data::Count(1)]);
         assert_eq!(e.to_data().to_string(), "(1, 1, (ping, (x, 1)))");
         assert_eq!(Event::from_data(&e.to_data()), Ok(e.clone()));
+        let data = e.to_data();
+        let r = EventRef::from_data(&data).unwrap();
+        assert_eq!((r.name, r.args), (e.name.as_str(), e.args.as_slice()));
         let m = e
             .with_network_timestamp(Timestamp(5))
             .with_metadata(200, Data::Boolean(true));
@@ -250,6 +283,11 @@ mod tests {
             ),
         ];
         for (data, err) in cases {
+            assert_eq!(
+                EventRef::from_data(&data).err(),
+                Some(err.clone()),
+                "{data}"
+            );
             assert_eq!(Event::from_data(&data), Err(err), "{data}");
         }
         // Empty metadata vector (Zeek 8) is valid.

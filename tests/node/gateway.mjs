@@ -2,6 +2,7 @@
 // Every gateway started here is also killed when the process exits or is interrupted, so a
 // failing or aborted test never leaves one running.
 import { spawn } from "node:child_process";
+import { track, stopChild } from "./children.mjs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -11,30 +12,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 /** How long a gateway may take to print its address, and to exit once asked to. */
 const START_MS = 30_000;
 const STOP_MS = 10_000;
-
-/** Child processes that have not exited yet. */
-const running = new Set();
-
-function killAll() {
-  for (const child of running) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  running.clear();
-}
-
-// `exit` covers a normal end and process.exit(); signals end the process without it, so
-// kill the children first and then die of the same signal (the handler is gone by then).
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(signal, () => {
-    killAll();
-    process.kill(process.pid, signal);
-  });
-}
 
 /** Path of the gateway binary (`scripts/test.sh` builds it). */
 export function gatewayBin() {
@@ -53,25 +30,8 @@ export function startGateway(args = [], listen = "127.0.0.1:0") {
   const child = spawn(gatewayBin(), ["--listen", listen, "--log-level", "warn", ...args], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  running.add(child);
-  const exited = new Promise((resolve) => {
-    child.once("exit", () => {
-      running.delete(child);
-      resolve();
-    });
-  });
-  const stop = async (signal = "SIGTERM") => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill(signal);
-      let timer;
-      const late = new Promise((resolve) => {
-        timer = setTimeout(() => resolve("late"), STOP_MS);
-      });
-      if ((await Promise.race([exited, late])) === "late") child.kill("SIGKILL");
-      clearTimeout(timer);
-    }
-    await exited;
-  };
+  const exited = track(child);
+  const stop = (signal = "SIGTERM") => stopChild(child, exited, () => child.kill(signal), STOP_MS);
   return new Promise((resolve, reject) => {
     const fail = (err) => {
       clearTimeout(timer);

@@ -14,7 +14,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as broker from "../../pkg/node.mjs";
 import { startGateway, within, until } from "./gateway.mjs";
-import { startZeekDouble } from "./zeek-double.mjs";
+import { startZeekDouble, eventMessage } from "./zeek-double.mjs";
 import { launch, openPage } from "./chromium.mjs";
 
 const { Endpoint, Count, Address, Port, Timestamp, Timespan, Event, BrokerError } = broker;
@@ -168,16 +168,6 @@ const J = {
   vector: (xs) => ({ "@data-type": "vector", data: xs }),
 };
 
-/** A data-message carrying the Zeek event `name(args)`, as Zeek's WebSocket API sends it. */
-function zeekEvent(topic, name, args) {
-  return {
-    type: "data-message",
-    topic,
-    "@data-type": "vector",
-    data: [J.count(1), J.count(1), J.vector([J.string(name), J.vector(args)])],
-  };
-}
-
 const NODE_ID = "zeromq_manager_zeek-sensor_2791_NaMk0dwb4Q8fbIf7Ve";
 
 /**
@@ -188,7 +178,7 @@ function tableFrame(id, ts, changes) {
   const infos = changes.map(([change, index, value, previous]) =>
     J.vector([J.enum(change), J.timestamp(ts), J.vector(index), value ?? J.none(), previous ?? J.none()]),
   );
-  return zeekEvent(`zeek/table/${id}/`, "Cluster::table_change_infos", [
+  return eventMessage(`zeek/table/${id}/`, "Cluster::table_change_infos", [
     J.vector([J.string(id), J.timestamp(ts), J.string(NODE_ID)]),
     J.vector(infos),
   ]);
@@ -261,7 +251,7 @@ test("ZU-04/06/09: the handshake Zeek sees, zeekUplinks(), a Zeek event reaches 
 
   const sub = ep.makeSubscriber("zeek/");
   await ep.flush();
-  await zeekPublish(zeek, zeekEvent("zeek/down", "Test::down", [J.count(1), J.address("10.0.0.1")]));
+  await zeekPublish(zeek, eventMessage("zeek/down", "Test::down", [J.count(1), J.address("10.0.0.1")]));
   const [topic, value] = await sub.get({ timeoutMs: T });
   assert.equal(topic, "zeek/down");
   assert.deepEqual(value, [new Count(1n), new Count(1n), ["Test::down", [new Count(1n), new Address("10.0.0.1")]]]);
@@ -289,28 +279,13 @@ test("ZU-18/08: JS events go up as Zeek's JSON; Zeek's refusal and read_only rea
   assert.equal(up.client, 0);
   assert.equal(up.topic, "zeek/up/a");
   assert.equal(up.name, "Test::up");
-  assert.deepEqual(up.message, {
-    type: "data-message",
-    topic: "zeek/up/a",
-    "@data-type": "vector",
-    data: [
-      { "@data-type": "count", data: 1 },
-      { "@data-type": "count", data: 1 },
-      {
-        "@data-type": "vector",
-        data: [
-          { "@data-type": "string", data: "Test::up" },
-          {
-            "@data-type": "vector",
-            data: [
-              { "@data-type": "count", data: 5 },
-              { "@data-type": "string", data: "x" },
-            ],
-          },
-        ],
-      },
-    ],
-  });
+  assert.deepEqual(
+    up.message,
+    eventMessage("zeek/up/a", "Test::up", [
+      { "@data-type": "count", data: 5 },
+      { "@data-type": "string", data: "x" },
+    ]),
+  );
 
   // An event Zeek has no declaration for: Zeek answers with an error object, which the
   // gateway surfaces as an error event.
@@ -338,7 +313,7 @@ test("ZU-18/08: JS events go up as Zeek's JSON; Zeek's refusal and read_only rea
   // here and never sent back up (ZU-19).
   const loop = ep.makeSubscriber("zeek/up/");
   await ep.flush();
-  await zeekPublish(zeek, zeekEvent("zeek/up/loop", "Test::up", [J.count(9), J.string("from Zeek")]));
+  await zeekPublish(zeek, eventMessage("zeek/up/loop", "Test::up", [J.count(9), J.string("from Zeek")]));
   const [loopTopic, loopValue] = await loop.get({ timeoutMs: T });
   assert.equal(loopTopic, "zeek/up/loop");
   assert.deepEqual(Event.fromValue(loopValue).args, [new Count(9n), "from Zeek"]);
@@ -612,7 +587,7 @@ test("ZU-06/18/17 in Chromium: a page receives from Zeek, publishes up to Zeek, 
 
   // Down: an event from Zeek reaches the page's subscriber (so the uplink is live, for the
   // way up below).
-  await zeekPublish(zeek, zeekEvent("zeek/down", "Test::down", [J.count(1), J.address("10.0.0.1")]));
+  await zeekPublish(zeek, eventMessage("zeek/down", "Test::down", [J.count(1), J.address("10.0.0.1")]));
   await page.waitForFunction(() => window.received.some(([topic]) => topic === "zeek/down"), null, { timeout: T });
   const down = await page.evaluate(() => window.received.find(([topic]) => topic === "zeek/down")[1]);
   assert.equal(
@@ -627,28 +602,13 @@ test("ZU-06/18/17 in Chromium: a page receives from Zeek, publishes up to Zeek, 
   });
   const up = await zeek.next("received");
   assert.equal(up.topic, "zeek/up/page");
-  assert.deepEqual(up.message, {
-    type: "data-message",
-    topic: "zeek/up/page",
-    "@data-type": "vector",
-    data: [
-      { "@data-type": "count", data: 1 },
-      { "@data-type": "count", data: 1 },
-      {
-        "@data-type": "vector",
-        data: [
-          { "@data-type": "string", data: "Test::up" },
-          {
-            "@data-type": "vector",
-            data: [
-              { "@data-type": "count", data: 7 },
-              { "@data-type": "string", data: "from-page" },
-            ],
-          },
-        ],
-      },
-    ],
-  });
+  assert.deepEqual(
+    up.message,
+    eventMessage("zeek/up/page", "Test::up", [
+      { "@data-type": "count", data: 7 },
+      { "@data-type": "string", data: "from-page" },
+    ]),
+  );
 
   // The fixture's table, cloned in the page and listed in the document.
   const shown = await page.evaluate(async () => {

@@ -3,6 +3,7 @@
 // and talks to it. Every double started here is killed when the process exits or is
 // interrupted; it also exits by itself when its stdin closes.
 import { spawn } from "node:child_process";
+import { track, stopChild } from "./children.mjs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -14,28 +15,6 @@ const START_MS = 30_000;
 const STOP_MS = 10_000;
 /** Default deadline of `next`. */
 const WAIT_MS = 10_000;
-
-/** Child processes that have not exited yet. */
-const running = new Set();
-
-function killAll() {
-  for (const child of running) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  running.clear();
-}
-
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(signal, () => {
-    killAll();
-    process.kill(process.pid, signal);
-  });
-}
 
 /** Path of the binary (`cargo build -p e2e --bin zeek-double`; `scripts/test.sh` builds it). */
 export function zeekDoubleBin() {
@@ -55,13 +34,7 @@ export function zeekDoubleBin() {
  */
 export function startZeekDouble(args = []) {
   const child = spawn(zeekDoubleBin(), args, { stdio: ["pipe", "pipe", "inherit"] });
-  running.add(child);
-  const exited = new Promise((resolve) => {
-    child.once("exit", () => {
-      running.delete(child);
-      resolve();
-    });
-  });
+  const exited = track(child);
   // Lines not taken by any `next` yet, and the waits for new ones.
   const backlog = [];
   const waiters = new Set();
@@ -119,18 +92,7 @@ export function startZeekDouble(args = []) {
   const send = (cmd) => {
     child.stdin.write(JSON.stringify(cmd) + "\n");
   };
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.stdin.end();
-      let timer;
-      const late = new Promise((resolve) => {
-        timer = setTimeout(() => resolve("late"), STOP_MS);
-      });
-      if ((await Promise.race([exited, late])) === "late") child.kill("SIGKILL");
-      clearTimeout(timer);
-    }
-    await exited;
-  };
+  const stop = () => stopChild(child, exited, () => child.stdin.end(), STOP_MS);
 
   return new Promise((resolve, reject) => {
     const fail = (err) => {
@@ -162,4 +124,28 @@ export function startZeekDouble(args = []) {
       });
     }, fail);
   });
+}
+
+/**
+ * A Zeek event as a Broker JSON v1 data-message, the object a Zeek WebSocket client sends
+ * and receives: `[count 1, count 1, [name, [args...]]]`, each argument given in its typed
+ * JSON form, e.g. `{ "@data-type": "count", data: 5 }`.
+ */
+export function eventMessage(topic, name, args) {
+  return {
+    type: "data-message",
+    topic,
+    "@data-type": "vector",
+    data: [
+      { "@data-type": "count", data: 1 },
+      { "@data-type": "count", data: 1 },
+      {
+        "@data-type": "vector",
+        data: [
+          { "@data-type": "string", data: name },
+          { "@data-type": "vector", data: args },
+        ],
+      },
+    ],
+  };
 }

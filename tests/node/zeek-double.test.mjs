@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
-import { startZeekDouble } from "./zeek-double.mjs";
+import { startZeekDouble, eventMessage } from "./zeek-double.mjs";
 import { within } from "./gateway.mjs";
 
 /** Opens a WebSocket and queues what it receives, for `recv`. */
@@ -28,28 +28,12 @@ async function connect(url, headers = {}) {
 }
 
 function ping(topic, text, n) {
-  return JSON.stringify({
-    type: "data-message",
-    topic,
-    "@data-type": "vector",
-    data: [
-      { "@data-type": "count", data: 1 },
-      { "@data-type": "count", data: 1 },
-      {
-        "@data-type": "vector",
-        data: [
-          { "@data-type": "string", data: "ping" },
-          {
-            "@data-type": "vector",
-            data: [
-              { "@data-type": "string", data: text },
-              { "@data-type": "count", data: n },
-            ],
-          },
-        ],
-      },
-    ],
-  });
+  return JSON.stringify(
+    eventMessage(topic, "ping", [
+      { "@data-type": "string", data: text },
+      { "@data-type": "count", data: n },
+    ]),
+  );
 }
 
 test("ZU-04/07/08: ack, forwarding to others only, Zeek's error objects", async (t) => {

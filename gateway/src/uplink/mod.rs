@@ -30,28 +30,28 @@ pub fn valid_app_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"-/_.=:*@".contains(&c))
 }
 
-/// Checks a spec and puts its URL in canonical form (Zeek's path added when there is none).
-pub fn normalize(mut spec: UplinkSpec) -> Result<UplinkSpec, String> {
-    let uri: http::Uri = spec
-        .url
+/// An uplink URL in canonical form: `ws://` or `wss://` with a host, Zeek's path added when
+/// there is none.
+pub fn normalize_url(url: &str) -> Result<String, String> {
+    let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("{:?} is not a URL: {e}", spec.url))?;
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("ws" | "wss") => {}
-        _ => {
-            return Err(format!(
-                "{:?}: the URL must start with ws:// or wss://",
-                spec.url
-            ))
-        }
+        _ => return Err(format!("{url:?}: the URL must start with ws:// or wss://")),
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{:?}: the URL has no host", spec.url));
+        return Err(format!("{url:?}: the URL has no host"));
     }
     if uri.path().is_empty() || uri.path() == "/" {
-        let base = spec.url.trim_end_matches('/');
-        spec.url = format!("{base}{ZEEK_PATH}");
+        return Ok(format!("{}{ZEEK_PATH}", url.trim_end_matches('/')));
     }
+    Ok(url.to_owned())
+}
+
+/// Checks a spec and puts its URL in canonical form ([`normalize_url`]).
+pub fn normalize(mut spec: UplinkSpec) -> Result<UplinkSpec, String> {
+    spec.url = normalize_url(&spec.url)?;
     if spec.subscribe.is_empty() && spec.publish.is_empty() {
         return Err("an uplink needs topics to subscribe to or to publish under".into());
     }
@@ -153,15 +153,7 @@ pub(crate) fn start(shared: &Arc<Shared>, spec: UplinkSpec) -> Result<(), String
 
 /// Ends the uplink to `url`; false if there is none.
 pub(crate) fn stop(shared: &Shared, url: &str) -> bool {
-    let url = normalize(UplinkSpec {
-        url: url.to_owned(),
-        subscribe: vec!["x".into()],
-        publish: vec![],
-        headers: vec![],
-        app_name: None,
-    })
-    .map(|s| s.url)
-    .unwrap_or_else(|_| url.to_owned());
+    let url = normalize_url(url).unwrap_or_else(|_| url.to_owned());
     let Some(e) = shared.uplinks.lock().remove(&url) else {
         return false;
     };

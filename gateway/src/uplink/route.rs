@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use broker_wasm::protocol::{ErrorInfo, Publish, UplinkAdvert, UplinkInfo, UplinkSpec};
+use broker_wasm::zeek::EventRef;
 use broker_wasm::{zeek_json, ErrorCode};
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -241,7 +242,7 @@ impl UpRouter {
         let Some(t) = targets.iter().find(|t| covered(&t.publish, &publish.topic)) else {
             return Ok(());
         };
-        match broker_wasm::zeek::Event::from_data(&publish.data) {
+        match EventRef::from_data(&publish.data) {
             Ok(_) => Ok(()),
             Err(e) => {
                 t.status.refused.fetch_add(1, Relaxed);
@@ -261,6 +262,7 @@ impl UpRouter {
     /// Messages that came from Zeek are never offered (ZU-19).
     pub fn offer(&self, publish: &Publish, origin: Origin<'_>, metrics: &Metrics) {
         let targets = self.read();
+        let mut is_event: Option<bool> = None;
         let mut text: Option<Option<Bytes>> = None;
         for t in targets.iter() {
             if !covered(&t.publish, &publish.topic) {
@@ -279,7 +281,7 @@ impl UpRouter {
                     continue;
                 }
             }
-            if broker_wasm::zeek::Event::from_data(&publish.data).is_err() {
+            if !*is_event.get_or_insert_with(|| EventRef::from_data(&publish.data).is_ok()) {
                 t.status.refused.fetch_add(1, Relaxed);
                 Metrics::add(&metrics.uplink_refused_total, 1);
                 continue;

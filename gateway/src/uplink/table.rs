@@ -4,7 +4,7 @@
 //! Layer: data only (no I/O); the uplink driver reads events with it and the `zeek:` master
 //! stores apply what it returns.
 
-use broker_wasm::zeek::Event;
+use broker_wasm::zeek::EventRef;
 use broker_wasm::Data;
 
 /// The event Zeek publishes a `&publish_on_change` table's changes with (ZU-11).
@@ -55,25 +55,11 @@ pub enum TableEvent {
 /// Reads a table event; `Ok(None)` for any other event, `Err` for a table event of the wrong
 /// shape (the text says what).
 pub fn parse(data: &Data) -> Result<Option<TableEvent>, String> {
-    // Most events are not about tables: look at the name before reading the whole event.
-    let name = match data {
-        Data::Vector(v) => match v.get(2) {
-            Some(Data::Vector(content)) => match content.first() {
-                Some(Data::String(n)) => n.as_slice(),
-                _ => return Ok(None),
-            },
-            _ => return Ok(None),
-        },
-        _ => return Ok(None),
-    };
-    if name != TABLE_CHANGE_INFOS.as_bytes() && name != TABLE_PUBLISHED.as_bytes() {
-        return Ok(None);
-    }
-    let Ok(ev) = Event::from_data(data) else {
+    let Ok(ev) = EventRef::from_data(data) else {
         return Ok(None);
     };
-    match ev.name.as_str() {
-        TABLE_CHANGE_INFOS => changes(&ev.args).map(|b| Some(TableEvent::Changes(b))),
+    match ev.name {
+        TABLE_CHANGE_INFOS => changes(ev.args).map(|b| Some(TableEvent::Changes(b))),
         TABLE_PUBLISHED => match ev.args.first() {
             Some(Data::String(id)) => Ok(Some(TableEvent::Published(
                 String::from_utf8_lossy(id).into_owned(),
@@ -136,6 +122,7 @@ fn changes(args: &[Data]) -> Result<TableBatch, String> {
 mod tests {
     use super::*;
     use broker_wasm::data::{Port, Protocol};
+    use broker_wasm::zeek::Event;
     use broker_wasm::Timestamp;
 
     fn info(change: &str, index: Vec<Data>, value: Data, prev: Data) -> Data {

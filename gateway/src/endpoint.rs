@@ -139,6 +139,7 @@ impl Endpoint {
             peer_tls,
             up,
             uplinks: Default::default(),
+            local: Default::default(),
             config,
         });
         Ok(Endpoint { shared })
@@ -361,6 +362,17 @@ impl Endpoint {
             .attach_master(name, backend, &options, false)
             .await?;
         Ok(Store::local(name, Arc::new(h)))
+    }
+
+    /// A client connection to this endpoint inside the process, without a TCP port: a
+    /// [`crate::Client`] with every client feature, e.g. a clone of a store mastered here or
+    /// on a peer (ZB-47), which the endpoint's own API does not hold. With auth configured,
+    /// `opts.token` must be granted like any client's.
+    pub async fn connect_local(
+        &self,
+        opts: broker_client::ClientOptions,
+    ) -> Result<crate::Client, broker_client::ClientError> {
+        crate::local::connect(&self.shared, opts).await
     }
 
     /// Adds an uplink to a Zeek node's WebSocket API (ZU-02), or changes the one to the same

@@ -27,6 +27,7 @@ pub mod endpoint;
 pub mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod hub;
+mod local;
 pub(crate) mod metrics;
 pub(crate) mod namespace;
 pub(crate) mod peering;

@@ -49,6 +49,10 @@ pub struct Shared {
     /// Uplinks to Zeek nodes: routing (what goes up) and their drivers (ZU-02..19).
     pub(crate) up: Arc<crate::uplink::route::UpRouter>,
     pub(crate) uplinks: crate::uplink::registry::Registry,
+    /// In-process client connections ([`crate::Endpoint::connect_local`]), served once the
+    /// first is asked for.
+    pub(crate) local:
+        std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>>,
 }
 
 /// One per-uplink series of `/metrics`: name, type, help, value.

@@ -11,6 +11,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 mod convert;
+mod store;
 
 /// The process's runtime for every endpoint.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -29,10 +30,31 @@ fn err(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
 }
 
+pyo3::create_exception!(
+    _broker,
+    BrokerError,
+    PyRuntimeError,
+    "An operation failed with a Broker error code: `code` (a `broker.EC` number), `context`."
+);
+
+/// A `BrokerError` carrying `code` and `context`.
+fn broker_error(code: broker_wasm::ErrorCode, context: String) -> PyErr {
+    let e = BrokerError::new_err(format!("{}: {context}", code.name()));
+    Python::attach(|py| {
+        let v = e.value(py);
+        let _ = v.setattr("code", code.code());
+        let _ = v.setattr("context", context);
+    });
+    e
+}
+
 /// An endpoint (Broker's `broker.Endpoint`): listens, peers, publishes, subscribes.
 #[pyclass(module = "broker._broker")]
 struct Endpoint {
     ep: gateway::Endpoint,
+    /// The in-process client connection that holds this endpoint's clones (made with the
+    /// first clone).
+    local: Mutex<Option<gateway::Client>>,
 }
 
 #[pymethods]
@@ -42,6 +64,7 @@ impl Endpoint {
         let _rt = runtime().enter();
         Endpoint {
             ep: gateway::Endpoint::new(gateway::Config::embedded()),
+            local: Mutex::new(None),
         }
     }
 
@@ -149,9 +172,76 @@ impl Endpoint {
         Ok(py.detach(|| runtime().block_on(ep.await_peer(node, t))))
     }
 
+    /// Attaches (creates or opens) the master store `name`: `backend` 0 = memory,
+    /// 1 = SQLite; `options` a dict of Broker's backend options (e.g. `{"path": ...}`).
+    #[pyo3(signature = (name, backend = 0, options = None))]
+    fn attach_master(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        backend: u8,
+        options: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<store::Store> {
+        let backend = match backend {
+            0 => broker_wasm::protocol::Backend::Memory,
+            1 => broker_wasm::protocol::Backend::Sqlite,
+            b => {
+                return Err(PyValueError::new_err(format!(
+                    "backend {b}: use broker.Backend.Memory or broker.Backend.SQLite"
+                )))
+            }
+        };
+        let options = match options {
+            Some(o) if !o.is_none() => convert::to_data(o)?,
+            _ => broker_wasm::Data::None,
+        };
+        let ep = self.ep.clone();
+        let name = name.to_owned();
+        py.detach(|| runtime().block_on(ep.attach_master(&name, backend, options)))
+            .map(store::Store::master)
+            .map_err(|e| broker_error(e.code, e.context))
+    }
+
+    /// A clone of the store `name`, mastered here or on a peer (also one peered later: the
+    /// clone keeps looking for its master every `resync` seconds).
+    #[pyo3(signature = (name, resync = 0.25))]
+    fn attach_clone(&self, py: Python<'_>, name: &str, resync: f64) -> PyResult<store::Store> {
+        let client = self.local_client(py)?;
+        let opts = broker_wasm::client::CloneOptions {
+            resync_interval_ms: (resync.max(0.01)) * 1000.0,
+            ..Default::default()
+        };
+        let _rt = runtime().enter();
+        Ok(store::Store::clone_of(client.attach_clone(name, opts)))
+    }
+
     fn shutdown(&self, py: Python<'_>) {
         let ep = self.ep.clone();
-        py.detach(|| runtime().block_on(ep.shutdown()));
+        let local = self.local.lock().unwrap_or_else(|e| e.into_inner()).take();
+        py.detach(|| {
+            runtime().block_on(async {
+                if let Some(c) = local {
+                    c.shutdown().await;
+                }
+                ep.shutdown().await
+            })
+        });
+    }
+}
+
+impl Endpoint {
+    /// The in-process client connection for clones, opened on first use.
+    fn local_client(&self, py: Python<'_>) -> PyResult<gateway::Client> {
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = local.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let ep = self.ep.clone();
+        let c = py
+            .detach(|| runtime().block_on(ep.connect_local(Default::default())))
+            .map_err(err)?;
+        *local = Some(c.clone());
+        Ok(c)
     }
 }
 
@@ -435,6 +525,8 @@ fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Subscriber>()?;
     m.add_class::<StatusSubscriber>()?;
     m.add_class::<PyData>()?;
+    m.add_class::<store::Store>()?;
+    m.add("BrokerError", m.py().get_type::<BrokerError>())?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     Ok(())
 }

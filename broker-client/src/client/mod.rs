@@ -333,6 +333,21 @@ fn payload(msg: Message) -> Option<Bytes> {
     }
 }
 
+/// The WebSocket upgrade request for `url` with the encoding's subprotocol.
+fn request(
+    url: &str,
+    opts: &ClientOptions,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ClientError> {
+    let mut req = url
+        .into_client_request()
+        .map_err(|e| ClientError::Connect(url.to_owned(), e.to_string()))?;
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        opts.encoding.subprotocol().parse().expect("valid header"),
+    );
+    Ok(req)
+}
+
 fn to_ws(encoding: Encoding, frame: Vec<u8>) -> Message {
     match encoding {
         Encoding::Binary => Message::Binary(Bytes::from(frame)),
@@ -354,14 +369,7 @@ impl Client {
         } else {
             format!("{}{}", url.trim_end_matches('/'), CLIENT_PATH)
         };
-        let mut req = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| ClientError::Connect(url.clone(), e.to_string()))?;
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            opts.encoding.subprotocol().parse().expect("valid header"),
-        );
+        let req = request(&url, &opts)?;
         #[cfg(feature = "tls")]
         let ws = {
             let tls = match (url.starts_with("wss://"), &opts.tls) {
@@ -376,6 +384,35 @@ impl Client {
         #[cfg(not(feature = "tls"))]
         let ws = crate::net::connect_plain(req).await;
         let ws = ws.map_err(|e| ClientError::Connect(url.clone(), e))?;
+        Client::handshake(ws, opts).await
+    }
+
+    /// Connects over an already open byte stream (e.g. one half of a `tokio::io::duplex` whose
+    /// other half a gateway in the same process serves): the WebSocket handshake for `url`'s
+    /// path, then the client's hello and the gateway's welcome as for [`Client::connect_with`].
+    pub async fn connect_stream<S>(
+        stream: S,
+        url: &str,
+        opts: ClientOptions,
+    ) -> Result<Client, ClientError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let req = request(url, &opts)?;
+        let (ws, _) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .map_err(|e| ClientError::Connect(url.to_owned(), e.to_string()))?;
+        Client::handshake(ws, opts).await
+    }
+
+    /// The client's hello out, the gateway's welcome in, then the reader and writer tasks.
+    async fn handshake<S>(
+        ws: tokio_tungstenite::WebSocketStream<S>,
+        opts: ClientOptions,
+    ) -> Result<Client, ClientError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut ws_tx, mut ws_rx) = ws.split();
         let encoding = opts.encoding;
 

@@ -383,6 +383,15 @@ impl CloneStore {
             .with_core(|c| c.clone_refusal(&self.name).cloned())
     }
 
+    /// Stops the event stream: events from now on are dropped instead of queued (for a user
+    /// that only reads the replica and awaits idleness). [`CloneStore::next_event`] then
+    /// answers `None` and [`CloneStore::synced`] `shutting_down`; use
+    /// [`CloneStore::await_idle`].
+    pub fn ignore_events(&mut self) {
+        self.events.close();
+        while self.events.try_recv().is_ok() {}
+    }
+
     /// The next event, or `None` once the client closed.
     pub async fn next_event(&mut self) -> Option<CloneEvent> {
         self.events.recv().await

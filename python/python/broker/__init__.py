@@ -461,11 +461,78 @@ class Data(_broker.Data):
         return d.to_python() if isinstance(d, _broker.Data) else d
 
 
-class Endpoint:
-    """An endpoint: ``listen``, ``peer``, ``publish``, ``make_subscriber``; a context manager
-    that shuts it down on exit."""
+class Backend(_enum.IntEnum):
+    """Where a master keeps its data: ``Memory`` or ``SQLite`` (a file; option ``path``)."""
+
+    Memory = 0
+    SQLite = 1
+
+
+BrokerError = _broker.BrokerError
+
+
+class Store:
+    """A store handle from ``attach_master`` or ``attach_clone``: reads (``get``,
+    ``exists``, ``keys``, ``get_index_from_value``; a clone reads its local replica), writes
+    (``put``, ``put_unique``, ``erase``, ``clear``, ``increment``, ``decrement``,
+    ``append``, ``insert_into``, ``remove_from``, ``push``, ``pop``; each waits for the
+    master's answer and raises ``BrokerError`` if it refused), ``await_idle(timeout)``,
+    ``name()``, ``reset()``. A context manager that resets it on exit."""
+
+    __slots__ = ("_native", "_parent")
+
+    def __init__(self, native, parent=None):
+        self._native = native
+        # Keeps the endpoint alive as long as the store.
+        self._parent = parent
+
+    def __getattr__(self, name):
+        return getattr(self._native, name)
+
+    def __repr__(self):
+        kind = "clone" if self._native.is_clone() else "master"
+        return f"Store({self._native.name()!r}, {kind})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.reset()
+        return False
+
+
+class BrokerOptions:
+    """Broker's endpoint options. Accepted for compatibility; ``forward`` (default True)
+    and the TLS settings have no effect here (endpoints always forward; TLS is configured on
+    ``broker-gateway``)."""
 
     def __init__(self):
+        self.forward = True
+        self.disable_ssl = True
+        self.ignore_broker_conf = True
+        self.use_real_time = True
+
+
+class Configuration:
+    """Broker's endpoint configuration (``Configuration(BrokerOptions())``): accepted by
+    ``Endpoint``; its settings have no effect here (see ``BrokerOptions``)."""
+
+    def __init__(self, opts=None):
+        self.options = opts if opts is not None else BrokerOptions()
+        self.openssl_certificate = ""
+        self.openssl_key = ""
+        self.openssl_cafile = ""
+        self.openssl_capath = ""
+        self.openssl_passphrase = ""
+
+
+class Endpoint:
+    """An endpoint: ``listen``, ``peer``, ``publish``, ``make_subscriber``, stores; a
+    context manager that shuts it down on exit. ``Endpoint(Configuration(...))`` is accepted
+    as in Broker."""
+
+    def __init__(self, config=None):
+        self._config = config
         self._native = _broker.Endpoint()
 
     def listen(self, host="", port=0):
@@ -514,6 +581,20 @@ class Endpoint:
 
     def node_id(self):
         return self._native.node_id()
+
+    def attach_master(self, name, type=None, opts=None):
+        """Creates or opens the master store ``name`` here (``Backend.Memory`` by default,
+        ``Backend.SQLite`` with ``opts={"path": FILE}``)."""
+        backend = Backend.Memory if type is None else Backend(type)
+        native = self._native.attach_master(name, int(backend), dict(opts) if opts else None)
+        return Store(native, self)
+
+    def attach_clone(self, name):
+        """A clone of store ``name``, mastered here or on a peer (also one peered later)."""
+        return Store(self._native.attach_clone(name), self)
+
+    def forward(self, topics):
+        """Accepted for compatibility: endpoints forward whatever a peer subscribed to."""
 
     def shutdown(self):
         self._native.shutdown()

@@ -327,12 +327,15 @@ impl Endpoint {
         self.shared.peering.peer_subscriptions()
     }
 
-    /// Waits until `node` is a direct peer, or `timeout` passes (ZB-13).
+    /// Waits until `node` is a direct peer or reachable through peers (as endpoints behind a
+    /// peer are with Broker's forwarding), or `timeout` passes (ZB-13).
     pub async fn await_peer(&self, node: NodeId, timeout: Duration) -> bool {
         let wait = async {
             loop {
                 let changed = self.shared.peering.changed.notified();
-                if self.peers().iter().any(|p| p.endpoint.node == Some(node)) {
+                if self.peers().iter().any(|p| p.endpoint.node == Some(node))
+                    || self.shared.peering.reachable().contains(&node)
+                {
                     return;
                 }
                 changed.await;

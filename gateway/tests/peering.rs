@@ -387,6 +387,29 @@ async fn zb23_multi_hop_endpoints_are_discovered_and_lost() {
     b.shutdown().await;
 }
 
+/// A line a - b - c - d peered in that order: the far ends know each other, whatever order
+/// the adverts arrived in (an endpoint's advert may come before the one of the peer that
+/// links it).
+#[tokio::test]
+async fn zb13_await_peer_across_a_line_of_four() {
+    let mut eps = Vec::new();
+    for _ in 0..4 {
+        eps.push(endpoint().await);
+    }
+    for i in 0..3 {
+        peer(&eps[i].0, eps[i + 1].1).await;
+    }
+    for (x, y) in [(0, 3), (3, 0), (0, 2), (3, 1), (1, 3), (2, 0)] {
+        assert!(
+            eps[x].0.await_peer(eps[y].0.node_id(), T).await,
+            "{x} does not reach {y}"
+        );
+    }
+    for (ep, _) in eps {
+        ep.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn zb13_await_peer() {
     let (a, _) = endpoint().await;

@@ -126,6 +126,9 @@ fn send_known_adverts(st: &State, link: &Link) {
 /// Windows kept for origins the peer graph does not (or no longer) show, before they are
 /// pruned: forwarded messages may name any origin, reachable or not.
 const MAX_UNKNOWN_ORIGINS: usize = 64;
+/// Adverts of endpoints not (yet) reachable kept beyond the reachable ones; more, and only
+/// reachable ones are kept.
+const MAX_PENDING_ADVERTS: usize = 1024;
 
 /// An outbound peering we keep alive (ZB-03, ZB-67).
 #[derive(Debug)]
@@ -467,11 +470,23 @@ impl Peering {
                 );
             }
         }
-        // Forget adverts and duplicate windows of endpoints we cannot reach; they re-flood
-        // when they come back (and a restarted endpoint has a new id anyway).
-        st.adverts.retain(|n, _| now.contains(n));
+        // Forget adverts and duplicate windows of endpoints we lost; they re-flood when they
+        // come back (and a restarted endpoint has a new id anyway). Adverts of endpoints not
+        // reachable *yet* stay: adverts arrive in any order, and the one of an endpoint two
+        // hops away often comes before the one of the peer that links it to us.
+        for gone in st.reachable.difference(&now) {
+            st.adverts.remove(gone);
+        }
         st.seen.retain(|n, _| now.contains(n));
+        if st.adverts.len() > now.len() + MAX_PENDING_ADVERTS {
+            st.adverts.retain(|n, _| now.contains(n));
+        }
+        let grew = !now.is_subset(&st.reachable);
         st.reachable = now;
+        if grew {
+            // `await_peer` also waits for endpoints behind a peer.
+            self.changed.notify_waiters();
+        }
     }
 
     fn on_advert(&self, st: &mut State, from: LinkId, origin: NodeId, advert: Advert) {

@@ -5,8 +5,11 @@ Broker's Python bindings (``Count``, ``Port``, ``Enum``; ``ipaddress`` addresses
 ``datetime`` timestamps and timespans; ``set``, ``dict`` and ``tuple``).
 """
 
+import collections as _collections
 import datetime as _dt
 import enum as _enum
+import os as _os
+import threading as _threading
 import time as _time
 import types as _types
 
@@ -236,14 +239,115 @@ def _seconds(t):
     return float(t)
 
 
+class _FdQueue:
+    """What ``fd()`` switches a subscriber to: a thread moves its messages into a queue and
+    keeps a pipe readable while the queue holds any, for ``select``/``poll`` loops."""
+
+    def __init__(self, native, wrap):
+        self._native, self._wrap = native, wrap
+        self._r, self._w = _os.pipe()
+        _os.set_blocking(self._r, False)
+        self._items = _collections.deque()
+        self._cv = _threading.Condition()
+        self._signalled = False
+        self._stop = False
+        self._closed = False
+        self._thread = _threading.Thread(target=self._pump, name="broker-fd", daemon=True)
+        self._thread.start()
+
+    def fd(self):
+        return self._r
+
+    def _pump(self):
+        while not self._stop:
+            try:
+                first = self._native.get(0.1)
+                more = self._native.poll() if first is not None else []
+            except RuntimeError:  # the endpoint was shut down
+                break
+            if first is None:
+                continue
+            with self._cv:
+                self._items.append(self._wrap(first))
+                self._items.extend(self._wrap(x) for x in more)
+                if not self._signalled:
+                    _os.write(self._w, b"x")
+                    self._signalled = True
+                self._cv.notify_all()
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    def _drained(self):
+        if not self._items and self._signalled:
+            try:
+                _os.read(self._r, 64)
+            except BlockingIOError:
+                pass
+            self._signalled = False
+
+    def take(self, num, timeout):
+        """Up to ``num`` items (``None``: one, unwrapped), waiting at most ``timeout``."""
+        want = 1 if num is None else num
+        deadline = None if timeout is None else _time.monotonic() + timeout
+        out = []
+        with self._cv:
+            while len(out) < want:
+                while self._items and len(out) < want:
+                    out.append(self._items.popleft())
+                if len(out) >= want or self._closed:
+                    break
+                left = None if deadline is None else deadline - _time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._cv.wait(left)
+            self._drained()
+        if num is None:
+            return out[0] if out else None
+        return out
+
+    def poll(self):
+        with self._cv:
+            out = list(self._items)
+            self._items.clear()
+            self._drained()
+        return out
+
+    def available(self):
+        with self._cv:
+            return len(self._items)
+
+    def close(self):
+        self._stop = True
+        self._thread.join()
+        _os.close(self._r)
+        _os.close(self._w)
+
+
 class StatusSubscriber:
     """Status and error events: ``get(timeout=None)``, ``poll()``, ``available()``."""
 
     def __init__(self, native):
         self._native = native
+        self._fdq = None
+
+    def fd(self):
+        """A file descriptor that is readable while events are available."""
+        if self._fdq is None:
+            self._fdq = _FdQueue(self._native, _status_or_error)
+        return self._fdq.fd()
+
+    def reset(self):
+        """Releases the subscriber."""
+        if self._fdq is not None:
+            self._fdq.close()
+            self._fdq = None
+        self._native = None
 
     def get(self, *args, **kwargs):
         num, timeout = _num_and_timeout(args, kwargs)
+        if self._fdq is not None:
+            return self._fdq.take(num, _seconds(timeout))
         if num is None:
             return _status_or_error(self._native.get(_seconds(timeout)))
         out = []
@@ -257,15 +361,20 @@ class StatusSubscriber:
         return out
 
     def poll(self):
+        if self._fdq is not None:
+            return self._fdq.poll()
         return [_status_or_error(t) for t in self._native.poll()]
 
     def available(self):
+        if self._fdq is not None:
+            return self._fdq.available()
         return self._native.available()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
+        self.reset()
         return False
 
 
@@ -276,17 +385,38 @@ class Subscriber:
 
     def __init__(self, native):
         self._native = native
+        self._fdq = None
+
+    def fd(self):
+        """A file descriptor that is readable while messages are available (for
+        ``select``); from the first call on, messages pass through a queue in Python."""
+        if self._fdq is None:
+            self._fdq = _FdQueue(self._native, lambda x: x)
+        return self._fdq.fd()
+
+    def reset(self):
+        """Releases the subscriber (its topics are unsubscribed)."""
+        if self._fdq is not None:
+            self._fdq.close()
+            self._fdq = None
+        self._native = None
 
     def get(self, *args, **kwargs):
         num, timeout = _num_and_timeout(args, kwargs)
+        if self._fdq is not None:
+            return self._fdq.take(num, _seconds(timeout))
         if num is None:
             return self._native.get(_seconds(timeout))
         return self._native.get_many(num, _seconds(timeout))
 
     def poll(self):
+        if self._fdq is not None:
+            return self._fdq.poll()
         return self._native.poll()
 
     def available(self):
+        if self._fdq is not None:
+            return self._fdq.available()
         return self._native.available()
 
     def add_topic(self, topic):
@@ -299,6 +429,7 @@ class Subscriber:
         return self
 
     def __exit__(self, *exc):
+        self.reset()
         return False
 
 

@@ -11,6 +11,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 mod convert;
+mod dbr;
 
 /// The process's runtime for every endpoint.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -436,5 +437,6 @@ fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StatusSubscriber>()?;
     m.add_class::<PyData>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    dbr::register(m)?;
     Ok(())
 }

@@ -181,9 +181,12 @@ impl DbrContext {
     /// `dbrQuery`: the code and, on success, `(refcount, tuple names, values, marked)`.
     fn query(&self, py: Python<'_>, handle: &DbrHandle) -> (i32, Option<(u64, u64, u64, bool)>) {
         let (d, h) = (self.dbr.clone(), handle.h.clone());
-        let (code, info) = block(py, Some(CALL_DEADLINE), (timeout_code(), None), async move {
-            d.query(&h).await
-        });
+        let (code, info) = block(
+            py,
+            Some(CALL_DEADLINE),
+            (timeout_code(), None),
+            async move { d.query(&h).await },
+        );
         (
             code,
             info.map(|i| {

@@ -11,6 +11,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 mod convert;
+mod dbr;
 mod store;
 
 /// The process's runtime for every endpoint.
@@ -528,5 +529,6 @@ fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::Store>()?;
     m.add("BrokerError", m.py().get_type::<BrokerError>())?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    dbr::register(m)?;
     Ok(())
 }

@@ -260,8 +260,11 @@ impl DbrContext {
     }
 
     /// `dbrCancel`.
-    fn cancel(&self, tag: i64) -> i32 {
-        self.dbr.cancel(tag)
+    fn cancel(&self, py: Python<'_>, tag: i64) -> i32 {
+        let d = self.dbr.clone();
+        block(py, Some(CALL_DEADLINE), timeout_code(), async move {
+            d.cancel_wait(tag).await
+        })
     }
 
     /// `dbrTestKey`.

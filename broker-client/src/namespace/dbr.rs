@@ -300,6 +300,22 @@ impl Dbr {
         }
     }
 
+    /// `dbrCancel` that returns once the request has ended: a value a cancelled `getA` took
+    /// in the race is back in its namespace by then, so an operation issued next sees it
+    /// ([`Dbr::cancel`] returns at once and the value comes back a moment later).
+    pub async fn cancel_wait(&self, tag: i64) -> i32 {
+        let slot = lock(&self.tags).take(tag);
+        match slot {
+            Some(s) => {
+                s.cancel.cancel();
+                // Whatever the outcome, the tag is gone; only the waiting matters.
+                let _ = s.rx.await;
+                0
+            }
+            None => DbrCode::TagError.code(),
+        }
+    }
+
     /// `dbrTestKey`.
     pub async fn test_key(&self, handle: &Handle, name: &str) -> i32 {
         match handle.test_key(name).await {

@@ -88,21 +88,26 @@ class Enum:
 
 
 def _timestamp_ns(t):
+    if isinstance(t, Timestamp):
+        return t.ns
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
+        # A naive datetime is local time, as Python's ``datetime.timestamp()`` reads it.
+        t = t.astimezone()
     return ((t - _EPOCH) // _US) * 1000
 
 
 def _timestamp_from_ns(ns):
-    return _EPOCH + _dt.timedelta(microseconds=ns // 1000)
+    return Timestamp.from_ns(ns)
 
 
 def _timespan_ns(d):
+    if isinstance(d, Timespan):
+        return d.ns
     return (d // _US) * 1000
 
 
 def _timespan_from_ns(ns):
-    return _dt.timedelta(microseconds=ns // 1000)
+    return Timespan(ns)
 
 
 class SC(_enum.IntEnum):
@@ -536,17 +541,75 @@ def now():
 
 
 class Timespan(_dt.timedelta):
-    """A timespan: from nanoseconds (an int), seconds (a float) or a ``timedelta``."""
+    """A timespan (a ``timedelta`` that keeps nanoseconds): from nanoseconds (an int),
+    seconds (a float) or a ``timedelta``; ``ns`` is its length in nanoseconds."""
+
+    __slots__ = ("_ns",)
 
     def __new__(cls, x=0):
-        if isinstance(x, _dt.timedelta):
-            return super().__new__(cls, microseconds=x // _US)
-        if isinstance(x, float):
-            return super().__new__(cls, seconds=x)
-        return super().__new__(cls, microseconds=int(x) // 1000)
+        if isinstance(x, Timespan):
+            ns = x.ns
+        elif isinstance(x, _dt.timedelta):
+            ns = (x // _US) * 1000
+        elif isinstance(x, float):
+            ns = round(x * 1e9)
+        else:
+            ns = int(x)
+        self = super().__new__(cls, microseconds=ns // 1000)
+        self._ns = ns
+        return self
+
+    @property
+    def ns(self):
+        return self._ns
+
+    def __eq__(self, other):
+        if isinstance(other, Timespan):
+            return self._ns == other._ns
+        return super().__eq__(other)
+
+    def __hash__(self):
+        return super().__hash__()
+
+    def __repr__(self):
+        return f"Timespan({self._ns})"
 
 
-Timestamp = _dt.datetime
+class Timestamp(_dt.datetime):
+    """A point in time as Broker keeps it: a UTC ``datetime`` that also keeps the
+    nanoseconds below its microseconds (``nanosecond``, 0..999). ``Timestamp.from_ns(ns)``
+    and ``ns`` convert from and to nanoseconds since the epoch; any ``datetime`` is accepted
+    where a timestamp is expected."""
+
+    __slots__ = ("_sub",)
+
+    @classmethod
+    def from_ns(cls, ns):
+        t = _EPOCH + _dt.timedelta(microseconds=ns // 1000)
+        self = cls(t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond, tzinfo=_dt.timezone.utc)
+        self._sub = ns % 1000
+        return self
+
+    @property
+    def nanosecond(self):
+        return getattr(self, "_sub", 0)
+
+    @property
+    def ns(self):
+        return ((self - _EPOCH) // _US) * 1000 + self.nanosecond
+
+    def __eq__(self, other):
+        if isinstance(other, Timestamp):
+            return self.ns == other.ns
+        return super().__eq__(other)
+
+    def __hash__(self):
+        return super().__hash__()
+
+    def __repr__(self):
+        return f"Timestamp.from_ns({self.ns})"
+
+
 utc = _dt.timezone.utc
 
 

@@ -23,7 +23,8 @@ class Event:
         return self._name
 
     def args(self):
-        return self._args
+        """The arguments, as a list (as Broker gives them)."""
+        return list(self._args)
 
     def metadata(self):
         return self._metadata

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (native and wasm32), the Rust unit, property,
 # vector, malformed-input and fuzz tests, the end-to-end tests against the gateway binary,
-# the Node tests of pkg/ and a short pass of the cargo-fuzz targets. Installs what is missing
+# the Node tests of pkg/, the Python package's tests (pytest, in a virtual environment) and
+# a short pass of the cargo-fuzz targets. Installs what is missing
 # first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,11 @@ cargo test --workspace
 
 echo "==> node --test"
 node --test tests/node/
+
+echo "==> Python package and pytest"
+# A virtual environment with the pinned tools; maturin builds python/ into it.
+venv=$(scripts/ensure-python.sh | tail -1)
+"$venv/bin/pytest" -q python
 
 echo "==> cargo fuzz (short pass)"
 # Every target of fuzz/ for FUZZ_PASS_SECONDS each, dev build without the sanitizer (builds

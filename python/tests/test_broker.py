@@ -2,6 +2,7 @@
 
 import datetime
 import ipaddress
+import time
 
 import broker
 
@@ -80,3 +81,58 @@ def test_zb34_zeek_events_and_safe_subscribers():
             raise AssertionError("a safe subscriber's table must be read-only")
         except TypeError:
             pass
+
+
+def test_zb16_fd_is_readable_while_messages_wait():
+    import select
+
+    with broker.Endpoint() as a, broker.Endpoint() as b, a.make_subscriber("/fd") as s:
+        fd = s.fd()
+        assert select.select([fd], [], [], 0) == ([], [], [])
+        assert b.peer("127.0.0.1", a.listen("127.0.0.1", 0), 1.0)
+        b.publish("/fd/1", 1)
+        b.publish("/fd/2", 2)
+        r, _, _ = select.select([fd], [], [], T)
+        assert r == [fd]
+        assert s.get(T) == ("/fd/1", 1)
+        deadline = time.monotonic() + T
+        while s.available() < 1 and time.monotonic() < deadline:
+            select.select([fd], [], [], 0.05)
+        assert select.select([fd], [], [], 0)[0] == [fd]
+        assert s.poll() == [("/fd/2", 2)]
+        assert select.select([fd], [], [], 0) == ([], [], [])
+        assert s.get(0.05) is None
+        s.reset()
+
+
+def test_zb13_await_peer_and_forwarding_across_a_line_of_four():
+    eps = [broker.Endpoint() for _ in range(4)]
+    subs = [e.make_subscriber("/line/") for e in eps]
+    try:
+        ports = [None] + [e.listen("127.0.0.1", 0) for e in eps[1:]]
+        for i in range(3):
+            assert eps[i].peer("127.0.0.1", ports[i + 1], 1.0)
+        assert eps[0].await_peer(eps[3].node_id(), T)
+        assert eps[3].await_peer(eps[0].node_id(), T)
+        eps[0].publish("/line/a", "from 1")
+        eps[3].publish("/line/b", "from 4")
+        assert subs[3].get(T) == ("/line/a", "from 1")
+        assert subs[0].get(T) == ("/line/b", "from 4")
+        assert not eps[0].await_peer(broker.Endpoint().node_id(), 0.05)
+    finally:
+        for s in subs:
+            s.reset()
+        for e in eps:
+            e.shutdown()
+
+
+def test_zb34_timestamps_keep_nanoseconds_and_naive_datetimes_are_local_time():
+    t = broker.Timestamp.from_ns(1_700_000_000_123_456_789)
+    assert t.nanosecond == 789 and t.ns == 1_700_000_000_123_456_789
+    assert broker.Data.to_py(broker.Data(t)).ns == t.ns
+    naive = datetime.datetime(2024, 5, 1, 12, 0, 0)
+    back = broker.Data.to_py(broker.Data(naive))
+    assert back.timestamp() == naive.timestamp()
+    span = broker.Timespan(1_234_567_891)
+    assert broker.Data.to_py(broker.Data(span)).ns == 1_234_567_891
+    assert broker.Timespan(1.5) == datetime.timedelta(seconds=1.5)

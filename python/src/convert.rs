@@ -7,20 +7,61 @@ use broker_wasm::data::{Address, Port, Protocol, Subnet};
 use broker_wasm::{Data, Timespan, Timestamp};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple,
 };
 
-/// The pure-Python half of the package, which defines the wrapper classes and helpers.
-fn broker(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    py.import("broker")
+/// The Python classes and helpers conversion needs, looked up once per process.
+struct Names {
+    count: Py<PyAny>,
+    port: Py<PyAny>,
+    enum_: Py<PyAny>,
+    timestamp_ns: Py<PyAny>,
+    timestamp_from_ns: Py<PyAny>,
+    timespan_ns: Py<PyAny>,
+    timespan_from_ns: Py<PyAny>,
+    ip_address: Py<PyAny>,
+    ip_network: Py<PyAny>,
+    base_address: Py<PyAny>,
+    base_network: Py<PyAny>,
+    datetime: Py<PyAny>,
+    timedelta: Py<PyAny>,
+    mapping: Py<PyAny>,
 }
 
-fn class_of<'py>(py: Python<'py>, module: &str, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    py.import(module)?.getattr(name)
+fn names(py: Python<'_>) -> PyResult<&Names> {
+    static NAMES: PyOnceLock<Names> = PyOnceLock::new();
+    NAMES.get_or_try_init(py, || {
+        // The pure-Python half of the package defines the wrapper classes and helpers.
+        let b = py.import("broker")?;
+        let ip = py.import("ipaddress")?;
+        let dt = py.import("datetime")?;
+        let get = |m: &Bound<'_, PyModule>, n: &str| m.getattr(n).map(Bound::unbind);
+        Ok(Names {
+            count: get(&b, "Count")?,
+            port: get(&b, "Port")?,
+            enum_: get(&b, "Enum")?,
+            timestamp_ns: get(&b, "_timestamp_ns")?,
+            timestamp_from_ns: get(&b, "_timestamp_from_ns")?,
+            timespan_ns: get(&b, "_timespan_ns")?,
+            timespan_from_ns: get(&b, "_timespan_from_ns")?,
+            ip_address: get(&ip, "ip_address")?,
+            ip_network: get(&ip, "ip_network")?,
+            base_address: get(&ip, "_BaseAddress")?,
+            base_network: get(&ip, "_BaseNetwork")?,
+            datetime: get(&dt, "datetime")?,
+            timedelta: get(&dt, "timedelta")?,
+            mapping: get(&py.import("collections.abc")?, "Mapping")?,
+        })
+    })
 }
 
-/// Python -> Broker data.
+fn collect<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Vec<Data>> {
+    items.map(|x| to_data(&x)).collect()
+}
+
+/// Python -> Broker data. The common types are tried first, by their concrete type.
 pub fn to_data(v: &Bound<'_, PyAny>) -> PyResult<Data> {
     let py = v.py();
     if v.is_none() {
@@ -28,14 +69,6 @@ pub fn to_data(v: &Bound<'_, PyAny>) -> PyResult<Data> {
     }
     if let Ok(b) = v.cast::<PyBool>() {
         return Ok(Data::Boolean(b.is_true()));
-    }
-    if let Ok(d) = v.cast::<crate::PyData>() {
-        return Ok(d.get().data.clone());
-    }
-    let b = broker(py)?;
-    if v.is_instance(&b.getattr("Count")?)? {
-        let n: u64 = v.getattr("value")?.extract()?;
-        return Ok(Data::Count(n));
     }
     if v.cast::<PyInt>().is_ok() {
         let n: i64 = v.extract().map_err(|_| {
@@ -52,67 +85,11 @@ pub fn to_data(v: &Bound<'_, PyAny>) -> PyResult<Data> {
     if let Ok(s) = v.cast::<PyBytes>() {
         return Ok(Data::String(s.as_bytes().to_vec()));
     }
-    if v.is_instance(&b.getattr("Port")?)? {
-        let number: u16 = v.getattr("number")?.extract()?;
-        let proto: u8 = v.getattr("protocol")?.extract()?;
-        let protocol = Protocol::from_code(proto)
-            .ok_or_else(|| PyValueError::new_err(format!("unknown port protocol {proto}")))?;
-        return Ok(Data::Port(Port::new(number, protocol)));
-    }
-    if v.is_instance(&b.getattr("Enum")?)? {
-        let name: String = v.getattr("name")?.extract()?;
-        return Ok(Data::Enum(name));
-    }
-    let ipaddress = py.import("ipaddress")?;
-    if v.is_instance(&ipaddress.getattr("_BaseAddress")?)? {
-        let text: String = v.str()?.extract()?;
-        let a: Address = text
-            .parse()
-            .map_err(|e| PyValueError::new_err(format!("{e}")))?;
-        return Ok(Data::Address(a));
-    }
-    if v.is_instance(&ipaddress.getattr("_BaseNetwork")?)? {
-        let text: String = v.str()?.extract()?;
-        let s: Subnet = text
-            .parse()
-            .map_err(|e| PyValueError::new_err(format!("{e}")))?;
-        return Ok(Data::Subnet(s));
-    }
-    if v.is_instance(&class_of(py, "datetime", "datetime")?)? {
-        let ns: i64 = b.getattr("_timestamp_ns")?.call1((v,))?.extract()?;
-        return Ok(Data::Timestamp(Timestamp(ns)));
-    }
-    if v.is_instance(&class_of(py, "datetime", "timedelta")?)? {
-        let ns: i64 = b.getattr("_timespan_ns")?.call1((v,))?.extract()?;
-        return Ok(Data::Timespan(Timespan(ns)));
-    }
     if let Ok(t) = v.cast::<PyTuple>() {
-        return t
-            .iter()
-            .map(|x| to_data(&x))
-            .collect::<PyResult<_>>()
-            .map(Data::Vector);
+        return collect(t.iter()).map(Data::Vector);
     }
     if let Ok(l) = v.cast::<PyList>() {
-        return l
-            .iter()
-            .map(|x| to_data(&x))
-            .collect::<PyResult<_>>()
-            .map(Data::Vector);
-    }
-    if let Ok(s) = v.cast::<PySet>() {
-        return s
-            .iter()
-            .map(|x| to_data(&x))
-            .collect::<PyResult<_>>()
-            .map(Data::Set);
-    }
-    if let Ok(s) = v.cast::<PyFrozenSet>() {
-        return s
-            .iter()
-            .map(|x| to_data(&x))
-            .collect::<PyResult<_>>()
-            .map(Data::Set);
+        return collect(l.iter()).map(Data::Vector);
     }
     if let Ok(d) = v.cast::<PyDict>() {
         return d
@@ -121,7 +98,54 @@ pub fn to_data(v: &Bound<'_, PyAny>) -> PyResult<Data> {
             .collect::<PyResult<_>>()
             .map(Data::Table);
     }
-    if v.is_instance(&class_of(py, "collections.abc", "Mapping")?)? {
+    if let Ok(s) = v.cast::<PySet>() {
+        return Ok(Data::Set(collect(s.iter())?.into_iter().collect()));
+    }
+    if let Ok(s) = v.cast::<PyFrozenSet>() {
+        return Ok(Data::Set(collect(s.iter())?.into_iter().collect()));
+    }
+    if let Ok(d) = v.cast::<crate::PyData>() {
+        return Ok(d.get().data.clone());
+    }
+    let n = names(py)?;
+    if v.is_instance(n.count.bind(py))? {
+        let c: u64 = v.getattr("value")?.extract()?;
+        return Ok(Data::Count(c));
+    }
+    if v.is_instance(n.port.bind(py))? {
+        let number: u16 = v.getattr("number")?.extract()?;
+        let proto: u8 = v.getattr("protocol")?.extract()?;
+        let protocol = Protocol::from_code(proto)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown port protocol {proto}")))?;
+        return Ok(Data::Port(Port::new(number, protocol)));
+    }
+    if v.is_instance(n.enum_.bind(py))? {
+        let name: String = v.getattr("name")?.extract()?;
+        return Ok(Data::Enum(name));
+    }
+    if v.is_instance(n.base_address.bind(py))? {
+        let text: String = v.str()?.extract()?;
+        let a: Address = text
+            .parse()
+            .map_err(|e| PyValueError::new_err(format!("{e}")))?;
+        return Ok(Data::Address(a));
+    }
+    if v.is_instance(n.base_network.bind(py))? {
+        let text: String = v.str()?.extract()?;
+        let s: Subnet = text
+            .parse()
+            .map_err(|e| PyValueError::new_err(format!("{e}")))?;
+        return Ok(Data::Subnet(s));
+    }
+    if v.is_instance(n.datetime.bind(py))? {
+        let ns: i64 = n.timestamp_ns.bind(py).call1((v,))?.extract()?;
+        return Ok(Data::Timestamp(Timestamp(ns)));
+    }
+    if v.is_instance(n.timedelta.bind(py))? {
+        let ns: i64 = n.timespan_ns.bind(py).call1((v,))?.extract()?;
+        return Ok(Data::Timespan(Timespan(ns)));
+    }
+    if v.is_instance(n.mapping.bind(py))? {
         let items = v.call_method0("items")?;
         let mut t = std::collections::BTreeMap::new();
         for pair in items.try_iter()? {
@@ -138,34 +162,38 @@ pub fn to_data(v: &Bound<'_, PyAny>) -> PyResult<Data> {
 
 /// Broker data -> Python.
 pub fn to_py(py: Python<'_>, d: &Data) -> PyResult<Py<PyAny>> {
-    let b = broker(py)?;
     Ok(match d {
         Data::None => py.None(),
         Data::Boolean(x) => PyBool::new(py, *x).to_owned().into_any().unbind(),
-        Data::Count(n) => b.getattr("Count")?.call1((*n,))?.unbind(),
+        Data::Count(c) => names(py)?.count.bind(py).call1((*c,))?.unbind(),
         Data::Integer(i) => i.into_pyobject(py)?.into_any().unbind(),
         Data::Real(r) => r.into_pyobject(py)?.into_any().unbind(),
         Data::String(s) => match std::str::from_utf8(s) {
             Ok(s) => PyString::new(py, s).into_any().unbind(),
             Err(_) => PyBytes::new(py, s).into_any().unbind(),
         },
-        Data::Address(a) => py
-            .import("ipaddress")?
-            .getattr("ip_address")?
+        Data::Address(a) => names(py)?
+            .ip_address
+            .bind(py)
             .call1((a.to_string(),))?
             .unbind(),
-        Data::Subnet(s) => py
-            .import("ipaddress")?
-            .getattr("ip_network")?
+        Data::Subnet(s) => names(py)?
+            .ip_network
+            .bind(py)
             .call1((s.to_string(),))?
             .unbind(),
-        Data::Port(p) => b
-            .getattr("Port")?
+        Data::Port(p) => names(py)?
+            .port
+            .bind(py)
             .call1((p.number, p.protocol as u8))?
             .unbind(),
-        Data::Timestamp(t) => b.getattr("_timestamp_from_ns")?.call1((t.0,))?.unbind(),
-        Data::Timespan(t) => b.getattr("_timespan_from_ns")?.call1((t.0,))?.unbind(),
-        Data::Enum(e) => b.getattr("Enum")?.call1((e.as_str(),))?.unbind(),
+        Data::Timestamp(t) => names(py)?
+            .timestamp_from_ns
+            .bind(py)
+            .call1((t.0,))?
+            .unbind(),
+        Data::Timespan(t) => names(py)?.timespan_from_ns.bind(py).call1((t.0,))?.unbind(),
+        Data::Enum(e) => names(py)?.enum_.bind(py).call1((e.as_str(),))?.unbind(),
         Data::Set(s) => {
             let out = PySet::empty(py)?;
             for x in s {

@@ -123,6 +123,12 @@ impl Endpoint {
         self.ep.node_id().to_string()
     }
 
+    /// This endpoint's metrics in Prometheus' text format (what `/metrics` serves), e.g.
+    /// `broker_dropped_total`: messages a full subscriber queue did not take.
+    fn metrics_text(&self) -> String {
+        self.ep.metrics_text()
+    }
+
     /// Errors always, statuses when `statuses` (Broker's `make_status_subscriber`).
     fn make_status_subscriber(&self, statuses: bool) -> StatusSubscriber {
         let _rt = runtime().enter();
@@ -246,6 +252,27 @@ impl Endpoint {
     }
 }
 
+/// Messages as a list of `(topic, value)` tuples; a run of one topic shares one `str`.
+fn messages<'py>(
+    py: Python<'py>,
+    msgs: Vec<(String, broker_wasm::Data)>,
+) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let list = pyo3::types::PyList::empty(py);
+    let mut last: Option<(String, Bound<'py, pyo3::types::PyString>)> = None;
+    for (topic, data) in msgs {
+        let t = match &last {
+            Some((s, t)) if *s == topic => t.clone(),
+            _ => {
+                let t = pyo3::types::PyString::new(py, &topic);
+                last = Some((topic, t.clone()));
+                t
+            }
+        };
+        list.append((t, convert::to_py(py, &data)?))?;
+    }
+    Ok(list)
+}
+
 /// A subscriber: `(topic, value)` pairs.
 #[pyclass(module = "broker._broker")]
 struct Subscriber {
@@ -281,11 +308,9 @@ impl Subscriber {
     }
 
     /// Every message available now, without waiting.
-    fn poll(&self, py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
+    fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
         let msgs = self.lock().poll();
-        msgs.into_iter()
-            .map(|(t, d)| Ok((t, convert::to_py(py, &d)?)))
-            .collect()
+        messages(py, msgs)
     }
 
     fn available(&self) -> usize {
@@ -294,12 +319,12 @@ impl Subscriber {
 
     /// `n` messages, waiting at most `timeout` seconds in all (`None`: until there are `n`).
     #[pyo3(signature = (n, timeout = None))]
-    fn get_many(
+    fn get_many<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         n: usize,
         timeout: Option<f64>,
-    ) -> PyResult<Vec<(String, Py<PyAny>)>> {
+    ) -> PyResult<Bound<'py, pyo3::types::PyList>> {
         let got = py.detach(|| {
             let mut sub = self.lock();
             runtime().block_on(async {
@@ -312,10 +337,7 @@ impl Subscriber {
                 }
             })
         });
-        got.map_err(|_| err("the endpoint was shut down"))?
-            .into_iter()
-            .map(|(t, d)| Ok((t, convert::to_py(py, &d)?)))
-            .collect()
+        messages(py, got.map_err(|_| err("the endpoint was shut down"))?)
     }
 
     fn add_topic(&self, topic: String) {

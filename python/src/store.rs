@@ -72,6 +72,20 @@ impl Store {
             .map_err(store_err)
     }
 
+    /// A write of `(key, value, expiry)`: `make` builds the operation from the converted
+    /// arguments.
+    fn write_kv(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        expiry: Option<&Bound<'_, PyAny>>,
+        make: fn(Data, Data, Option<broker_wasm::Timespan>) -> StoreOp,
+    ) -> PyResult<Response> {
+        let op = make(data(key)?, data(value)?, self::expiry(expiry)?);
+        self.write(py, op)
+    }
+
     /// The value of `key`: from the replica of a clone, from the master otherwise; `None` if
     /// absent (or, as with Broker, if the read failed).
     fn lookup(&self, py: Python<'_>, key: Data) -> PyResult<Option<Data>> {
@@ -176,12 +190,12 @@ impl Store {
         value: &Bound<'_, PyAny>,
         expiry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let op = StoreOp::Put {
-            key: data(key)?,
-            value: data(value)?,
-            expiry: self::expiry(expiry)?,
-        };
-        self.write(py, op).map(drop)
+        self.write_kv(py, key, value, expiry, |key, value, expiry| StoreOp::Put {
+            key,
+            value,
+            expiry,
+        })
+        .map(drop)
     }
 
     /// Puts unless `key` exists; whether it did.
@@ -193,12 +207,10 @@ impl Store {
         value: &Bound<'_, PyAny>,
         expiry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let op = StoreOp::PutUnique {
-            key: data(key)?,
-            value: data(value)?,
-            expiry: self::expiry(expiry)?,
-        };
-        match self.write(py, op)? {
+        let answer = self.write_kv(py, key, value, expiry, |key, value, expiry| {
+            StoreOp::PutUnique { key, value, expiry }
+        })?;
+        match answer {
             Response::Bool(b) => Ok(b),
             other => Err(err(format!("unexpected answer {other:?}"))),
         }
@@ -221,12 +233,14 @@ impl Store {
         amount: &Bound<'_, PyAny>,
         expiry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let op = StoreOp::Increment {
-            key: data(key)?,
-            amount: data(amount)?,
-            expiry: self::expiry(expiry)?,
-        };
-        self.write(py, op).map(drop)
+        self.write_kv(py, key, amount, expiry, |key, amount, expiry| {
+            StoreOp::Increment {
+                key,
+                amount,
+                expiry,
+            }
+        })
+        .map(drop)
     }
 
     #[pyo3(signature = (key, amount, expiry = None))]
@@ -237,12 +251,14 @@ impl Store {
         amount: &Bound<'_, PyAny>,
         expiry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let op = StoreOp::Decrement {
-            key: data(key)?,
-            amount: data(amount)?,
-            expiry: self::expiry(expiry)?,
-        };
-        self.write(py, op).map(drop)
+        self.write_kv(py, key, amount, expiry, |key, amount, expiry| {
+            StoreOp::Decrement {
+                key,
+                amount,
+                expiry,
+            }
+        })
+        .map(drop)
     }
 
     #[pyo3(signature = (key, s, expiry = None))]
@@ -253,12 +269,12 @@ impl Store {
         s: &Bound<'_, PyAny>,
         expiry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let op = StoreOp::Append {
-            key: data(key)?,
-            value: data(s)?,
-            expiry: self::expiry(expiry)?,
-        };
-        self.write(py, op).map(drop)
+        self.write_kv(py, key, s, expiry, |key, value, expiry| StoreOp::Append {
+            key,
+            value,
+            expiry,
+        })
+        .map(drop)
     }
 
     #[pyo3(signature = (key, index, value = None, expiry = None))]
@@ -303,12 +319,12 @@ impl Store {
         value: &Bound<'_, PyAny>,
         expiry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let op = StoreOp::Push {
-            key: data(key)?,
-            value: data(value)?,
-            expiry: self::expiry(expiry)?,
-        };
-        self.write(py, op).map(drop)
+        self.write_kv(py, key, value, expiry, |key, value, expiry| StoreOp::Push {
+            key,
+            value,
+            expiry,
+        })
+        .map(drop)
     }
 
     #[pyo3(signature = (key, expiry = None))]

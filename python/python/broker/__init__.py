@@ -329,21 +329,25 @@ class _FdQueue:
         _os.close(self._w)
 
 
-class StatusSubscriber:
-    """Status and error events: ``get(timeout=None)``, ``poll()``, ``available()``."""
+class _Receiver:
+    """What subscribers share: ``fd()``, ``poll()``, ``available()``, ``reset()``, and the
+    context manager that resets. ``_wrap`` turns a native item into what Python gets."""
+
+    _wrap = staticmethod(lambda x: x)
 
     def __init__(self, native):
         self._native = native
         self._fdq = None
 
     def fd(self):
-        """A file descriptor that is readable while events are available."""
+        """A file descriptor that is readable while items are available (for ``select``);
+        from the first call on, items pass through a queue in Python."""
         if self._fdq is None:
-            self._fdq = _FdQueue(self._native, _status_or_error)
+            self._fdq = _FdQueue(self._native, self._wrap)
         return self._fdq.fd()
 
     def reset(self):
-        """Releases the subscriber."""
+        """Releases the subscriber (a message subscriber's topics are unsubscribed)."""
         if self._fdq is not None:
             self._fdq.close()
             self._fdq = None
@@ -353,10 +357,37 @@ class StatusSubscriber:
         num, timeout = _num_and_timeout(args, kwargs)
         if self._fdq is not None:
             return self._fdq.take(num, _seconds(timeout))
+        return self._get(num, _seconds(timeout))
+
+    def poll(self):
+        if self._fdq is not None:
+            return self._fdq.poll()
+        return [self._wrap(x) for x in self._native.poll()]
+
+    def available(self):
+        if self._fdq is not None:
+            return self._fdq.available()
+        return self._native.available()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.reset()
+        return False
+
+
+class StatusSubscriber(_Receiver):
+    """Status and error events: ``get()``, ``get(timeout)``, ``get(n[, timeout])``,
+    ``poll()``, ``available()``, ``fd()``, ``reset()``."""
+
+    _wrap = staticmethod(_status_or_error)
+
+    def _get(self, num, timeout):
         if num is None:
-            return _status_or_error(self._native.get(_seconds(timeout)))
+            return _status_or_error(self._native.get(timeout))
         out = []
-        deadline = None if timeout is None else _time.monotonic() + _seconds(timeout)
+        deadline = None if timeout is None else _time.monotonic() + timeout
         while len(out) < num:
             left = None if deadline is None else max(0.0, deadline - _time.monotonic())
             x = self._native.get(left)
@@ -365,77 +396,28 @@ class StatusSubscriber:
             out.append(_status_or_error(x))
         return out
 
-    def poll(self):
-        if self._fdq is not None:
-            return self._fdq.poll()
-        return [_status_or_error(t) for t in self._native.poll()]
 
-    def available(self):
-        if self._fdq is not None:
-            return self._fdq.available()
-        return self._native.available()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.reset()
-        return False
-
-
-class Subscriber:
+class Subscriber(_Receiver):
     """Messages on topic prefixes. ``get()`` waits for one; ``get(timeout)`` (seconds or a
     ``timedelta``) gives ``None`` after it; ``get(n)`` a list of ``n``; ``get(n, timeout)`` at
-    most ``n``. Also ``poll()``, ``available()``, ``add_topic``, ``remove_topic``."""
+    most ``n``. Also ``poll()``, ``available()``, ``fd()``, ``reset()``, ``add_topic``,
+    ``remove_topic``."""
 
-    def __init__(self, native):
-        self._native = native
-        self._fdq = None
-
-    def fd(self):
-        """A file descriptor that is readable while messages are available (for
-        ``select``); from the first call on, messages pass through a queue in Python."""
-        if self._fdq is None:
-            self._fdq = _FdQueue(self._native, lambda x: x)
-        return self._fdq.fd()
-
-    def reset(self):
-        """Releases the subscriber (its topics are unsubscribed)."""
-        if self._fdq is not None:
-            self._fdq.close()
-            self._fdq = None
-        self._native = None
-
-    def get(self, *args, **kwargs):
-        num, timeout = _num_and_timeout(args, kwargs)
-        if self._fdq is not None:
-            return self._fdq.take(num, _seconds(timeout))
+    def _get(self, num, timeout):
         if num is None:
-            return self._native.get(_seconds(timeout))
-        return self._native.get_many(num, _seconds(timeout))
+            return self._native.get(timeout)
+        return self._native.get_many(num, timeout)
 
     def poll(self):
         if self._fdq is not None:
             return self._fdq.poll()
         return self._native.poll()
 
-    def available(self):
-        if self._fdq is not None:
-            return self._fdq.available()
-        return self._native.available()
-
     def add_topic(self, topic):
         self._native.add_topic(topic)
 
     def remove_topic(self, topic):
         self._native.remove_topic(topic)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.reset()
-        return False
 
 
 def _freeze(v):
@@ -775,6 +757,11 @@ class Endpoint:
 
     def node_id(self):
         return self._native.node_id()
+
+    def metrics_text(self):
+        """The endpoint's metrics in Prometheus' text format, as ``/metrics`` serves them
+        (``broker_dropped_total``: messages a full subscriber queue did not take)."""
+        return self._native.metrics_text()
 
     def attach_master(self, name, type=None, opts=None):
         """Creates or opens the master store ``name`` here (``Backend.Memory`` by default,

@@ -38,6 +38,8 @@ pub fn failure(code: DbrCode, context: impl Into<String>) -> Failure {
 
 mod glob;
 mod persist;
+#[allow(dead_code)] // wired to --ns-backend next
+pub(crate) mod redis_ns;
 mod space;
 
 pub use persist::DB_FILE;

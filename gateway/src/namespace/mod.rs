@@ -36,9 +36,8 @@ pub fn failure(code: DbrCode, context: impl Into<String>) -> Failure {
     }
 }
 
-mod glob;
+pub(crate) mod glob;
 mod persist;
-#[allow(dead_code)] // wired to --ns-backend next
 pub(crate) mod redis_ns;
 mod space;
 
@@ -56,6 +55,9 @@ pub enum Outcome {
         rx: oneshot::Receiver<Reply>,
         timeout: Option<Duration>,
     },
+    /// Decided later (the Redis backend): the outcome arrives on `rx`, after the
+    /// connection's earlier operations.
+    Later(oneshot::Receiver<Outcome>),
 }
 
 /// The namespaces of one endpoint.
@@ -66,11 +68,13 @@ pub struct Namespaces {
     max_value: u64,
     /// Most blocked reads/gets one connection may have waiting.
     max_waiters: usize,
+    /// `--ns-backend redis://...`: every operation goes to Redis instead (RB-10).
+    redis: Option<std::sync::Arc<redis_ns::backend::RedisBackend>>,
 }
 
 pub(crate) type Res<T> = Result<T, Failure>;
 
-fn check_name(what: &str, name: &str, code: DbrCode) -> Res<()> {
+pub(crate) fn check_name(what: &str, name: &str, code: DbrCode) -> Res<()> {
     if name.is_empty() || name.len() > dbr::MAX_KEY_LEN {
         return Err(failure(
             code,
@@ -130,6 +134,41 @@ impl Namespaces {
             data_dir,
             max_value,
             max_waiters,
+            redis: None,
+        }
+    }
+
+    /// Namespaces kept in Redis at `url` (RB-10), shared with every gateway using it;
+    /// `gw` names this gateway in attachment records (RB-14).
+    pub(crate) fn redis(
+        url: &str,
+        password: Option<String>,
+        gw: String,
+        max_value: u64,
+        max_waiters: usize,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Namespaces, String> {
+        let backend =
+            redis_ns::backend::RedisBackend::new(url, password, gw, max_value, max_waiters, shutdown)?;
+        Ok(Namespaces {
+            state: Mutex::new(State::default()),
+            data_dir: PathBuf::new(),
+            max_value,
+            max_waiters,
+            redis: Some(std::sync::Arc::new(backend)),
+        })
+    }
+
+    /// `redis` and the backend's address when namespaces live in Redis; whether it answered
+    /// the last operation.
+    pub fn backend(&self) -> (&'static str, Option<String>, bool) {
+        match &self.redis {
+            Some(r) => (
+                "redis",
+                Some(r.describe()),
+                r.up.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            None => ("builtin", None, true),
         }
     }
 
@@ -137,8 +176,11 @@ impl Namespaces {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Names of all namespaces.
+    /// Names of all namespaces (with Redis: as last listed by a client).
     pub fn list(&self) -> Vec<String> {
+        if let Some(r) = &self.redis {
+            return r.list();
+        }
         let mut v: Vec<String> = self.lock().spaces.keys().cloned().collect();
         v.sort();
         v
@@ -146,6 +188,9 @@ impl Namespaces {
 
     /// Requests waiting for a value of (ns, key) now (for tests and the dashboard).
     pub fn waiting(&self, ns: &str, key: &str) -> usize {
+        if let Some(r) = &self.redis {
+            return r.waiting(ns, key);
+        }
         self.lock()
             .waiters
             .get(ns)
@@ -155,6 +200,9 @@ impl Namespaces {
 
     /// Runs one operation for request `id` of connection `session`.
     pub fn submit(&self, session: u64, id: u64, op: NamespaceOp) -> Outcome {
+        if let Some(r) = &self.redis {
+            return r.submit(session, id, op);
+        }
         match self.run(session, id, op) {
             Ok(o) => o,
             Err(f) => Outcome::Done(Err(f)),
@@ -459,12 +507,18 @@ impl Namespaces {
     /// The waiter's time is up: true if it was still waiting (and is now gone, so it answers
     /// TIMEOUT); false if it was served or cancelled meanwhile (its receiver holds the answer).
     pub fn expire(&self, session: u64, id: u64) -> bool {
+        if let Some(r) = &self.redis {
+            return r.expire(session, id);
+        }
         self.lock().remove_waiter(session, id).is_some()
     }
 
     /// Cancels a waiting request (DB-25): it answers CANCELLED and never consumes a value.
     /// Nothing happens if it is not waiting (already answered, or not a blocking request).
     pub fn cancel(&self, session: u64, id: u64) {
+        if let Some(r) = &self.redis {
+            return r.cancel(session, id);
+        }
         let w = self.lock().remove_waiter(session, id);
         if let Some(w) = w {
             let _ = w.tx.send(Err(failure(
@@ -477,6 +531,9 @@ impl Namespaces {
     /// A connection ended: its waiters go away and its attachments are released (DB-33),
     /// which may complete a pending delete.
     pub fn release_session(&self, session: u64) {
+        if let Some(r) = &self.redis {
+            return r.release_session(session);
+        }
         let mut st = self.lock();
         let ids: Vec<u64> = st
             .by_request

@@ -236,36 +236,58 @@ impl Session {
 
     fn namespace_op(&mut self, id: u64, op: protocol::NamespaceOp) {
         let (respond, shared, reply) = self.answer(id);
-        let list = matches!(op, protocol::NamespaceOp::List);
-        match shared.namespaces.submit(self.id, id, op) {
-            Outcome::Done(Ok(Response::Names { mut names, done })) if list => {
-                names.retain(|n| crate::auth::may_list_namespace(&self.who.grants, n));
-                self.send(respond(Ok(Response::Names { names, done })));
+        // A listing shows only the namespaces this connection may see.
+        let grants = matches!(op, protocol::NamespaceOp::List).then(|| self.who.grants.clone());
+        let visible = move |r: namespace::Reply| match (r, &grants) {
+            (Ok(Response::Names { mut names, done }), Some(g)) => {
+                names.retain(|n| crate::auth::may_list_namespace(g, n));
+                Ok(Response::Names { names, done })
             }
-            Outcome::Done(result) => self.send(respond(result)),
-            Outcome::Wait { mut rx, timeout } => {
-                // A blocked read/get (DB-15): answered when a put serves it, when it
-                // times out, or when it is cancelled.
+            (r, _) => r,
+        };
+        match shared.namespaces.submit(self.id, id, op) {
+            Outcome::Done(result) => self.send(respond(visible(result))),
+            later => {
                 let session = self.id;
                 tokio::spawn(async move {
-                    let result = match timeout {
-                        None => (&mut rx).await,
-                        Some(t) => match tokio::time::timeout(t, &mut rx).await {
-                            Ok(r) => r,
-                            Err(_) if shared.namespaces.expire(session, id) => Ok(Err(
-                                namespace::failure(DbrCode::Timeout, "no value arrived in time"),
-                            )),
-                            // Served or cancelled just now: the answer is there.
-                            Err(_) => rx.await,
-                        },
-                    };
-                    // An Err here means the connection ended: nobody to answer.
-                    if let Ok(result) = result {
-                        reply.send(respond(result)).await;
+                    // None: the connection ended, nobody to answer.
+                    if let Some(result) = settle(later, &shared, session, id).await {
+                        reply.send(respond(visible(result))).await;
                     }
                 });
             }
         }
+    }
+}
+
+/// Waits for a namespace outcome: one decided later (the Redis backend), and a blocked
+/// read/get (DB-15), answered when a put serves it, when it times out, or when it is
+/// cancelled.
+async fn settle(
+    outcome: Outcome,
+    shared: &crate::state::Shared,
+    session: u64,
+    id: u64,
+) -> Option<namespace::Reply> {
+    let outcome = match outcome {
+        Outcome::Later(rx) => rx.await.ok()?,
+        other => other,
+    };
+    match outcome {
+        Outcome::Done(result) => Some(result),
+        Outcome::Wait { mut rx, timeout } => match timeout {
+            None => rx.await.ok(),
+            Some(t) => match tokio::time::timeout(t, &mut rx).await {
+                Ok(r) => r.ok(),
+                Err(_) if shared.namespaces.expire(session, id) => Some(Err(
+                    namespace::failure(DbrCode::Timeout, "no value arrived in time"),
+                )),
+                // Served or cancelled just now: the answer is there.
+                Err(_) => rx.await.ok(),
+            },
+        },
+        // The backend decides once; a later outcome is never another `Later`.
+        Outcome::Later(_) => None,
     }
 }
 

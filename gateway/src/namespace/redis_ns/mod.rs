@@ -8,6 +8,8 @@
 
 pub(crate) mod keys;
 pub(crate) mod scripts;
+pub(crate) mod spaces;
+pub(crate) mod backend;
 
 use broker_wasm::dbr::DbrCode;
 use broker_wasm::protocol::{Failure, NamespaceInfo};

@@ -1,0 +1,350 @@
+//! The Redis backend as the gateway drives it: connecting (lazily, again after a failure),
+//! one worker per client connection so that its operations run in the order it sent them,
+//! and the background task that listens for wake-ups, re-polls waiters and renews leases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use broker_wasm::dbr::DbrCode;
+use broker_wasm::protocol::NamespaceOp;
+use redis::ProtocolVersion;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::spaces::{repoll_every, RedisSpaces};
+use super::{Conn, Target, LEASE_MS};
+use crate::namespace::{failure, Outcome};
+
+/// How long one Redis command may take before it fails (RB-15: no hang).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Job = (u64, NamespaceOp, oneshot::Sender<Outcome>);
+
+/// What `--ns-backend redis://...` makes of the namespaces of one gateway.
+pub(crate) struct RedisBackend {
+    target: Target,
+    password: Option<String>,
+    gw: String,
+    max_value: u64,
+    max_waiters: usize,
+    shutdown: CancellationToken,
+    spaces: tokio::sync::OnceCell<Arc<RedisSpaces>>,
+    workers: Mutex<HashMap<u64, mpsc::UnboundedSender<Job>>>,
+    /// Namespace names as last listed (for the synchronous `Endpoint::namespaces`).
+    names: Mutex<Vec<String>>,
+    /// Whether the last command reached Redis (for `/metrics` and the dashboard).
+    pub(crate) up: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `url` with RESP3 (wake-ups arrive as pushes) and the password, if given.
+fn resp3(url: &str, password: Option<&str>) -> Result<redis::ConnectionInfo, String> {
+    use redis::IntoConnectionInfo;
+    let info = url
+        .into_connection_info()
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut redis_info = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    if let Some(p) = password {
+        redis_info = redis_info.set_password(p);
+    }
+    Ok(info.set_redis_settings(redis_info))
+}
+
+impl RedisBackend {
+    pub(crate) fn new(
+        url: &str,
+        password: Option<String>,
+        gw: String,
+        max_value: u64,
+        max_waiters: usize,
+        shutdown: CancellationToken,
+    ) -> Result<RedisBackend, String> {
+        let target = Target::parse(url)?;
+        // Fail early on a URL the client cannot use.
+        match &target {
+            Target::Single(u) => drop(resp3(u, password.as_deref())?),
+            Target::Cluster(nodes) => {
+                for n in nodes {
+                    resp3(n, password.as_deref())?;
+                }
+            }
+        }
+        Ok(RedisBackend {
+            target,
+            password,
+            gw,
+            max_value,
+            max_waiters,
+            shutdown,
+            spaces: tokio::sync::OnceCell::new(),
+            workers: Mutex::default(),
+            names: Mutex::default(),
+            up: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The URL with any password left out, for logs, metrics and the dashboard.
+    pub(crate) fn describe(&self) -> String {
+        match &self.target {
+            Target::Single(u) => redact(u),
+            Target::Cluster(n) => format!(
+                "redis+cluster://{}",
+                n.iter()
+                    .map(|u| redact(u).split("://").nth(1).unwrap_or("").to_owned())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+
+    /// Connects on first use; a failed attempt is tried again by the next operation.
+    async fn spaces(&self) -> Result<&Arc<RedisSpaces>, broker_wasm::protocol::Failure> {
+        self.spaces
+            .get_or_try_init(|| async {
+                let (conn, wake) = self.connect().await.map_err(|e| {
+                    failure(DbrCode::NoConnect, format!("redis {}: {e}", self.describe()))
+                })?;
+                let (spaces, changed) =
+                    RedisSpaces::new(conn, self.gw.clone(), self.max_value, self.max_waiters);
+                tokio::spawn(background(
+                    spaces.clone(),
+                    wake,
+                    changed,
+                    self.shutdown.clone(),
+                ));
+                Ok(spaces)
+            })
+            .await
+    }
+
+    /// The command connection and a second one for wake-ups (RESP3 pushes into `push`).
+    async fn connect(&self) -> Result<(Conn, Wake), String> {
+        let pw = self.password.as_deref();
+        match &self.target {
+            Target::Single(url) => {
+                let client = redis::Client::open(resp3(url, pw)?).map_err(|e| e.to_string())?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(1));
+                let conn = redis::aio::ConnectionManager::new_lazy_with_config(
+                    client.clone(),
+                    config.clone(),
+                )
+                .map_err(|e| e.to_string())?;
+                let (push_tx, push_rx) = mpsc::unbounded_channel();
+                let wake = redis::aio::ConnectionManager::new_lazy_with_config(
+                    client,
+                    config
+                        .set_push_sender(push_tx)
+                        .set_automatic_resubscription(),
+                )
+                .map_err(|e| e.to_string())?;
+                Ok((
+                    Conn::Single(conn),
+                    Wake {
+                        conn: Conn::Single(wake),
+                        push: push_rx,
+                    },
+                ))
+            }
+            Target::Cluster(nodes) => {
+                let infos = nodes
+                    .iter()
+                    .map(|n| resp3(n, pw))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let builder = || {
+                    redis::cluster::ClusterClientBuilder::new(infos.clone())
+                        .use_protocol(ProtocolVersion::RESP3)
+                        .response_timeout(RESPONSE_TIMEOUT)
+                        .connection_timeout(CONNECT_TIMEOUT)
+                };
+                let conn = builder()
+                    .build()
+                    .map_err(|e| e.to_string())?
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (push_tx, push_rx) = mpsc::unbounded_channel();
+                let wake = builder()
+                    .push_sender(push_tx)
+                    .build()
+                    .map_err(|e| e.to_string())?
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    Conn::Cluster(conn),
+                    Wake {
+                        conn: Conn::Cluster(wake),
+                        push: push_rx,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Submits an operation of connection `session`: answered through the returned
+    /// receiver, after the connection's earlier operations.
+    pub(crate) fn submit(self: &Arc<Self>, session: u64, id: u64, op: NamespaceOp) -> Outcome {
+        let (tx, rx) = oneshot::channel();
+        let job = (id, op, tx);
+        let mut workers = lock(&self.workers);
+        let worker = workers.entry(session).or_insert_with(|| {
+            let (wtx, wrx) = mpsc::unbounded_channel();
+            tokio::spawn(self.clone().work(session, wrx));
+            wtx
+        });
+        if let Err(mpsc::error::SendError((_, _, tx))) = worker.send(job) {
+            let _ = tx.send(Outcome::Done(Err(failure(
+                DbrCode::NoConnect,
+                "the connection is closing",
+            ))));
+        }
+        Outcome::Later(rx)
+    }
+
+    async fn work(self: Arc<Self>, session: u64, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        while let Some((id, op, tx)) = jobs.recv().await {
+            let outcome = match self.spaces().await {
+                Ok(s) => s.run(session, id, op).await,
+                Err(f) => Outcome::Done(Err(f)),
+            };
+            let ok = !matches!(&outcome, Outcome::Done(Err(broker_wasm::protocol::Failure::Namespace { code, .. })) if *code == DbrCode::NoConnect.code() || *code == DbrCode::BeGeneral.code());
+            self.up.store(ok, std::sync::atomic::Ordering::Relaxed);
+            let _ = tx.send(outcome);
+        }
+    }
+
+    pub(crate) fn expire(&self, session: u64, id: u64) -> bool {
+        self.spaces.get().is_some_and(|s| s.expire(session, id))
+    }
+
+    pub(crate) fn cancel(&self, session: u64, id: u64) {
+        if let Some(s) = self.spaces.get() {
+            s.cancel(session, id);
+        }
+    }
+
+    /// A connection ended: after its queued operations, its waiters and attachments go.
+    pub(crate) fn release_session(self: &Arc<Self>, session: u64) {
+        let worker = lock(&self.workers).remove(&session);
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Some(w) = worker {
+                // Wait for the worker to finish what was queued.
+                w.closed().await;
+            }
+            if let Some(s) = this.spaces.get() {
+                s.release_session(session).await;
+            }
+        });
+    }
+
+    pub(crate) fn waiting(&self, ns: &str, key: &str) -> usize {
+        self.spaces.get().map_or(0, |s| s.waiting(ns, key))
+    }
+
+    pub(crate) fn list(&self) -> Vec<String> {
+        lock(&self.names).clone()
+    }
+
+    pub(crate) fn remember_names(&self, names: Vec<String>) {
+        *lock(&self.names) = names;
+    }
+}
+
+/// The wake-up connection and its pushes.
+pub(crate) struct Wake {
+    conn: Conn,
+    push: mpsc::UnboundedReceiver<redis::PushInfo>,
+}
+
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Listens for wake-ups on the channels of namespaces with waiters here, re-polls waiters
+/// (lost wake-ups) and renews this gateway's attachment leases, until shutdown.
+async fn background(
+    spaces: Arc<RedisSpaces>,
+    mut wake: Wake,
+    mut changed: mpsc::UnboundedReceiver<()>,
+    shutdown: CancellationToken,
+) {
+    let mut subscribed: HashMap<String, String> = HashMap::new();
+    let mut repoll = tokio::time::interval(repoll_every());
+    let mut renew = tokio::time::interval(Duration::from_millis(LEASE_MS / 3));
+    let sharded = matches!(wake.conn, Conn::Cluster(_));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(()) = changed.recv() => {
+                while changed.try_recv().is_ok() {}
+                let wanted: HashMap<String, String> = spaces.wanted_channels().into_iter().collect();
+                for (ch, ns) in &wanted {
+                    if !subscribed.contains_key(ch) && subscribe(&mut wake.conn, ch, sharded, true).await {
+                        subscribed.insert(ch.clone(), ns.clone());
+                    }
+                }
+                let stale: Vec<String> = subscribed.keys().filter(|c| !wanted.contains_key(*c)).cloned().collect();
+                for ch in stale {
+                    subscribe(&mut wake.conn, &ch, sharded, false).await;
+                    subscribed.remove(&ch);
+                }
+            }
+            Some(push) = wake.push.recv() => {
+                use redis::PushKind;
+                if matches!(push.kind, PushKind::Message | PushKind::SMessage) {
+                    let text = |v: &redis::Value| match v {
+                        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                        _ => None,
+                    };
+                    if let (Some(ch), Some(name)) = (push.data.first().and_then(text), push.data.get(1).and_then(text)) {
+                        if let Some(ns) = subscribed.get(&ch) {
+                            spaces.retry(ns.clone(), name);
+                        }
+                    }
+                }
+            }
+            _ = repoll.tick() => spaces.repoll(),
+            _ = renew.tick() => spaces.renew().await,
+        }
+    }
+}
+
+/// (Un)subscribes `channel`; false if Redis did not take it (the re-poll still serves).
+async fn subscribe(conn: &mut Conn, channel: &str, sharded: bool, on: bool) -> bool {
+    let r = match (conn, sharded, on) {
+        (Conn::Single(c), _, true) => c.subscribe(channel).await,
+        (Conn::Single(c), _, false) => c.unsubscribe(channel).await,
+        (Conn::Cluster(c), true, true) => c.ssubscribe(channel).await,
+        (Conn::Cluster(c), true, false) => c.sunsubscribe(channel).await,
+        (Conn::Cluster(c), false, true) => c.subscribe(channel).await,
+        (Conn::Cluster(c), false, false) => c.unsubscribe(channel).await,
+    };
+    if let Err(e) = &r {
+        tracing::debug!(channel, "redis (un)subscribe failed: {e}");
+    }
+    r.is_ok()
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufReader, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -119,6 +119,40 @@ fn rb16_killed_and_frozen_servers_behave_like_crashed_and_hung_ones() {
         redis::read_reply(&mut reader).unwrap(),
         Reply::Bulk(Some(b"1".to_vec())),
         "the request sent while frozen is answered after the thaw"
+    );
+}
+
+#[test]
+fn rb16_restart_waits_while_its_port_is_taken() {
+    let mut server = RedisServer::start();
+    let port = server.port();
+    server.kill();
+    // Someone else holds the port for a moment; the restart keeps trying until it is free.
+    let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(squatter);
+    });
+    let started = std::time::Instant::now();
+    server.restart();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "it did not wait"
+    );
+    release.join().unwrap();
+    assert_eq!(server.port(), port);
+    assert_eq!(server.command(&["PING"]), "PONG");
+
+    // A frozen server still stops cleanly.
+    server.freeze();
+    let pid = server.pid().unwrap();
+    let started = std::time::Instant::now();
+    server.stop();
+    assert!(!process_exists(pid));
+    assert!(
+        started.elapsed() < redis::IO_TIMEOUT,
+        "{:?}",
+        started.elapsed()
     );
 }
 

@@ -487,9 +487,13 @@ impl RedisServer {
     }
 
     /// A clean stop, like a service manager's: `SHUTDOWN NOSAVE` (the server closes every
-    /// connection), then waits for the exit; SIGKILL if it has not exited within
+    /// connection; a frozen server is thawed first), then waits for the exit; SIGKILL if it has not exited within
     /// [`START_DEADLINE`]. Nothing happens when it is already stopped.
     pub fn stop(&mut self) {
+        if self.proc.is_none() {
+            return;
+        }
+        self.thaw(); // a frozen server could not shut down
         let Some(mut proc) = self.proc.take() else {
             return;
         };

@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # Installs what the build needs when it is missing, and is quick when everything is there:
 # the wasm32 target (rustup), the wasm-bindgen CLI of exactly the version pinned in
-# Cargo.toml, cargo-fuzz of the version pinned in scripts/fuzz.sh, Debian's Chromium and the
+# Cargo.toml, cargo-fuzz of the version pinned in scripts/fuzz.sh, Debian's Chromium, Debian's
+# redis-server and redis-cli (the Redis tests start real servers and a real cluster) and the
+# Debian's redis-server (it brings redis-cli) for the tests of the Redis namespace backend,
+# which start their own servers and clusters on free ports of 127.0.0.1.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  echo "==> installing redis-server"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+  else
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+  fi
+fi
+
 # npm packages of the tests. Node.js 20+ must be on the machine. `--no-browser` skips Chromium
 # (the run command does not need it).
 set -euo pipefail

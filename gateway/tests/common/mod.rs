@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ns;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -127,6 +127,16 @@ pub struct Config {
     #[arg(long, env = "BROKER_NS_MAX_WAITERS", default_value_t = 10_000)]
     pub ns_max_waiters: usize,
 
+    /// Keep namespaces in Redis, shared by every gateway using the same one:
+    /// `redis://HOST:PORT`, `rediss://HOST:PORT`, or `redis+cluster://H1:P1,H2:P2,...` for a
+    /// Redis Cluster. Default: the built-in backend (memory, SQLite for PERMANENT levels).
+    #[arg(long, env = "BROKER_NS_BACKEND")]
+    pub ns_backend: Option<String>,
+
+    /// A file holding the password of `--ns-backend` (its first line).
+    #[arg(long, env = "BROKER_NS_BACKEND_PASSWORD_FILE")]
+    pub ns_backend_password_file: Option<PathBuf>,
+
     /// Largest value a store write accepts (put, put_unique, append, insert_into, push, and
     /// the value an increment or append produces), in bytes of its binary encoding. Larger
     /// writes fail with `invalid_data`; 0 = no limit.

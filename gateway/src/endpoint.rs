@@ -106,11 +106,45 @@ impl Endpoint {
             None => None,
         };
         let id = NodeId(*uuid::Uuid::new_v4().as_bytes());
+        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let namespaces = match &config.ns_backend {
+            None => crate::namespace::Namespaces::new(
+                config.data_dir.clone(),
+                config.ns_max_value,
+                config.ns_max_waiters,
+            ),
+            Some(url) => {
+                let password = match &config.ns_backend_password_file {
+                    Some(f) => Some(
+                        std::fs::read_to_string(f)
+                            .map_err(|e| {
+                                EndpointError::Config(format!(
+                                    "--ns-backend-password-file {}: {e}",
+                                    f.display()
+                                ))
+                            })?
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .to_owned(),
+                    ),
+                    None => None,
+                };
+                crate::namespace::Namespaces::redis(
+                    url,
+                    password,
+                    id.to_string(),
+                    config.ns_max_value,
+                    config.ns_max_waiters,
+                    shutdown.clone(),
+                )
+                .map_err(|e| EndpointError::Config(format!("--ns-backend: {e}")))?
+            }
+        };
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.slow_consumer, metrics.clone()));
         let up = Arc::new(crate::uplink::route::UpRouter::default());
         let peering = Arc::new(Peering::new(id, hub.clone(), metrics.clone(), up.clone()));
-        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
         let stores = Stores::new(
             peering.clone(),
             metrics.clone(),
@@ -129,11 +163,7 @@ impl Endpoint {
             connections: AtomicUsize::new(0),
             per_address: Mutex::new(std::collections::HashMap::new()),
             listening: Mutex::new(Vec::new()),
-            namespaces: crate::namespace::Namespaces::new(
-                config.data_dir.clone(),
-                config.ns_max_value,
-                config.ns_max_waiters,
-            ),
+            namespaces,
             auth,
             tls,
             peer_tls,

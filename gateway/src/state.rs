@@ -135,7 +135,25 @@ impl Shared {
             ),
         ]);
         self.uplink_metrics(&mut out);
+        self.ns_backend_metrics(&mut out);
         out
+    }
+
+    /// The namespace backend (RB-15): which one, and whether Redis answered last time.
+    fn ns_backend_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let (kind, addr, up) = self.namespaces.backend();
+        let addr = addr
+            .unwrap_or_default()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "# HELP broker_ns_backend_up 1 while the namespace backend answers (always 1 for the built-in one).\n\
+             # TYPE broker_ns_backend_up gauge\n\
+             broker_ns_backend_up{{backend=\"{kind}\",address=\"{addr}\"}} {}",
+            u8::from(up)
+        );
     }
 
     /// Per-uplink lines of `/metrics`, labelled with the uplink's URL (ZU-02).

@@ -12,9 +12,8 @@ use broker_wasm::dbr::{self, DbrCode};
 use broker_wasm::Data;
 use common::ns::*;
 
-#[tokio::test]
-async fn db01_create_and_exists() {
-    let dir = TempDir::new();
+async fn db01_create_and_exists(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let (a, b) = (client(&url).await, client(&url).await);
     let ns = a.create_namespace("db01", 0, vec![]).await.unwrap();
@@ -29,9 +28,8 @@ async fn db01_create_and_exists() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db02_name_rules_and_no_cross_namespace_collisions() {
-    let dir = TempDir::new();
+async fn db02_name_rules_and_no_cross_namespace_collisions(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let long = "n".repeat(1023);
@@ -64,9 +62,8 @@ async fn db02_name_rules_and_no_cross_namespace_collisions() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db03_db04_attach_refcount_and_producer_consumer_handoff() {
-    let dir = TempDir::new();
+async fn db03_db04_attach_refcount_and_producer_consumer_handoff(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let (producer, consumer) = (client(&url).await, client(&url).await);
     assert_eq!(
@@ -104,9 +101,8 @@ async fn db03_db04_attach_refcount_and_producer_consumer_handoff() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db05_delete_marks_and_last_detach_deletes() {
-    let dir = TempDir::new();
+async fn db05_delete_marks_and_last_detach_deletes(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let (a, b) = (client(&url).await, client(&url).await);
     let na = a.create_namespace("db05", 0, vec![]).await.unwrap();
@@ -140,9 +136,8 @@ async fn db05_delete_marks_and_last_detach_deletes() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db06_db07_query_state_level_and_groups() {
-    let dir = TempDir::new();
+async fn db06_db07_query_state_level_and_groups(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c
@@ -180,9 +175,8 @@ async fn db06_db07_query_state_level_and_groups() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db08_unsupported_management_calls() {
-    let dir = TempDir::new();
+async fn db08_unsupported_management_calls(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let d = Dbr::new(c.clone());
@@ -192,9 +186,8 @@ async fn db08_unsupported_management_calls() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db09_db10_fifo_binary_values_and_name_lifetime() {
-    let dir = TempDir::new();
+async fn db09_db10_fifo_binary_values_and_name_lifetime(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c.create_namespace("db09", 0, vec![]).await.unwrap();
@@ -219,9 +212,8 @@ async fn db09_db10_fifo_binary_values_and_name_lifetime() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db11_read_peeks_at_index() {
-    let dir = TempDir::new();
+async fn db11_read_peeks_at_index(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c.create_namespace("db11", 0, vec![]).await.unwrap();
@@ -258,10 +250,9 @@ async fn db11_read_peeks_at_index() {
 /// that asked first, and the others keep waiting, to be served in the order they asked. The
 /// getters have no timeout of their own (a busy machine cannot make one give up early), and
 /// every wait of the test has a generous deadline.
-#[tokio::test]
-async fn db12_ten_concurrent_getters_exactly_one_wins() {
+async fn db12_ten_concurrent_getters_exactly_one_wins(backend: Backend) {
     const SLOW: Duration = Duration::from_secs(60);
-    let dir = TempDir::new();
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let producer = client(&url).await;
     let p = producer.create_namespace("db12", 0, vec![]).await.unwrap();
@@ -270,8 +261,9 @@ async fn db12_ten_concurrent_getters_exactly_one_wins() {
         let c = client(&url).await;
         let ns = c.attach_namespace("db12").await.unwrap();
         let mut get = Box::pin(async move { ns.get_with("one", GetOptions::forever()).await });
-        // Polled once, the request is queued; the flush's answer means the gateway has
-        // registered it. So the gateway's waiters are in the order of `i`.
+        // Polled once, the request is queued; the flush's answer means the gateway has it,
+        // and (the Redis backend asks Redis first) the waiter count shows it registered. So
+        // the gateway's waiters are in the order of `i`.
         tokio::select! {
             biased;
             r = &mut get => panic!("getter {i} answered before any put: {r:?}"),
@@ -281,7 +273,7 @@ async fn db12_ten_concurrent_getters_exactly_one_wins() {
             .await
             .expect("flush in time")
             .unwrap();
-        assert_eq!(ep.probe().namespace_waiters("db12", "one"), i + 1);
+        waiting(&ep, "db12", "one", i + 1).await;
         getters.push((c, tokio::spawn(get)));
     }
     p.put("one", s("the value")).await.unwrap();
@@ -312,9 +304,8 @@ async fn db12_ten_concurrent_getters_exactly_one_wins() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db13_short_buffer_never_loses_a_value() {
-    let dir = TempDir::new();
+async fn db13_short_buffer_never_loses_a_value(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let d = Dbr::new(c.clone());
@@ -418,9 +409,8 @@ fn db14_db27_flags_and_error_codes() {
     assert_eq!(dbr::CODES.len(), 24);
 }
 
-#[tokio::test]
-async fn db15_timeout_and_put_during_wait() {
-    let dir = TempDir::new();
+async fn db15_timeout_and_put_during_wait(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let (a, b) = (client(&url).await, client(&url).await);
     let na = a.create_namespace("db15", 0, vec![]).await.unwrap();
@@ -457,9 +447,8 @@ async fn db15_timeout_and_put_during_wait() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db16_missing_tuple_outcomes() {
-    let dir = TempDir::new();
+async fn db16_missing_tuple_outcomes(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let d = Dbr::new(c.clone());
@@ -483,3 +472,18 @@ async fn db16_missing_tuple_outcomes() {
     assert_eq!(d.cancel(t2), 0);
     ep.shutdown().await;
 }
+
+both_backends!(
+    db01_create_and_exists,
+    db02_name_rules_and_no_cross_namespace_collisions,
+    db03_db04_attach_refcount_and_producer_consumer_handoff,
+    db05_delete_marks_and_last_detach_deletes,
+    db06_db07_query_state_level_and_groups,
+    db08_unsupported_management_calls,
+    db09_db10_fifo_binary_values_and_name_lifetime,
+    db11_read_peeks_at_index,
+    db12_ten_concurrent_getters_exactly_one_wins,
+    db13_short_buffer_never_loses_a_value,
+    db15_timeout_and_put_during_wait,
+    db16_missing_tuple_outcomes,
+);

@@ -15,9 +15,8 @@ use common::ns::*;
 use common::*;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::test]
-async fn db17_db18_remove_and_atomic_move() {
-    let dir = TempDir::new();
+async fn db17_db18_remove_and_atomic_move(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let a = c.create_namespace("src", 0, vec![]).await.unwrap();
@@ -71,9 +70,8 @@ async fn db17_db18_remove_and_atomic_move() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db19_db20_db21_directory_and_iterator_with_globs() {
-    let dir = TempDir::new();
+async fn db19_db20_db21_directory_and_iterator_with_globs(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c.create_namespace("db20", 0, vec![]).await.unwrap();
@@ -149,9 +147,8 @@ async fn db19_db20_db21_directory_and_iterator_with_globs() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db22_test_key_never_waits_or_consumes() {
-    let dir = TempDir::new();
+async fn db22_test_key_never_waits_or_consumes(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let d = Dbr::new(c.clone());
@@ -164,9 +161,8 @@ async fn db22_test_key_never_waits_or_consumes() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db23_db24_db25_tags_test_and_cancel() {
-    let dir = TempDir::new();
+async fn db23_db24_db25_tags_test_and_cancel(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let d = Dbr::new(c.clone());
@@ -216,9 +212,8 @@ async fn db23_db24_db25_tags_test_and_cancel() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db25_cancel_after_the_value_was_taken_puts_it_back() {
-    let dir = TempDir::new();
+async fn db25_cancel_after_the_value_was_taken_puts_it_back(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c.create_namespace("db25", 0, vec![]).await.unwrap();
@@ -246,9 +241,8 @@ async fn db25_cancel_after_the_value_was_taken_puts_it_back() {
 /// DB-27: a request whose connection closes before the answer (a Broker-level failure,
 /// `shutting_down`, made by the client core) is `DBR_ERR_NOCONNECT`, the same code the JS
 /// client gives (`namespace.test.mjs`): the rule lives once, in the core.
-#[tokio::test]
-async fn db27_a_connection_lost_during_a_request_is_noconnect() {
-    let dir = TempDir::new();
+async fn db27_a_connection_lost_during_a_request_is_noconnect(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c.create_namespace("lost", 0, vec![]).await.unwrap();
@@ -268,9 +262,8 @@ async fn db27_a_connection_lost_during_a_request_is_noconnect() {
     assert!(e.context.starts_with("shutting_down: "), "{e}");
 }
 
-#[tokio::test]
-async fn namespace_list_names_every_namespace_sorted() {
-    let dir = TempDir::new();
+async fn namespace_list_names_every_namespace_sorted(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let a = client(&url).await;
     let b = client(&url).await;
@@ -282,9 +275,8 @@ async fn namespace_list_names_every_namespace_sorted() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db12_a_get_whose_future_is_dropped_never_consumes_a_value() {
-    let dir = TempDir::new();
+async fn db12_a_get_whose_future_is_dropped_never_consumes_a_value(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let a = client(&url).await;
     let b = client(&url).await;
@@ -316,9 +308,8 @@ async fn db12_a_get_whose_future_is_dropped_never_consumes_a_value() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db33_fifo_waiters_and_session_drop_releases_attachments() {
-    let dir = TempDir::new();
+async fn db33_fifo_waiters_and_session_drop_releases_attachments(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let owner = client(&url).await;
     let ns = owner.create_namespace("db33", 0, vec![]).await.unwrap();
@@ -357,9 +348,8 @@ async fn db33_fifo_waiters_and_session_drop_releases_attachments() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db34_blocked_get_does_not_block_a_put_of_the_same_client() {
-    let dir = TempDir::new();
+async fn db34_blocked_get_does_not_block_a_put_of_the_same_client(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c.create_namespace("db34", 0, vec![]).await.unwrap();
@@ -373,9 +363,8 @@ async fn db34_blocked_get_does_not_block_a_put_of_the_same_client() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db36_value_size_cap() {
-    let dir = TempDir::new();
+async fn db36_value_size_cap(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c.create_namespace("db36", 0, vec![]).await.unwrap();
@@ -389,9 +378,8 @@ async fn db36_value_size_cap() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db36_blocked_requests_per_connection_are_capped() {
-    let dir = TempDir::new();
+async fn db36_blocked_requests_per_connection_are_capped(backend: Backend) {
+    let dir = TempDir::new(backend);
     let d = dir.0.clone();
     let (ep, addr) = endpoint_with(move |c| {
         c.data_dir = d;
@@ -424,9 +412,11 @@ async fn db36_blocked_requests_per_connection_are_capped() {
     ep.shutdown().await;
 }
 
+/// Built-in backend only: volatile namespaces are gone after a restart of the built-in backend; in Redis they stay (shared tuple space).
 #[tokio::test]
 async fn db07_db30_permanent_namespaces_survive_a_restart() {
-    let dir = TempDir::new();
+    let backend = Backend::Builtin;
+    let dir = TempDir::new(backend);
     {
         let (ep, url) = gateway_in(&dir).await;
         let c = client(&url).await;
@@ -473,9 +463,8 @@ async fn db07_db30_permanent_namespaces_survive_a_restart() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn db26_gather_put_and_scatter_read_get() {
-    let dir = TempDir::new();
+async fn db26_gather_put_and_scatter_read_get(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let d = Dbr::new(c.clone());
@@ -513,9 +502,11 @@ async fn db26_gather_put_and_scatter_read_get() {
     ep.shutdown().await;
 }
 
+/// Built-in backend only: the built-in backend's SQLite file.
 #[tokio::test]
 async fn db30_storage_layout_in_sqlite() {
-    let dir = TempDir::new();
+    let backend = Backend::Builtin;
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let c = client(&url).await;
     let ns = c
@@ -551,9 +542,8 @@ async fn db30_storage_layout_in_sqlite() {
     ep.shutdown().await;
 }
 
-#[tokio::test]
-async fn json_encoding_clients_use_namespaces_too() {
-    let dir = TempDir::new();
+async fn json_encoding_clients_use_namespaces_too(backend: Backend) {
+    let dir = TempDir::new(backend);
     let (ep, url) = gateway_in(&dir).await;
     let opts = broker_client::ClientOptions {
         encoding: broker_wasm::protocol::Encoding::Json,
@@ -584,3 +574,20 @@ async fn json_encoding_clients_use_namespaces_too() {
     assert_eq!(code(e), DbrCode::Unavail);
     ep.shutdown().await;
 }
+
+both_backends!(
+    db17_db18_remove_and_atomic_move,
+    db19_db20_db21_directory_and_iterator_with_globs,
+    db22_test_key_never_waits_or_consumes,
+    db23_db24_db25_tags_test_and_cancel,
+    db25_cancel_after_the_value_was_taken_puts_it_back,
+    db27_a_connection_lost_during_a_request_is_noconnect,
+    namespace_list_names_every_namespace_sorted,
+    db12_a_get_whose_future_is_dropped_never_consumes_a_value,
+    db33_fifo_waiters_and_session_drop_releases_attachments,
+    db34_blocked_get_does_not_block_a_put_of_the_same_client,
+    db36_value_size_cap,
+    db36_blocked_requests_per_connection_are_capped,
+    db26_gather_put_and_scatter_read_get,
+    json_encoding_clients_use_namespaces_too,
+);

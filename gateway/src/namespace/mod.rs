@@ -148,8 +148,14 @@ impl Namespaces {
         max_waiters: usize,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Namespaces, String> {
-        let backend =
-            redis_ns::backend::RedisBackend::new(url, password, gw, max_value, max_waiters, shutdown)?;
+        let backend = redis_ns::backend::RedisBackend::new(
+            url,
+            password,
+            gw,
+            max_value,
+            max_waiters,
+            shutdown,
+        )?;
         Ok(Namespaces {
             state: Mutex::new(State::default()),
             data_dir: PathBuf::new(),

@@ -279,9 +279,10 @@ async fn settle(
             None => rx.await.ok(),
             Some(t) => match tokio::time::timeout(t, &mut rx).await {
                 Ok(r) => r.ok(),
-                Err(_) if shared.namespaces.expire(session, id) => Some(Err(
-                    namespace::failure(DbrCode::Timeout, "no value arrived in time"),
-                )),
+                Err(_) if shared.namespaces.expire(session, id) => Some(Err(namespace::failure(
+                    DbrCode::Timeout,
+                    "no value arrived in time",
+                ))),
                 // Served or cancelled just now: the answer is there.
                 Err(_) => rx.await.ok(),
             },

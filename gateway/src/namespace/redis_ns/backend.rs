@@ -56,7 +56,10 @@ fn resp3(url: &str, password: Option<&str>) -> Result<redis::ConnectionInfo, Str
     let info = url
         .into_connection_info()
         .map_err(|e| format!("{url}: {e}"))?;
-    let mut redis_info = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    let mut redis_info = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
     if let Some(p) = password {
         redis_info = redis_info.set_password(p);
     }
@@ -115,7 +118,10 @@ impl RedisBackend {
         self.spaces
             .get_or_try_init(|| async {
                 let (conn, wake) = self.connect().await.map_err(|e| {
-                    failure(DbrCode::NoConnect, format!("redis {}: {e}", self.describe()))
+                    failure(
+                        DbrCode::NoConnect,
+                        format!("redis {}: {e}", self.describe()),
+                    )
                 })?;
                 let (spaces, changed) =
                     RedisSpaces::new(conn, self.gw.clone(), self.max_value, self.max_waiters);
@@ -220,12 +226,18 @@ impl RedisBackend {
 
     async fn work(self: Arc<Self>, session: u64, mut jobs: mpsc::UnboundedReceiver<Job>) {
         while let Some((id, op, tx)) = jobs.recv().await {
+            let list = matches!(op, NamespaceOp::List);
             let outcome = match self.spaces().await {
                 Ok(s) => s.run(session, id, op).await,
                 Err(f) => Outcome::Done(Err(f)),
             };
             let ok = !matches!(&outcome, Outcome::Done(Err(broker_wasm::protocol::Failure::Namespace { code, .. })) if *code == DbrCode::NoConnect.code() || *code == DbrCode::BeGeneral.code());
             self.up.store(ok, std::sync::atomic::Ordering::Relaxed);
+            if let (true, Outcome::Done(Ok(broker_wasm::protocol::Response::Names { names, .. }))) =
+                (list, &outcome)
+            {
+                self.remember_names(names.clone());
+            }
             let _ = tx.send(outcome);
         }
     }

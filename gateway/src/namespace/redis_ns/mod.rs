@@ -6,10 +6,10 @@
 //! Layer: beside the built-in namespaces (floor 1); the `redis` crate does the protocol,
 //! connection management and cluster routing.
 
+pub(crate) mod backend;
 pub(crate) mod keys;
 pub(crate) mod scripts;
 pub(crate) mod spaces;
-pub(crate) mod backend;
 
 use broker_wasm::dbr::DbrCode;
 use broker_wasm::protocol::{Failure, NamespaceInfo};

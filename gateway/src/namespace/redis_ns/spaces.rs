@@ -149,7 +149,12 @@ impl RedisSpaces {
 
     /// Namespaces that have waiters here: the wake-up channels to listen on.
     pub(crate) fn wanted_channels(&self) -> Vec<(String, String)> {
-        let mut seen: Vec<String> = self.lock().waiters.keys().map(|(ns, _)| ns.clone()).collect();
+        let mut seen: Vec<String> = self
+            .lock()
+            .waiters
+            .keys()
+            .map(|(ns, _)| ns.clone())
+            .collect();
         seen.sort();
         seen.dedup();
         seen.into_iter()
@@ -308,8 +313,17 @@ impl RedisSpaces {
                 capacity,
                 partial,
             } => {
-                self.fetch(session, id, ns, key, Kind::Read(index), wait, capacity, partial)
-                    .await
+                self.fetch(
+                    session,
+                    id,
+                    ns,
+                    key,
+                    Kind::Read(index),
+                    wait,
+                    capacity,
+                    partial,
+                )
+                .await
             }
             NamespaceOp::Get {
                 ns,
@@ -401,8 +415,9 @@ impl RedisSpaces {
         if answer(v)?.0 != "OK" {
             return Err(gone(ns));
         }
-        // Waiters here need no round trip through the wake-up channel.
-        self.retry(ns.to_owned(), key.to_owned());
+        // Waiters here are served before the put is answered (as with the built-in backend),
+        // without a round trip through the wake-up channel.
+        self.retry_now(ns.to_owned(), key.to_owned()).await;
         Ok(())
     }
 
@@ -422,7 +437,12 @@ impl RedisSpaces {
             Kind::Get => ("get", "0".to_owned()),
         };
         let cap = capacity.map_or("-1".to_owned(), |c| c.to_string());
-        let args: [&[u8]; 4] = [what.as_bytes(), index.as_bytes(), cap.as_bytes(), key.as_bytes()];
+        let args: [&[u8]; 4] = [
+            what.as_bytes(),
+            index.as_bytes(),
+            cap.as_bytes(),
+            key.as_bytes(),
+        ];
         let v = invoke(&self.conn, &self.scripts.take, &keys, &args).await?;
         let (word, rest) = answer(v)?;
         let stored = || match rest.first() {
@@ -503,10 +523,17 @@ impl RedisSpaces {
         Ok(Outcome::Wait { rx, timeout })
     }
 
+    /// Serves the waiters of (ns, key) from what Redis holds, in the background (see
+    /// [`RedisSpaces::retry_now`]).
+    pub(crate) fn retry(self: &Arc<Self>, ns: String, key: String) {
+        let this = self.clone();
+        tokio::spawn(async move { this.retry_now(ns, key).await });
+    }
+
     /// Serves the waiters of (ns, key) from what Redis holds: readers first, then getters
     /// oldest first, one value each, until none is left. One retry per tuple runs at a time;
     /// a request for another while it runs makes it go round once more.
-    pub(crate) fn retry(self: &Arc<Self>, ns: String, key: String) {
+    pub(crate) async fn retry_now(self: &Arc<Self>, ns: String, key: String) {
         let at = (ns, key);
         {
             let mut st = self.lock();
@@ -518,17 +545,14 @@ impl RedisSpaces {
                 return;
             }
         }
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                this.serve(&at.0, &at.1).await;
-                let mut st = this.lock();
-                if !st.again.remove(&at) {
-                    st.retrying.remove(&at);
-                    break;
-                }
+        loop {
+            self.serve(&at.0, &at.1).await;
+            let mut st = self.lock();
+            if !st.again.remove(&at) {
+                st.retrying.remove(&at);
+                break;
             }
-        });
+        }
     }
 
     async fn serve(&self, ns: &str, key: &str) {
@@ -756,16 +780,26 @@ impl RedisSpaces {
                 .collect();
             spaces.sort();
             spaces.dedup();
-            spaces.into_iter().map(|ns| {
-                let n = st.total(&ns);
-                (ns, n)
-            }).collect()
+            spaces
+                .into_iter()
+                .map(|ns| {
+                    let n = st.total(&ns);
+                    (ns, n)
+                })
+                .collect()
         };
         let lease = LEASE_MS.to_string();
         for (ns, n) in counts {
             let n = n.to_string();
             let args: [&[u8]; 3] = [self.gw.as_bytes(), n.as_bytes(), lease.as_bytes()];
-            if let Err(e) = invoke(&self.conn, &self.scripts.renew, &[Keys::new(&ns).att()], &args).await {
+            if let Err(e) = invoke(
+                &self.conn,
+                &self.scripts.renew,
+                &[Keys::new(&ns).att()],
+                &args,
+            )
+            .await
+            {
                 tracing::warn!(ns, "renewing the attachment lease failed: {e:?}");
             }
         }
@@ -780,7 +814,10 @@ impl RedisSpaces {
 }
 
 fn gone(ns: &str) -> broker_wasm::protocol::Failure {
-    failure(DbrCode::NsInval, format!("namespace `{ns}` no longer exists"))
+    failure(
+        DbrCode::NsInval,
+        format!("namespace `{ns}` no longer exists"),
+    )
 }
 
 /// The re-poll interval, for the background task.

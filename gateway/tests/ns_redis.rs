@@ -1,0 +1,210 @@
+//! Namespaces on Redis shared by several gateways (RB-10..16), against a real `redis-server`
+//! and a real 3-node Redis Cluster started on free ports by the tests. The DB-xx suites run
+//! on Redis too (`namespaces.rs`, `namespaces_ops.rs`, module `redis`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use broker_client::namespace::{GetOptions, Namespace};
+use broker_wasm::dbr::DbrCode;
+use broker_wasm::Data;
+use common::ns::{client, code, s, NOWAIT};
+use common::redis::{RedisCluster, RedisServer};
+use common::{endpoint_with, url};
+use gateway::Endpoint;
+
+const T: Duration = Duration::from_secs(10);
+
+/// A gateway whose namespaces live at `backend`.
+async fn gateway(backend: &str) -> (Endpoint, String) {
+    let b = backend.to_owned();
+    let (ep, addr) = endpoint_with(move |c| c.ns_backend = Some(b)).await;
+    (ep, url(addr))
+}
+
+async fn forever(ns: &Namespace, key: &str) -> Data {
+    tokio::time::timeout(T, ns.get_with(key, GetOptions::forever()))
+        .await
+        .expect("served in time")
+        .expect("a value")
+        .value
+}
+
+/// Two gateways on one Redis: a namespace created through A is there for B, a get waiting
+/// on B is woken by a put through A, and each value goes to exactly one of the getters on
+/// both gateways.
+async fn two_gateways_share_one_tuple_space(backend: &str) {
+    let (a, url_a) = gateway(backend).await;
+    let (b, url_b) = gateway(backend).await;
+    let (ca, cb) = (client(&url_a).await, client(&url_b).await);
+    let jobs_a = ca.create_namespace("jobs", 0, vec![]).await.unwrap();
+    let jobs_b = cb.attach_namespace("jobs").await.unwrap();
+    assert_eq!(jobs_b.query().await.unwrap().refcount, 2);
+
+    // A get waiting on B, woken by a put through A.
+    let waiting = tokio::spawn({
+        let jobs_b = jobs_b.clone();
+        async move { forever(&jobs_b, "task").await }
+    });
+    common::eventually("the get waits on B", || {
+        b.probe().namespace_waiters("jobs", "task") == 1
+    })
+    .await;
+    let started = Instant::now();
+    jobs_a.put("task", s("build")).await.unwrap();
+    assert_eq!(waiting.await.unwrap(), s("build"));
+    eprintln!("cross-gateway handoff: {:?}", started.elapsed());
+
+    // Ten getters, five per gateway, twenty values: each value exactly once.
+    let mut getters = Vec::new();
+    for i in 0..10 {
+        let c = client(if i % 2 == 0 { &url_a } else { &url_b }).await;
+        let ns = c.attach_namespace("jobs").await.unwrap();
+        getters.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                got.push(forever(&ns, "many").await);
+            }
+            drop(c);
+            got
+        }));
+    }
+    for i in 0..20u64 {
+        let via = if i % 2 == 0 { &jobs_a } else { &jobs_b };
+        via.put("many", Data::Count(i)).await.unwrap();
+    }
+    let mut all = Vec::new();
+    for g in getters {
+        all.extend(g.await.unwrap());
+    }
+    let distinct: BTreeSet<Data> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 20);
+    assert_eq!(distinct, (0..20u64).map(Data::Count).collect());
+    assert_eq!(
+        code(jobs_a.get_with("many", NOWAIT()).await),
+        DbrCode::Unavail
+    );
+
+    // FIFO per tuple name, put through A and taken through B.
+    for i in 0..100u64 {
+        jobs_a.put("fifo", Data::Count(i)).await.unwrap();
+    }
+    for i in 0..100u64 {
+        assert_eq!(jobs_b.get("fifo").await.unwrap(), Data::Count(i));
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn rb10_rb12_two_gateways_share_one_tuple_space_on_redis() {
+    let redis = RedisServer::start();
+    two_gateways_share_one_tuple_space(&redis.url()).await;
+}
+
+#[tokio::test]
+async fn rb10_rb12_two_gateways_share_one_tuple_space_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3);
+    two_gateways_share_one_tuple_space(&cluster.url()).await;
+}
+
+/// RB-11: a namespace's keys carry its escaped name as a hash tag: one slot, no way for a
+/// name to reach another namespace's keys.
+#[tokio::test]
+async fn rb11_key_layout_in_redis() {
+    let redis = RedisServer::start();
+    let (ep, u) = gateway(&redis.url()).await;
+    let c = client(&u).await;
+    let ns = c
+        .create_namespace("a}b:c", 3, vec!["g1".into()])
+        .await
+        .unwrap();
+    ns.put("x:meta", s("v")).await.unwrap();
+    let mut keys: Vec<String> = redis
+        .command(&["KEYS", "*"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "dbr:spaces",
+            "dbr:{a%7Db%3Ac}:att",
+            "dbr:{a%7Db%3Ac}:meta",
+            "dbr:{a%7Db%3Ac}:names",
+            "dbr:{a%7Db%3Ac}:t:x%3Ameta",
+        ],
+        "{}",
+        redis.command(&["KEYS", "*"])
+    );
+    ep.shutdown().await;
+}
+
+/// RB-14: attachments recorded for a gateway whose lease ran out (it crashed) do not count;
+/// a marked namespace goes once the live ones detach.
+#[tokio::test]
+async fn rb14_attachments_of_a_crashed_gateway_do_not_pin_the_count() {
+    let redis = RedisServer::start();
+    let (ep, u) = gateway(&redis.url()).await;
+    let c = client(&u).await;
+    let ns = c.create_namespace("leased", 0, vec![]).await.unwrap();
+    // A gateway that died holding three attachments, its lease over (expiry 1 ms).
+    redis.command(&["HSET", "dbr:{leased}:att", "dead-gateway", "3:1"]);
+    // And one still alive (expiry far ahead) would count.
+    assert_eq!(ns.query().await.unwrap().refcount, 1);
+    ns.delete().await.unwrap();
+    assert_eq!(
+        code(c.attach_namespace("leased").await),
+        DbrCode::Unavail,
+        "deleted at the last live detach"
+    );
+    assert_eq!(redis.command(&["EXISTS", "dbr:{leased}:meta"]).trim(), "0");
+    ep.shutdown().await;
+}
+
+/// RB-15: with Redis gone, requests fail with a code within their timeout (none hangs);
+/// once it is back, the gateway works again by itself.
+#[tokio::test]
+async fn rb15_redis_down_fails_typed_and_comes_back() {
+    let mut redis = RedisServer::start();
+    let (ep, u) = gateway(&redis.url()).await;
+    let c = client(&u).await;
+    let ns = c.create_namespace("flaky", 0, vec![]).await.unwrap();
+    ns.put("k", s("before")).await.unwrap();
+    redis.kill();
+    let started = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(15), ns.put("k", s("during")))
+        .await
+        .expect("no hang")
+        .expect_err("Redis is down");
+    assert!(
+        matches!(err.code, DbrCode::NoConnect | DbrCode::BeGeneral),
+        "{err:?}"
+    );
+    eprintln!("failed after {:?}: {err:?}", started.elapsed());
+    redis.restart();
+    // The data of a killed Redis without persistence is gone; the namespace must be made
+    // again, and the gateway reconnects by itself.
+    let mut again = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match c.create_namespace("flaky2", 0, vec![]).await {
+            Ok(n) => {
+                again = Some(n);
+                break;
+            }
+            Err(e) => assert!(
+                matches!(e.code, DbrCode::NoConnect | DbrCode::BeGeneral),
+                "{e:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = again.expect("the gateway works again after Redis is back");
+    again.put("k", s("after")).await.unwrap();
+    assert_eq!(again.get("k").await.unwrap(), s("after"));
+    ep.shutdown().await;
+}

@@ -69,7 +69,26 @@ class NamespacesView {
     localStorage.setItem(KEY, JSON.stringify(this.names));
   }
 
+  /** Where the namespaces live (`broker_ns_backend_up` of /metrics) and whether it answers. */
+  async syncBackend() {
+    try {
+      const res = await fetch("/metrics", { cache: "no-store" });
+      const text = await res.text();
+      const m = text.match(/^broker_ns_backend_up\{backend="([^"]*)",address="((?:[^"\\]|\\.)*)"\} (\d+)$/m);
+      if (!m) return;
+      const [, backend, address, up] = m;
+      $("ns-backend").textContent =
+        backend === "builtin"
+          ? "Backend: built-in (memory; SQLite for levels 4 and 5)"
+          : `Backend: ${backend} ${address.replace(/\\(.)/g, "$1")}, ${up === "1" ? "up" : "DOWN (requests fail with DBR_ERR_NOCONNECT)"}`;
+      $("ns-backend").dataset.up = up;
+    } catch {
+      // The gateway is away: the overview says so.
+    }
+  }
+
   async syncList() {
+    this.syncBackend();
     if (document.body.dataset.conn !== "connected") return;
     try {
       const list = await this.ep.namespaces();

@@ -6,7 +6,11 @@
 //! - the handoff latency from a `put` on one client to the `get` waiting for it on another
 //!   client (p50/p99).
 //!
-//! Run with: `cargo run --release -p gateway --example ns_bench [pairs-per-client]`
+//! With `--redis URL` (RB-10): two gateways sharing the Redis at URL; the 10 clients are
+//! spread over both, and the handoff goes from a put on one gateway to a get waiting on the
+//! other. (`scripts/bench-ns-redis.sh` starts a Redis and runs `redis-benchmark` beside it.)
+//!
+//! Run with: `cargo run --release -p gateway --example ns_bench [pairs-per-client] [--redis URL]`
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +26,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Concurrent put+get loops per client.
 const LOOPS: u64 = 64;
 
-fn start_gateway(data_dir: std::path::PathBuf) -> std::net::SocketAddr {
+fn start_gateway(
+    data_dir: std::path::PathBuf,
+    redis: Option<String>,
+) -> (std::net::SocketAddr, gateway::endpoint::Probe) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -34,19 +41,20 @@ fn start_gateway(data_dir: std::path::PathBuf) -> std::net::SocketAddr {
             let mut config = Config::embedded();
             config.data_dir = data_dir;
             config.queue_size = 1 << 16;
+            config.ns_backend = redis;
             let ep = Endpoint::new(config);
             let addr = ep.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            tx.send(addr).unwrap();
+            tx.send((addr, ep.probe())).unwrap();
             std::future::pending::<()>().await;
         });
     });
     rx.recv().unwrap()
 }
 
-async fn pairs(url: &str, ns: &str, clients: usize, per_client: u64) -> f64 {
+async fn pairs(urls: &[String], ns: &str, clients: usize, per_client: u64) -> f64 {
     let mut handles = Vec::new();
-    for _ in 0..clients {
-        let c = Client::connect(url).await.unwrap();
+    for i in 0..clients {
+        let c = Client::connect(&urls[i % urls.len()]).await.unwrap();
         handles.push(c.attach_namespace(ns).await.unwrap());
     }
     let start = Instant::now();
@@ -81,9 +89,9 @@ async fn pairs(url: &str, ns: &str, clients: usize, per_client: u64) -> f64 {
     rate
 }
 
-async fn handoff(url: &str, rounds: usize) -> (Duration, Duration, Duration) {
-    let a = Client::connect(url).await.unwrap();
-    let b = Client::connect(url).await.unwrap();
+async fn handoff(urls: &[String], probes: &[gateway::endpoint::Probe], rounds: usize) -> (Duration, Duration, Duration) {
+    let a = Client::connect(&urls[0]).await.unwrap();
+    let b = Client::connect(&urls[urls.len() - 1]).await.unwrap();
     let na = a.attach_namespace("bench").await.unwrap();
     let nb = b.attach_namespace("bench").await.unwrap();
     let mut lat = Vec::with_capacity(rounds);
@@ -107,8 +115,11 @@ async fn handoff(url: &str, rounds: usize) -> (Duration, Duration, Duration) {
         };
         queued_rx.await.unwrap();
         // The get is registered once a ping sent after it returns (one connection's messages
-        // are handled in order).
+        // are handled in order); with Redis, once the gateway counts it.
         a.flush().await.unwrap();
+        while probes.iter().map(|p| p.namespace_waiters("bench", "handoff")).sum::<usize>() == 0 {
+            tokio::task::yield_now().await;
+        }
         let t0 = Instant::now();
         nb.put("handoff", Data::Count(i as u64)).await.unwrap();
         let (r, t1) = waiter.await.unwrap();
@@ -125,37 +136,54 @@ async fn handoff(url: &str, rounds: usize) -> (Duration, Duration, Duration) {
 }
 
 fn main() {
-    let per_client: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let redis = args
+        .iter()
+        .position(|a| a == "--redis")
+        .map(|i| args.get(i + 1).expect("--redis URL").clone());
+    let per_client: u64 = args
+        .iter()
+        .find_map(|a| a.parse().ok())
         .unwrap_or(200_000);
     let dir = std::env::temp_dir().join(format!("ns-bench-{}", std::process::id()));
-    let addr = start_gateway(dir.clone());
-    let url = format!("ws://{addr}");
+    let gateways = if redis.is_some() { 2 } else { 1 };
+    let (urls, probes): (Vec<String>, Vec<gateway::endpoint::Probe>) = (0..gateways)
+        .map(|i| {
+            let (addr, probe) = start_gateway(dir.join(i.to_string()), redis.clone());
+            (format!("ws://{addr}"), probe)
+        })
+        .unzip();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let owner = Client::connect(&url).await.unwrap();
+        let owner = Client::connect(&urls[0]).await.unwrap();
         let mem = owner.create_namespace("bench", 0, vec![]).await.unwrap();
         let disk = owner
             .create_namespace("bench-sqlite", broker_wasm::dbr::PERST_PERMANENT_SIMPLE, vec![])
             .await
             .unwrap();
-        println!("namespace benchmark ({per_client} pairs per client, {LOOPS} pipelined loops per client)");
-        let r1 = pairs(&url, "bench", 1, per_client).await;
-        println!("memory  put+get pairs/s,  1 client : {r1:>10.0}");
-        let r10 = pairs(&url, "bench", 10, per_client / 10).await;
-        println!("memory  put+get pairs/s, 10 clients: {r10:>10.0}");
-        let s1 = pairs(&url, "bench-sqlite", 1, per_client / 4).await;
-        println!("sqlite  put+get pairs/s,  1 client : {s1:>10.0}");
-        let s10 = pairs(&url, "bench-sqlite", 10, per_client / 40).await;
-        println!("sqlite  put+get pairs/s, 10 clients: {s10:>10.0}");
-        let (p50, p99, max) = handoff(&url, 5_000).await;
+        let label = if redis.is_some() { "redis " } else { "memory" };
         println!(
-            "handoff put -> waiting get (other client): p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+            "namespace benchmark ({per_client} pairs per client, {LOOPS} pipelined loops per client, {gateways} gateway(s){})",
+            redis.as_deref().map(|r| format!(" on {r}")).unwrap_or_default()
+        );
+        let r1 = pairs(&urls, "bench", 1, per_client).await;
+        println!("{label}  put+get pairs/s,  1 client : {r1:>10.0}");
+        let r10 = pairs(&urls, "bench", 10, per_client / 10).await;
+        println!("{label}  put+get pairs/s, 10 clients: {r10:>10.0}");
+        if redis.is_none() {
+            let s1 = pairs(&urls, "bench-sqlite", 1, per_client / 4).await;
+            println!("sqlite  put+get pairs/s,  1 client : {s1:>10.0}");
+            let s10 = pairs(&urls, "bench-sqlite", 10, per_client / 40).await;
+            println!("sqlite  put+get pairs/s, 10 clients: {s10:>10.0}");
+        }
+        let (p50, p99, max) = handoff(&urls, &probes, 5_000).await;
+        println!(
+            "handoff put -> waiting get (other client{}): p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+            if gateways > 1 { ", other gateway" } else { "" },
             p50.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
             max.as_secs_f64() * 1e6

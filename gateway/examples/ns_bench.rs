@@ -89,7 +89,11 @@ async fn pairs(urls: &[String], ns: &str, clients: usize, per_client: u64) -> f6
     rate
 }
 
-async fn handoff(urls: &[String], probes: &[gateway::endpoint::Probe], rounds: usize) -> (Duration, Duration, Duration) {
+async fn handoff(
+    urls: &[String],
+    probes: &[gateway::endpoint::Probe],
+    rounds: usize,
+) -> (Duration, Duration, Duration) {
     let a = Client::connect(&urls[0]).await.unwrap();
     let b = Client::connect(&urls[urls.len() - 1]).await.unwrap();
     let na = a.attach_namespace("bench").await.unwrap();
@@ -117,7 +121,12 @@ async fn handoff(urls: &[String], probes: &[gateway::endpoint::Probe], rounds: u
         // The get is registered once a ping sent after it returns (one connection's messages
         // are handled in order); with Redis, once the gateway counts it.
         a.flush().await.unwrap();
-        while probes.iter().map(|p| p.namespace_waiters("bench", "handoff")).sum::<usize>() == 0 {
+        while probes
+            .iter()
+            .map(|p| p.namespace_waiters("bench", "handoff"))
+            .sum::<usize>()
+            == 0
+        {
             tokio::task::yield_now().await;
         }
         let t0 = Instant::now();
@@ -141,10 +150,7 @@ fn main() {
         .iter()
         .position(|a| a == "--redis")
         .map(|i| args.get(i + 1).expect("--redis URL").clone());
-    let per_client: u64 = args
-        .iter()
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let per_client: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let dir = std::env::temp_dir().join(format!("ns-bench-{}", std::process::id()));
     let gateways = if redis.is_some() { 2 } else { 1 };
     let (urls, probes): (Vec<String>, Vec<gateway::endpoint::Probe>) = (0..gateways)

@@ -208,3 +208,70 @@ async fn rb15_redis_down_fails_typed_and_comes_back() {
     assert_eq!(again.get("k").await.unwrap(), s("after"));
     ep.shutdown().await;
 }
+
+/// RB-13: a move between namespaces in different slots of a cluster (two scripts on two
+/// nodes) moves every value in order; a move whose gateway died after taking the values out
+/// of the source is finished by the next gateway that attaches the source.
+#[tokio::test]
+async fn rb13_move_across_slots_loses_nothing() {
+    let cluster = RedisCluster::start(3);
+    let (ep, u) = gateway(&cluster.url()).await;
+    // Two namespaces on different nodes.
+    let (src_name, dst_name) = ("from", "to-1");
+    assert_ne!(
+        cluster.port_for_key(&format!("dbr:{{{src_name}}}:meta")),
+        cluster.port_for_key(&format!("dbr:{{{dst_name}}}:meta")),
+        "pick names on different nodes"
+    );
+    let c = client(&u).await;
+    let src = c.create_namespace(src_name, 0, vec![]).await.unwrap();
+    let dst = c.create_namespace(dst_name, 0, vec![]).await.unwrap();
+    for i in 0..100u64 {
+        src.put("q", Data::Count(i)).await.unwrap();
+    }
+    src.move_to("q", &dst).await.unwrap();
+    assert_eq!(code(src.get_with("q", NOWAIT()).await), DbrCode::Unavail);
+    for i in 0..100u64 {
+        assert_eq!(dst.get("q").await.unwrap(), Data::Count(i));
+    }
+    let journal_port = cluster.port_for_key("dbr:{from}:journal");
+    let node = cluster
+        .nodes()
+        .iter()
+        .find(|n| n.port() == journal_port)
+        .unwrap();
+    assert_eq!(node.command(&["HLEN", "dbr:{from}:journal"]).trim(), "0");
+
+    // A gateway died after step 1: the values sit in the source's journal, recorded 60 s ago.
+    src.put("lost", s("one")).await.unwrap();
+    src.put("lost", s("two")).await.unwrap();
+    let stored: Vec<String> = node
+        .command(&["LRANGE", "dbr:{from}:t:lost", "0", "-1"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(stored.len(), 2);
+    node.command(&["RENAME", "dbr:{from}:t:lost", "dbr:{from}:moving:m1"]);
+    node.command(&["SREM", "dbr:{from}:names", "lost"]);
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 60_000;
+    node.command(&[
+        "HSET",
+        "dbr:{from}:journal",
+        "m1",
+        &format!("{dst_name}\u{1f}lost\u{1f}{old}"),
+    ]);
+    // The next attach of the source finishes the move.
+    let other = client(&u).await;
+    let _again = other.attach_namespace(src_name).await.unwrap();
+    assert_eq!(forever(&dst, "lost").await, s("one"));
+    assert_eq!(forever(&dst, "lost").await, s("two"));
+    common::eventually("the journal entry is gone", || {
+        node.command(&["HLEN", "dbr:{from}:journal"]).trim() == "0"
+    })
+    .await;
+    ep.shutdown().await;
+}

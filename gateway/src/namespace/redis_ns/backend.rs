@@ -340,7 +340,10 @@ async fn background(
                 }
             }
             _ = repoll.tick() => spaces.repoll(),
-            _ = renew.tick() => spaces.renew().await,
+            _ = renew.tick() => {
+                spaces.renew().await;
+                spaces.recover_moves().await;
+            }
         }
     }
 }

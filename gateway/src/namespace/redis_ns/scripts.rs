@@ -149,14 +149,15 @@ return {'OK'}
 "#;
 
 /// RB-13, first step of a move, in the source's slot: the values leave the tuple for a
-/// journal entry of the move (renamed, so atomically).
+/// journal entry of the move (renamed, so atomically), recorded with its destination and
+/// the time (for the recovery of a move whose gateway died).
 /// KEYS meta, names, tuple, moving, journal; ARGV name, move id, destination record.
 pub(crate) const MOVE_OUT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NSINVAL'} end
 if redis.call('EXISTS', KEYS[3]) == 0 then return {'UNAVAIL'} end
 redis.call('RENAME', KEYS[3], KEYS[4])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[3] .. '\31' .. now_ms())
 return redis.call('LRANGE', KEYS[4], 0, -1)
 "#;
 

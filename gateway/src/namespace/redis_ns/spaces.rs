@@ -250,6 +250,10 @@ impl RedisSpaces {
                     return Err(failure(DbrCode::Unavail, format!("no namespace `{name}`")));
                 }
                 self.lock().add(session, &name, 1);
+                // Moves out of it that a dead gateway left half done (RB-13).
+                let this = self.clone();
+                let ns = name.clone();
+                tokio::spawn(async move { this.recover_moves_of(&ns).await });
                 done(Response::Namespace(info(&name, &rest)))
             }
             NamespaceOp::Detach { name } => {
@@ -801,6 +805,75 @@ impl RedisSpaces {
             .await
             {
                 tracing::warn!(ns, "renewing the attachment lease failed: {e:?}");
+            }
+        }
+    }
+
+    /// RB-13: finishes the moves out of the namespaces attached here whose gateway died
+    /// between the steps (journal entries older than a lease): the values go on to their
+    /// destination (or back, if it is gone). A move that had arrived before the crash
+    /// arrives twice.
+    pub(crate) async fn recover_moves(self: &Arc<Self>) {
+        let attached: Vec<String> = {
+            let st = self.lock();
+            let mut v: Vec<String> = st
+                .attached
+                .values()
+                .flat_map(|m| m.keys().cloned())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        for from in attached {
+            self.recover_moves_of(&from).await;
+        }
+    }
+
+    /// [`RedisSpaces::recover_moves`] for the moves out of `from`.
+    pub(crate) async fn recover_moves_of(&self, from: &str) {
+        let from = from.to_owned();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        {
+            let src = Keys::new(&from);
+            let entries: Vec<(String, String)> =
+                match self.command(redis::cmd("HGETALL").arg(src.journal())).await {
+                    Ok(e) => e,
+                    Err(_) => return,
+                };
+            for (id, record) in entries {
+                let mut parts = record.split(GROUP_SEP);
+                let (Some(to), Some(key), Some(at)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                // Redis' clock wrote `at`; gateways' clocks may differ a little, the lease
+                // is long.
+                if at.parse::<u64>().map_or(true, |t| t + LEASE_MS > now_ms) {
+                    continue;
+                }
+                let values: Vec<Vec<u8>> = match self
+                    .command(redis::cmd("LRANGE").arg(src.moving(&id)).arg(0).arg(-1))
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                };
+                let arrived = self.move_in(&Keys::new(to), to, key, &values).await;
+                if arrived.is_err() && self.move_in(&src, &from, key, &values).await.is_err() {
+                    continue;
+                }
+                let done_keys = [src.moving(&id), src.journal()];
+                let _ = invoke(
+                    &self.conn,
+                    &self.scripts.move_done,
+                    &done_keys,
+                    &[id.as_bytes()],
+                )
+                .await;
+                tracing::warn!(from, to, key, "finished a move whose gateway died (RB-13)");
             }
         }
     }

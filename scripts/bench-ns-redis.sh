@@ -20,7 +20,10 @@ trap 'kill $redis 2>/dev/null; wait $redis 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "==> $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on port $port"
-echo "==> redis-benchmark: RPUSH and LPOP, 10 clients, no pipelining"
-redis-benchmark -p "$port" -c 10 -n 200000 -t rpush,lpop -q
+for pipe in 1 16; do
+  echo "==> redis-benchmark: RPUSH and LPOP, 10 clients, pipeline $pipe"
+  redis-benchmark -p "$port" -c 10 -n 200000 -P "$pipe" -t rpush,lpop -q 2>/dev/null \
+    | tr '\r' '\n' | grep 'requests per second'
+done
 echo "==> namespaces on this Redis through two gateways"
 "$target/release/examples/ns_bench" "${PAIRS:-200000}" --redis "redis://127.0.0.1:$port"

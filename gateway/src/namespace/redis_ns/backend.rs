@@ -224,22 +224,55 @@ impl RedisBackend {
         Outcome::Later(rx)
     }
 
+    /// Runs the operations of one connection. Each is started (polled once, which sends its
+    /// first Redis command) before the next one is taken, so Redis sees a connection's
+    /// commands in the order it sent them, while their answers overlap (the connection to
+    /// Redis pipelines them).
     async fn work(self: Arc<Self>, session: u64, mut jobs: mpsc::UnboundedReceiver<Job>) {
-        while let Some((id, op, tx)) = jobs.recv().await {
-            let list = matches!(op, NamespaceOp::List);
-            let outcome = match self.spaces().await {
-                Ok(s) => s.run(session, id, op).await,
-                Err(f) => Outcome::Done(Err(f)),
-            };
-            let ok = !matches!(&outcome, Outcome::Done(Err(broker_wasm::protocol::Failure::Namespace { code, .. })) if *code == DbrCode::NoConnect.code() || *code == DbrCode::BeGeneral.code());
-            self.up.store(ok, std::sync::atomic::Ordering::Relaxed);
-            if let (true, Outcome::Done(Ok(broker_wasm::protocol::Response::Names { names, .. }))) =
-                (list, &outcome)
-            {
-                self.remember_names(names.clone());
+        use futures_util::stream::{FuturesOrdered, StreamExt};
+        use std::future::Future;
+        use std::task::Poll;
+        let mut running = FuturesOrdered::new();
+        loop {
+            tokio::select! {
+                job = jobs.recv() => {
+                    let Some((id, op, tx)) = job else { break };
+                    let mut op = Box::pin(self.clone().one(session, id, op, tx));
+                    let first = std::future::poll_fn(|cx| Poll::Ready(op.as_mut().poll(cx))).await;
+                    if first.is_pending() {
+                        running.push_back(op);
+                    }
+                }
+                Some(()) = running.next(), if !running.is_empty() => {}
             }
-            let _ = tx.send(outcome);
         }
+        while running.next().await.is_some() {}
+    }
+
+    async fn one(
+        self: Arc<Self>,
+        session: u64,
+        id: u64,
+        op: NamespaceOp,
+        tx: oneshot::Sender<Outcome>,
+    ) {
+        let list = matches!(op, NamespaceOp::List);
+        let outcome = match self.spaces().await {
+            Ok(s) => s.run(session, id, op).await,
+            Err(f) => Outcome::Done(Err(f)),
+        };
+        let failed = matches!(
+            &outcome,
+            Outcome::Done(Err(broker_wasm::protocol::Failure::Namespace { code, .. }))
+                if *code == DbrCode::NoConnect.code() || *code == DbrCode::BeGeneral.code()
+        );
+        self.up.store(!failed, std::sync::atomic::Ordering::Relaxed);
+        if let (true, Outcome::Done(Ok(broker_wasm::protocol::Response::Names { names, .. }))) =
+            (list, &outcome)
+        {
+            self.remember_names(names.clone());
+        }
+        let _ = tx.send(outcome);
     }
 
     pub(crate) fn expire(&self, session: u64, id: u64) -> bool {

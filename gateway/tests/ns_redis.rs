@@ -275,3 +275,89 @@ async fn rb13_move_across_slots_loses_nothing() {
     .await;
     ep.shutdown().await;
 }
+
+/// RB-15 under load: four clients put without pause while Redis (with an fsync'ed append
+/// log) is killed and started again. Every put answers within its timeout, with success or a
+/// code; every acknowledged value is there afterwards.
+#[tokio::test]
+async fn rb15_redis_restarted_under_load_loses_no_acknowledged_put() {
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let (ep, u) = gateway(&redis.url()).await;
+    let owner = client(&u).await;
+    owner.create_namespace("load", 0, vec![]).await.unwrap();
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (acks, fails) = (
+        std::sync::Arc::new(AtomicU64::new(0)),
+        std::sync::Arc::new(AtomicU64::new(0)),
+    );
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let c = client(&u).await;
+        let ns = c.attach_namespace("load").await.unwrap();
+        let (stop, acks, fails) = (stop.clone(), acks.clone(), fails.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut acked, mut failed) = (Vec::new(), 0u64);
+            let mut i = 0u64;
+            while !stop.load(Relaxed) {
+                let put = ns.put(format!("w{w}"), Data::Count(i));
+                match tokio::time::timeout(Duration::from_secs(10), put).await {
+                    Ok(Ok(())) => {
+                        acked.push(i);
+                        acks.fetch_add(1, Relaxed);
+                    }
+                    Ok(Err(e)) => {
+                        assert!(
+                            matches!(e.code, DbrCode::NoConnect | DbrCode::BeGeneral),
+                            "{e:?}"
+                        );
+                        failed += 1;
+                        fails.fetch_add(1, Relaxed);
+                        // Redis is away: do not spin.
+                        tokio::task::yield_now().await;
+                    }
+                    Err(_) => panic!("a put hung past its timeout"),
+                }
+                i += 1;
+            }
+            (c, ns, acked, failed)
+        }));
+    }
+    // Puts go through; Redis goes away (puts fail with a code); Redis is back (puts go
+    // through again).
+    common::eventually("100 puts", || acks.load(Relaxed) >= 100).await;
+    redis.kill();
+    common::eventually("puts failing", || fails.load(Relaxed) >= 1).await;
+    redis.restart();
+    let before = acks.load(Relaxed);
+    common::eventually("100 puts after the restart", || {
+        acks.load(Relaxed) >= before + 100
+    })
+    .await;
+    stop.store(true, Relaxed);
+    let mut total_failed = 0;
+    for (w, writer) in writers.into_iter().enumerate() {
+        let (_c, ns, acked, failed) = writer.await.unwrap();
+        total_failed += failed;
+        assert!(!acked.is_empty(), "writer {w} got puts through");
+        // Everything acknowledged is there, in order (a put applied whose answer was lost
+        // may be there too).
+        let mut present = Vec::new();
+        while let Ok(t) = ns.get_with(format!("w{w}"), NOWAIT()).await {
+            let Data::Count(i) = t.value else {
+                panic!("{t:?}")
+            };
+            present.push(i);
+        }
+        let present_set: BTreeSet<u64> = present.iter().copied().collect();
+        for i in &acked {
+            assert!(
+                present_set.contains(i),
+                "writer {w}: acknowledged put {i} lost"
+            );
+        }
+        assert!(present.windows(2).all(|p| p[0] < p[1]), "writer {w}: order");
+    }
+    eprintln!("puts that failed with a code while Redis was away: {total_failed}");
+    ep.shutdown().await;
+}

@@ -3,8 +3,12 @@ the test ends, passed or failed."""
 
 import os
 import pathlib
+import shutil
+import socket
 import subprocess
+import tempfile
 import threading
+import time
 
 import pytest
 
@@ -49,13 +53,57 @@ class Gateway:
             self.proc.stdout.close()
 
 
+class Redis:
+    """A real `redis-server` on a free port of 127.0.0.1, without persistence (RB-16)."""
+
+    def __init__(self):
+        exe = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server")
+        if not exe:
+            raise RuntimeError("redis-server is missing: scripts/ensure-tools.sh installs it")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir = tempfile.mkdtemp(prefix="redis-test-")
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_S
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.5) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not answer on port {self.port}")
+            time.sleep(0.02)
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 @pytest.fixture
-def gateway():
-    """Starts a gateway; more with `gateway.start(args)`; all are stopped afterwards."""
+def gateway(request):
+    """Starts a gateway; more with `gateway.start(args)`; all are stopped afterwards. With
+    the indirect parameter "redis", namespaces live in a real redis-server started for the
+    test (`--ns-backend`)."""
     started = []
+    redis = Redis() if getattr(request, "param", "builtin") == "redis" else None
+    base = ["--ns-backend", redis.url] if redis else []
 
     def start(args=()):
-        g = Gateway(args)
+        g = Gateway([*base, *args])
+        g.backend = "redis" if redis else "builtin"
         started.append(g)
         return g
 
@@ -66,3 +114,5 @@ def gateway():
     finally:
         for g in started:
             g.stop()
+        if redis:
+            redis.stop()

@@ -15,6 +15,14 @@ import dbr_module
 from _dbr_interface import ffi
 from dbr_module import DataBroker, dbr
 
+
+
+def pytest_generate_tests(metafunc):
+    """Every test with a gateway runs on both namespace backends: the gateway's own, and a
+    real redis-server (RB-10)."""
+    if "gateway" in metafunc.fixturenames:
+        metafunc.parametrize("gateway", ["builtin", "redis"], indirect=True)
+
 G = dbr.DBR_GROUP_EMPTY
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "python" / "examples" / "pydbr_example.py"
@@ -552,10 +560,15 @@ def test_db28_lost_connection_gives_noconnect_then_reconnects(gateway):
         assert c.get(h, "k", "", G, c.DBR_FLAGS_NONE) == (None, c.DBR_ERR_NOCONNECT)
         assert c.putA(h, "v", "k", G) == c.DB_TAG_ERROR
         assert time.monotonic() - t0 < 5.0
-        # A new gateway: the next call connects again; the handle's namespace died with
-        # the old (in-memory) gateway, a new one works.
+        # A new gateway: the next call connects again. The handle's namespace died with
+        # the old (in-memory) gateway; on Redis it lives on (RB-10) and the handle works.
         g2 = gateway.start()
         c._server = g2.url
+        if gateway.backend == "redis":
+            assert c.put(h, "v", "k", G) == 0
+            # The killed gateway's attachment counts until its lease ends (RB-14).
+            assert c.delete("lost") == c.DBR_ERR_NSBUSY
+            return
         assert c.put(h, "v", "k", G) == c.DBR_ERR_NSINVAL
         h2 = create(c, "lost")
         assert c.put(h2, "again", "k", G) == 0

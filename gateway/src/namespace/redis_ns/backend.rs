@@ -21,6 +21,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Job = (u64, NamespaceOp, oneshot::Sender<Outcome>);
+/// A connection's worker: where its operations go, and what says it has finished.
+type Worker = (mpsc::UnboundedSender<Job>, oneshot::Receiver<()>);
 
 /// What `--ns-backend redis://...` makes of the namespaces of one gateway.
 pub(crate) struct RedisBackend {
@@ -31,11 +33,15 @@ pub(crate) struct RedisBackend {
     max_waiters: usize,
     shutdown: CancellationToken,
     spaces: tokio::sync::OnceCell<Arc<RedisSpaces>>,
-    workers: Mutex<HashMap<u64, mpsc::UnboundedSender<Job>>>,
+    /// Per connection: where its operations go, and what says its worker has finished.
+    workers: Mutex<HashMap<u64, Worker>>,
     /// Namespace names as last listed (for the synchronous `Endpoint::namespaces`).
     names: Mutex<Vec<String>>,
     /// Whether the last command reached Redis (for `/metrics` and the dashboard).
     pub(crate) up: std::sync::atomic::AtomicBool,
+    /// Ended connections whose attachments are being given up, and their completion.
+    releasing: std::sync::atomic::AtomicUsize,
+    released: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -96,6 +102,8 @@ impl RedisBackend {
             workers: Mutex::default(),
             names: Mutex::default(),
             up: std::sync::atomic::AtomicBool::new(false),
+            releasing: Default::default(),
+            released: tokio::sync::Notify::new(),
         })
     }
 
@@ -210,10 +218,15 @@ impl RedisBackend {
         let (tx, rx) = oneshot::channel();
         let job = (id, op, tx);
         let mut workers = lock(&self.workers);
-        let worker = workers.entry(session).or_insert_with(|| {
+        let (worker, _) = workers.entry(session).or_insert_with(|| {
             let (wtx, wrx) = mpsc::unbounded_channel();
-            tokio::spawn(self.clone().work(session, wrx));
-            wtx
+            let (done_tx, done_rx) = oneshot::channel();
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.work(session, wrx).await;
+                let _ = done_tx.send(());
+            });
+            (wtx, done_rx)
         });
         if let Err(mpsc::error::SendError((_, _, tx))) = worker.send(job) {
             let _ = tx.send(Outcome::Done(Err(failure(
@@ -257,8 +270,21 @@ impl RedisBackend {
         tx: oneshot::Sender<Outcome>,
     ) {
         let list = matches!(op, NamespaceOp::List);
+        // Counts must not include attachments of connections that already ended.
+        if matches!(
+            op,
+            NamespaceOp::Delete { .. } | NamespaceOp::Detach { .. } | NamespaceOp::Query { .. }
+        ) {
+            self.releases_done().await;
+        }
         let outcome = match self.spaces().await {
-            Ok(s) => s.run(session, id, op).await,
+            Ok(s) => {
+                let o = s.run(session, id, op).await;
+                if matches!(o, Outcome::Done(_)) {
+                    s.settled(session, id);
+                }
+                o
+            }
             Err(f) => Outcome::Done(Err(f)),
         };
         let failed = matches!(
@@ -289,15 +315,36 @@ impl RedisBackend {
     pub(crate) fn release_session(self: &Arc<Self>, session: u64) {
         let worker = lock(&self.workers).remove(&session);
         let this = self.clone();
+        self.releasing
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         tokio::spawn(async move {
-            if let Some(w) = worker {
-                // Wait for the worker to finish what was queued.
-                w.closed().await;
+            if let Some((jobs, finished)) = worker {
+                // No more operations: the worker finishes what was queued, then ends.
+                drop(jobs);
+                let _ = finished.await;
             }
             if let Some(s) = this.spaces.get() {
                 s.release_session(session).await;
             }
+            this.releasing
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            this.released.notify_waiters();
         });
+    }
+
+    /// Waits (at most a few seconds) until the connections that ended have given their
+    /// attachments up, as they have at once with the built-in backend.
+    async fn releases_done(&self) {
+        let wait = async {
+            loop {
+                let done = self.released.notified();
+                if self.releasing.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                    return;
+                }
+                done.await;
+            }
+        };
+        let _ = tokio::time::timeout(RESPONSE_TIMEOUT, wait).await;
     }
 
     pub(crate) fn waiting(&self, ns: &str, key: &str) -> usize {

@@ -50,6 +50,9 @@ struct Local {
     /// Tuples whose waiters are being retried, and those to retry once more after that.
     retrying: HashSet<(String, String)>,
     again: HashSet<(String, String)>,
+    /// Requests cancelled before their waiter was registered (the cancel overtook the
+    /// request, which was still asking Redis): they answer CANCELLED instead of waiting.
+    cancelled: HashSet<(u64, u64)>,
 }
 
 impl Local {
@@ -510,6 +513,9 @@ impl RedisSpaces {
                     .tx
                     .send(Err(failure(DbrCode::Cancelled, "request id reused")));
             }
+            if st.cancelled.remove(&(session, id)) {
+                return Err(failure(DbrCode::Cancelled, "the request was cancelled"));
+            }
             let at = (ns.clone(), key.clone());
             st.by_request.insert((session, id), at.clone());
             st.waiters.entry(at).or_default().push_back(Waiter {
@@ -738,15 +744,27 @@ impl RedisSpaces {
         self.lock().remove_waiter(session, id).is_some()
     }
 
-    /// Cancels a waiting request (DB-25).
+    /// Cancels a waiting request (DB-25); one still asking Redis is cancelled when it would
+    /// start to wait.
     pub(crate) fn cancel(&self, session: u64, id: u64) {
-        let w = self.lock().remove_waiter(session, id);
-        if let Some(w) = w {
-            let _ = w.tx.send(Err(failure(
-                DbrCode::Cancelled,
-                "the request was cancelled",
-            )));
+        let mut st = self.lock();
+        match st.remove_waiter(session, id) {
+            Some(w) => {
+                drop(st);
+                let _ = w.tx.send(Err(failure(
+                    DbrCode::Cancelled,
+                    "the request was cancelled",
+                )));
+            }
+            None => {
+                st.cancelled.insert((session, id));
+            }
         }
+    }
+
+    /// Request `id` of `session` has its outcome: a cancel that came for it is spent.
+    pub(crate) fn settled(&self, session: u64, id: u64) {
+        self.lock().cancelled.remove(&(session, id));
     }
 
     /// A connection ended: its waiters go and its attachments are given up.
@@ -762,6 +780,7 @@ impl RedisSpaces {
             for (s, id) in ids {
                 st.remove_waiter(s, id);
             }
+            st.cancelled.retain(|(s, _)| *s != session);
             st.attached.remove(&session).unwrap_or_default()
         };
         for (ns, n) in held {

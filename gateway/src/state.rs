@@ -133,6 +133,11 @@ impl Shared {
                 "Uplinks to Zeek nodes (connected or not).",
                 s.up.infos().len() as u64,
             ),
+            (
+                "ns_waiters",
+                "Blocked namespace reads and gets waiting in this gateway.",
+                s.namespaces.waiting_total() as u64,
+            ),
         ]);
         self.uplink_metrics(&mut out);
         self.ns_backend_metrics(&mut out);

@@ -204,6 +204,14 @@ impl Namespaces {
             .map_or(0, VecDeque::len)
     }
 
+    /// Blocked reads/gets waiting in this gateway, over all namespaces.
+    pub fn waiting_total(&self) -> usize {
+        match &self.redis {
+            Some(r) => r.waiting_total(),
+            None => self.lock().by_request.len(),
+        }
+    }
+
     /// Runs one operation for request `id` of connection `session`.
     pub fn submit(&self, session: u64, id: u64, op: NamespaceOp) -> Outcome {
         if let Some(r) = &self.redis {

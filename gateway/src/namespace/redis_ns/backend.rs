@@ -351,6 +351,10 @@ impl RedisBackend {
         self.spaces.get().map_or(0, |s| s.waiting(ns, key))
     }
 
+    pub(crate) fn waiting_total(&self) -> usize {
+        self.spaces.get().map_or(0, |s| s.waiting_total())
+    }
+
     pub(crate) fn list(&self) -> Vec<String> {
         lock(&self.names).clone()
     }

@@ -173,6 +173,11 @@ impl RedisSpaces {
             .map_or(0, VecDeque::len)
     }
 
+    /// Blocked requests waiting here, over all namespaces.
+    pub(crate) fn waiting_total(&self) -> usize {
+        self.lock().by_request.len()
+    }
+
     /// Every (namespace, tuple) with waiters here.
     pub(crate) fn waited_for(&self) -> Vec<(String, String)> {
         self.lock().waiters.keys().cloned().collect()

@@ -88,6 +88,17 @@ pub(crate) fn check_name(what: &str, name: &str, code: DbrCode) -> Res<()> {
     Ok(())
 }
 
+/// How long a read/get that found nothing waits (`None`: forever); NOWAIT and a zero timeout
+/// fail at once (DB-15, DB-16).
+pub(crate) fn wait_timeout(wait: Wait, key: &str) -> Res<Option<Duration>> {
+    match wait {
+        Wait::NoWait => Err(failure(DbrCode::Unavail, format!("no tuple `{key}`"))),
+        Wait::Timeout(t) if t.0 <= 0 => Err(failure(DbrCode::Timeout, format!("no tuple `{key}`"))),
+        Wait::Timeout(t) => Ok(Some(Duration::from_nanos(t.0 as u64))),
+        Wait::Forever => Ok(None),
+    }
+}
+
 /// The answer for a value that does not fit the client's buffer (DB-13), or `None` if it fits.
 pub(crate) fn too_big(value: &Data, capacity: Option<u64>, partial: bool) -> Option<Reply> {
     let size = dbr::value_size(value);
@@ -470,16 +481,7 @@ impl Namespaces {
         if let Some(reply) = st.take(&ns, &key, kind, capacity, partial) {
             return Ok(Outcome::Done(reply));
         }
-        let timeout = match wait {
-            Wait::NoWait => {
-                return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
-            }
-            Wait::Timeout(t) if t.0 <= 0 => {
-                return Err(failure(DbrCode::Timeout, format!("no tuple `{key}`")));
-            }
-            Wait::Timeout(t) => Some(Duration::from_nanos(t.0 as u64)),
-            Wait::Forever => None,
-        };
+        let timeout = wait_timeout(wait, &key)?;
         let held = st
             .by_request
             .range((session, 0)..=(session, u64::MAX))

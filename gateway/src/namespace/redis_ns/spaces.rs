@@ -19,7 +19,7 @@ use super::{
     LEASE_MS,
 };
 use crate::namespace::glob::glob_match;
-use crate::namespace::{check_name, failure, too_big, Outcome, Reply, Res};
+use crate::namespace::{check_name, failure, too_big, wait_timeout, Outcome, Reply, Res};
 
 /// How often waiters are retried without a wake-up (lost wake-ups, RB-12).
 const REPOLL: Duration = Duration::from_millis(250);
@@ -412,6 +412,16 @@ impl RedisSpaces {
     }
 
     async fn push(self: &Arc<Self>, ns: &str, key: &str, value: &Data, head: bool) -> Res<()> {
+        self.put_script(ns, key, value, head).await?;
+        // Waiters here are served before the put is answered (as with the built-in backend),
+        // without a round trip through the wake-up channel.
+        self.retry_now(ns.to_owned(), key.to_owned()).await;
+        Ok(())
+    }
+
+    /// The `PUT` script: appends `value` (or puts it back at the head) and publishes the
+    /// wake-up; `NSINVAL` if the namespace is gone.
+    async fn put_script(&self, ns: &str, key: &str, value: &Data, head: bool) -> Res<()> {
         let k = Keys::new(ns);
         let keys = [k.meta(), k.names(), k.tuple(key)];
         let stored = encode_value(value)?;
@@ -427,9 +437,6 @@ impl RedisSpaces {
         if answer(v)?.0 != "OK" {
             return Err(gone(ns));
         }
-        // Waiters here are served before the put is answered (as with the built-in backend),
-        // without a round trip through the wake-up channel.
-        self.retry_now(ns.to_owned(), key.to_owned()).await;
         Ok(())
     }
 
@@ -490,16 +497,7 @@ impl RedisSpaces {
         if let Some(reply) = self.take(&ns, &key, kind, capacity, partial).await? {
             return Ok(Outcome::Done(reply));
         }
-        let timeout = match wait {
-            Wait::NoWait => {
-                return Err(failure(DbrCode::Unavail, format!("no tuple `{key}`")));
-            }
-            Wait::Timeout(t) if t.0 <= 0 => {
-                return Err(failure(DbrCode::Timeout, format!("no tuple `{key}`")));
-            }
-            Wait::Timeout(t) => Some(Duration::from_nanos(t.0 as u64)),
-            Wait::Forever => None,
-        };
+        let timeout = wait_timeout(wait, &key)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.lock();
@@ -613,20 +611,7 @@ impl RedisSpaces {
     }
 
     async fn put_back(&self, ns: &str, key: &str, value: &Data) -> Res<()> {
-        let k = Keys::new(ns);
-        let keys = [k.meta(), k.names(), k.tuple(key)];
-        let stored = encode_value(value)?;
-        let wake = k.wake();
-        let args: [&[u8]; 5] = [
-            key.as_bytes(),
-            &stored,
-            wake.as_bytes(),
-            b"head",
-            self.publish.as_bytes(),
-        ];
-        invoke(&self.conn, &self.scripts.put, &keys, &args)
-            .await
-            .map(drop)
+        self.put_script(ns, key, value, true).await
     }
 
     /// RB-13: a move in three steps, each atomic in its namespace's slot; after a crash

@@ -88,6 +88,57 @@ pub(crate) fn check_name(what: &str, name: &str, code: DbrCode) -> Res<()> {
     Ok(())
 }
 
+/// What `create` checks before anything is stored (DB-01, DB-02, DB-07): the name and the
+/// persistence level.
+pub(crate) fn check_create(name: &str, level: u8) -> Res<()> {
+    check_name("a namespace name", name, DbrCode::NsInval)?;
+    if level >= dbr::PERST_MAX {
+        return Err(failure(
+            DbrCode::Invalid,
+            format!("persistence level {level} is not 0..=5"),
+        ));
+    }
+    Ok(())
+}
+
+/// What `put` checks before anything is stored (DB-02, DB-08): the tuple name and the
+/// value's size against `--ns-max-value`.
+pub(crate) fn check_put(key: &str, value: &Data, max_value: u64) -> Res<()> {
+    check_name("a tuple name", key, DbrCode::Invalid)?;
+    let size = dbr::value_size(value);
+    if size > max_value {
+        return Err(failure(
+            DbrCode::NoMemory,
+            format!("the value has {size} bytes, the limit is {max_value}"),
+        ));
+    }
+    Ok(())
+}
+
+/// One page of `directory`/iterate (DB-19, DB-20): of `sorted` names (those after the
+/// cursor), the ones matching `pattern` (`""` = all), at most `limit` (0 = all).
+pub(crate) fn page<'a>(
+    sorted: impl Iterator<Item = &'a str>,
+    pattern: &str,
+    limit: u64,
+) -> Response {
+    let limit = if limit == 0 { u64::MAX } else { limit };
+    let pattern = if pattern.is_empty() { "*" } else { pattern };
+    let mut names = Vec::new();
+    let mut done = true;
+    for name in sorted {
+        if !glob::glob_match(pattern.as_bytes(), name.as_bytes()) {
+            continue;
+        }
+        if names.len() as u64 == limit {
+            done = false;
+            break;
+        }
+        names.push(name.to_owned());
+    }
+    Response::Names { names, done }
+}
+
 /// How long a read/get that found nothing waits (`None`: forever); NOWAIT and a zero timeout
 /// fail at once (DB-15, DB-16).
 pub(crate) fn wait_timeout(wait: Wait, key: &str) -> Res<Option<Duration>> {
@@ -267,17 +318,7 @@ impl Namespaces {
             }
             NamespaceOp::Put { ns, key, value } => {
                 st.held(session, &ns)?;
-                check_name("a tuple name", &key, DbrCode::Invalid)?;
-                let size = dbr::value_size(&value);
-                if size > self.max_value {
-                    return Err(failure(
-                        DbrCode::NoMemory,
-                        format!(
-                            "the value has {size} bytes, the limit is {}",
-                            self.max_value
-                        ),
-                    ));
-                }
+                check_put(&key, &value, self.max_value)?;
                 st.push(&ns, &key, value, false)?;
                 st.serve(&ns, &key);
                 done(Response::Done)
@@ -361,13 +402,7 @@ impl Namespaces {
         groups: Vec<String>,
     ) -> Res<Outcome> {
         let done = |r: Response| Ok(Outcome::Done(Ok(r)));
-        check_name("a namespace name", &name, DbrCode::NsInval)?;
-        if level >= dbr::PERST_MAX {
-            return Err(failure(
-                DbrCode::Invalid,
-                format!("persistence level {level} is not 0..=5"),
-            ));
-        }
+        check_create(&name, level)?;
         if st.spaces.contains_key(&name) {
             return Err(failure(
                 DbrCode::Exists,

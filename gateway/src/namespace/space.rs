@@ -10,7 +10,6 @@ use broker_wasm::protocol::{NamespaceInfo, Response};
 use broker_wasm::Data;
 use tokio::sync::oneshot;
 
-use super::glob::glob_match;
 use super::persist::Db;
 use super::{failure, too_big, Reply, Res};
 
@@ -364,26 +363,12 @@ impl State {
         limit: u64,
     ) -> Response {
         let space = &self.spaces[ns];
-        let limit = if limit == 0 { u64::MAX } else { limit };
-        let pattern = if pattern.is_empty() { "*" } else { pattern };
         let range = match after {
             Some(a) => space
                 .tuples
                 .range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
             None => space.tuples.range::<str, _>(..),
         };
-        let mut names = Vec::new();
-        let mut done = true;
-        for (name, _) in range {
-            if !glob_match(pattern.as_bytes(), name.as_bytes()) {
-                continue;
-            }
-            if names.len() as u64 == limit {
-                done = false;
-                break;
-            }
-            names.push(name.clone());
-        }
-        Response::Names { names, done }
+        super::page(range.map(|(name, _)| name.as_str()), pattern, limit)
     }
 }

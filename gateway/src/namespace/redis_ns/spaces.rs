@@ -3,7 +3,7 @@
 //! belongs to connections of this gateway: which namespaces each one attached, and the
 //! waiters of its blocked reads and gets.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,8 +18,9 @@ use super::{
     answer, decode_value, encode_value, info, invoke, space_keys, Conn, Scripts, GROUP_SEP,
     LEASE_MS,
 };
-use crate::namespace::glob::glob_match;
-use crate::namespace::{check_name, failure, too_big, wait_timeout, Outcome, Reply, Res};
+use crate::namespace::{
+    check_create, check_name, check_put, failure, page, too_big, wait_timeout, Outcome, Reply, Res,
+};
 
 /// How often waiters are retried without a wake-up (lost wake-ups, RB-12).
 const REPOLL: Duration = Duration::from_millis(250);
@@ -46,7 +47,8 @@ struct Local {
     attached: HashMap<u64, HashMap<String, u64>>,
     /// (namespace, tuple name) -> waiters, oldest first.
     waiters: HashMap<(String, String), VecDeque<Waiter>>,
-    by_request: HashMap<(u64, u64), (String, String)>,
+    /// (session, request) -> where it waits; ordered, so a session's requests are a range.
+    by_request: BTreeMap<(u64, u64), (String, String)>,
     /// Tuples whose waiters are being retried, and those to retry once more after that.
     retrying: HashSet<(String, String)>,
     again: HashSet<(String, String)>,
@@ -62,6 +64,18 @@ impl Local {
             .and_then(|m| m.get(ns))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The namespaces some connection here has attached, sorted.
+    fn attached_spaces(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .attached
+            .values()
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// This gateway's attachments of `ns`, over all its connections.
@@ -220,13 +234,7 @@ impl RedisSpaces {
                 level,
                 groups,
             } => {
-                check_name("a namespace name", &name, DbrCode::NsInval)?;
-                if level >= dbr::PERST_MAX {
-                    return Err(failure(
-                        DbrCode::Invalid,
-                        format!("persistence level {level} is not 0..=5"),
-                    ));
-                }
+                check_create(&name, level)?;
                 let k = Keys::new(&name);
                 let joined = groups.join(&GROUP_SEP.to_string());
                 let level_s = level.to_string();
@@ -297,17 +305,7 @@ impl RedisSpaces {
             }),
             NamespaceOp::Put { ns, key, value } => {
                 self.lock().held(session, &ns)?;
-                check_name("a tuple name", &key, DbrCode::Invalid)?;
-                let size = dbr::value_size(&value);
-                if size > self.max_value {
-                    return Err(failure(
-                        DbrCode::NoMemory,
-                        format!(
-                            "the value has {size} bytes, the limit is {}",
-                            self.max_value
-                        ),
-                    ));
-                }
+                check_put(&key, &value, self.max_value)?;
                 self.push(&ns, &key, &value, false).await?;
                 done(Response::Done)
             }
@@ -501,7 +499,10 @@ impl RedisSpaces {
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.lock();
-            let held = st.by_request.keys().filter(|(s, _)| *s == session).count();
+            let held = st
+                .by_request
+                .range((session, 0)..=(session, u64::MAX))
+                .count();
             if held >= self.max_waiters && !st.by_request.contains_key(&(session, id)) {
                 return Err(failure(
                     DbrCode::NoMemory,
@@ -710,23 +711,11 @@ impl RedisSpaces {
         self.lock().held(session, ns)?;
         let mut all: Vec<String> = self.command(redis::cmd("SMEMBERS").arg(k.names())).await?;
         all.sort();
-        let limit = if limit == 0 { u64::MAX } else { limit };
-        let pattern = if pattern.is_empty() { "*" } else { pattern };
-        let mut names = Vec::new();
-        let mut done = true;
-        for name in all {
-            if after.is_some_and(|a| name.as_str() <= a)
-                || !glob_match(pattern.as_bytes(), name.as_bytes())
-            {
-                continue;
-            }
-            if names.len() as u64 == limit {
-                done = false;
-                break;
-            }
-            names.push(name);
-        }
-        Ok(Outcome::Done(Ok(Response::Names { names, done })))
+        let after_cursor = all
+            .iter()
+            .map(String::as_str)
+            .filter(|n| after.is_none_or(|a| *n > a));
+        Ok(Outcome::Done(Ok(page(after_cursor, pattern, limit))))
     }
 
     /// The waiter's time is up: true if it was still waiting.
@@ -763,9 +752,8 @@ impl RedisSpaces {
             let mut st = self.lock();
             let ids: Vec<(u64, u64)> = st
                 .by_request
-                .keys()
-                .filter(|(s, _)| *s == session)
-                .copied()
+                .range((session, 0)..=(session, u64::MAX))
+                .map(|(k, _)| *k)
                 .collect();
             for (s, id) in ids {
                 st.remove_waiter(s, id);
@@ -786,14 +774,7 @@ impl RedisSpaces {
     pub(crate) async fn renew(&self) {
         let counts: Vec<(String, u64)> = {
             let st = self.lock();
-            let mut spaces: Vec<String> = st
-                .attached
-                .values()
-                .flat_map(|m| m.keys().cloned())
-                .collect();
-            spaces.sort();
-            spaces.dedup();
-            spaces
+            st.attached_spaces()
                 .into_iter()
                 .map(|ns| {
                     let n = st.total(&ns);
@@ -823,17 +804,7 @@ impl RedisSpaces {
     /// destination (or back, if it is gone). A move that had arrived before the crash
     /// arrives twice.
     pub(crate) async fn recover_moves(self: &Arc<Self>) {
-        let attached: Vec<String> = {
-            let st = self.lock();
-            let mut v: Vec<String> = st
-                .attached
-                .values()
-                .flat_map(|m| m.keys().cloned())
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
+        let attached = self.lock().attached_spaces();
         for from in attached {
             self.recover_moves_of(&from).await;
         }

@@ -531,19 +531,17 @@ class DataBroker:
         nothing."""
         return self._fetch_a(True, dbr_hdl, tuple_name, flag, buffer_size)
 
-    def _native_tag(self, tag):
+    def _tag_context(self, tag):
+        """The connection a tag's request runs on, or None for a tag that cannot be ours."""
         if not isinstance(tag, int) or not 0 <= tag < 1 << 63:
             return None
-        return tag
+        with self._lock:
+            return self._ctx
 
     def test(self, tag):
         """DBR_ERR_INPROGRESS while the request runs, then its final code (the tag is
         free again); DBR_ERR_TAGERROR for an unknown tag."""
-        tag = self._native_tag(tag)
-        if tag is None:
-            return DBR_ERR_TAGERROR
-        with self._lock:
-            ctx = self._ctx
+        ctx = self._tag_context(tag)
         if ctx is None:
             return DBR_ERR_TAGERROR
         code, value = ctx.test(tag)
@@ -555,11 +553,7 @@ class DataBroker:
 
     def cancel(self, tag):
         """Stops a request and frees its tag (a cancelled getA never consumes a value)."""
-        tag = self._native_tag(tag)
-        if tag is None:
-            return DBR_ERR_TAGERROR
-        with self._lock:
-            ctx = self._ctx
+        ctx = self._tag_context(tag)
         if ctx is None:
             return DBR_ERR_TAGERROR
         self._pending.pop(tag, None)

@@ -82,10 +82,11 @@ metrics! {
     /// SQLite files of master stores opened (each store's file is opened once, however many
     /// attaches race for it).
     counter store_files_opened_total,
-    /// Store requests (operations and attaches) of clients and peers not answered yet.
+    /// Store requests (operations and attaches) of clients and peers, and namespace requests
+    /// a Redis backend still has to answer, not answered yet.
     gauge store_requests_in_flight,
-    /// Times a connection stopped being read because it had --max-store-requests store
-    /// requests in flight (backpressure).
+    /// Times a connection stopped being read because it had --max-store-requests store (or
+    /// Redis namespace) requests in flight (backpressure).
     counter store_backpressure_total,
     /// Duplicate-suppression windows reset because a peer-forwarded sequence number was far
     /// behind or invalid for its origin.

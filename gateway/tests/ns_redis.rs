@@ -143,6 +143,41 @@ async fn rb11_key_layout_in_redis() {
     ep.shutdown().await;
 }
 
+/// RB-11: a get that may take any value is a plain `LPOP`, which leaves the emptied tuple's
+/// name in the names set; directory, iterate and query never show it, and reading the set
+/// drops it. A value larger than the reader's buffer still stays (DB-13, the script).
+#[tokio::test]
+async fn rb11_names_of_tuples_emptied_by_a_plain_pop_do_not_show() {
+    let redis = RedisServer::start();
+    let (ep, u) = gateway(&redis.url()).await;
+    let c = client(&u).await;
+    let ns = c.create_namespace("pops", 0, vec![]).await.unwrap();
+    for k in ["a", "b", "c"] {
+        ns.put(k, s("value")).await.unwrap();
+    }
+    ns.put("b", s("second")).await.unwrap();
+    assert_eq!(ns.get_with("a", NOWAIT()).await.unwrap().value, s("value"));
+    assert_eq!(ns.get_with("b", NOWAIT()).await.unwrap().value, s("value"));
+    // The raw set still names "a" (popped empty without a script).
+    let members = redis.command(&["SMEMBERS", "dbr:{pops}:names"]);
+    assert!(members.lines().any(|l| l == "a"), "{members}");
+    assert_eq!(ns.directory("*", 100).await.unwrap(), vec!["b", "c"]);
+    let q = ns.query().await.unwrap();
+    assert_eq!((q.tuple_names, q.total_values), (2, 2));
+    let members = redis.command(&["SMEMBERS", "dbr:{pops}:names"]);
+    assert!(!members.lines().any(|l| l == "a"), "{members}");
+    // A new value of an emptied tuple is listed again; a too-small buffer does not take it.
+    ns.put("a", s("again")).await.unwrap();
+    let small = GetOptions {
+        capacity: Some(2),
+        ..NOWAIT()
+    };
+    assert_eq!(code(ns.get_with("a", small).await), DbrCode::UBuffer);
+    assert_eq!(ns.directory("*", 100).await.unwrap(), vec!["a", "b", "c"]);
+    assert_eq!(ns.get_with("a", NOWAIT()).await.unwrap().value, s("again"));
+    ep.shutdown().await;
+}
+
 /// RB-14: attachments recorded for a gateway whose lease ran out (it crashed) do not count;
 /// a marked namespace goes once the live ones detach.
 #[tokio::test]

@@ -222,6 +222,11 @@ impl InFlight {
         Ticket(self.clone())
     }
 
+    /// Whether some request is still to be answered.
+    pub(crate) fn busy(&self) -> bool {
+        self.n.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+
     /// Waits until fewer than the limit are in flight; false if `stop` fired first.
     pub(crate) async fn room(&self, stop: &CancellationToken) -> bool {
         let mut counted = false;

@@ -245,7 +245,15 @@ pub(crate) async fn run(
     Metrics::add(&shared.metrics.connections_native, 1);
 
     let stop = shared.shutdown.child_token();
-    let writer = writer::spawn(&shared, &reg, encoding, rx, ws_tx, stop.clone());
+    let writer = writer::spawn(
+        &shared,
+        &reg,
+        encoding,
+        rx,
+        ws_tx,
+        stop.clone(),
+        session.inflight.clone(),
+    );
 
     // Handshake: the first message must be a Hello (ZB-37 analogue for the native protocol).
     let hello = tokio::time::timeout(HELLO_TIMEOUT, ws_rx.next()).await;

@@ -247,32 +247,44 @@ impl Session {
         };
         match shared.namespaces.submit(self.id, id, op) {
             Outcome::Done(result) => self.send(respond(visible(result))),
-            later => {
+            outcome => {
                 let session = self.id;
+                // An answer the backend gives later counts as in flight (backpressure, and
+                // the writer gathers such answers into frames); a blocked read/get does not.
+                let mut ticket =
+                    matches!(outcome, Outcome::Later(_)).then(|| self.inflight.ticket());
                 tokio::spawn(async move {
-                    // None: the connection ended, nobody to answer.
-                    if let Some(result) = settle(later, &shared, session, id).await {
+                    let outcome = match outcome {
+                        Outcome::Later(rx) => rx.await.ok(),
+                        other => Some(other),
+                    };
+                    let result = match outcome {
+                        Some(Outcome::Done(result)) => Some(result),
+                        Some(wait) => {
+                            drop(ticket.take());
+                            settle(wait, &shared, session, id).await
+                        }
+                        // The connection ended, nobody to answer.
+                        None => None,
+                    };
+                    if let Some(result) = result {
                         reply.send(respond(visible(result))).await;
                     }
+                    drop(ticket);
                 });
             }
         }
     }
 }
 
-/// Waits for a namespace outcome: one decided later (the Redis backend), and a blocked
-/// read/get (DB-15), answered when a put serves it, when it times out, or when it is
-/// cancelled.
+/// Waits for a blocked read/get (DB-15): answered when a put serves it, when it times out,
+/// or when it is cancelled.
 async fn settle(
     outcome: Outcome,
     shared: &crate::state::Shared,
     session: u64,
     id: u64,
 ) -> Option<namespace::Reply> {
-    let outcome = match outcome {
-        Outcome::Later(rx) => rx.await.ok()?,
-        other => other,
-    };
     match outcome {
         Outcome::Done(result) => Some(result),
         Outcome::Wait { mut rx, timeout } => match timeout {

@@ -26,6 +26,7 @@ pub(super) fn spawn(
     mut rx: mpsc::Receiver<Bytes>,
     mut ws_tx: futures_util::stream::SplitSink<WebSocket, Message>,
     writer_stop: CancellationToken,
+    inflight: Arc<crate::store::InFlight>,
 ) -> tokio::task::JoinHandle<()> {
     let kick = reg.kick.clone();
     let dropped = reg.dropped.clone();
@@ -63,6 +64,18 @@ pub(super) fn spawn(
                     continue;
                 }
             };
+            if n > 0 && n < MAX_BATCH && rx.is_empty() && inflight.busy() {
+                // Answers that other tasks complete one by one (store masters, a Redis
+                // backend) would each cost a frame and a write: while some are in flight,
+                // let the tasks that are ready run first, then take what they queued.
+                tokio::task::yield_now().await;
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(b) => batch.push(b),
+                        Err(_) => break,
+                    }
+                }
+            }
             if n == 0 {
                 // Flush what is still queued (e.g. a last error), then close.
                 while let Ok(b) = rx.try_recv() {

@@ -48,13 +48,26 @@ local function drop_all(meta, att, names, tprefix)
   end
   redis.call('DEL', meta, att, names)
 end
+-- The names of tuples with values; names whose tuple a plain LPOP emptied go now.
+local function tuple_names(names, tprefix)
+  local out = {}
+  for _, n in ipairs(redis.call('SMEMBERS', names)) do
+    if redis.call('EXISTS', tprefix .. esc(n)) == 1 then
+      out[#out + 1] = n
+    else
+      redis.call('SREM', names, n)
+    end
+  end
+  return out
+end
 local function info(meta, att, names, now)
   local m = redis.call('HMGET', meta, 'level', 'groups', 'marked')
   local total = 0
-  for _, n in ipairs(redis.call('SMEMBERS', names)) do
+  local live_names = tuple_names(names, KEYS[4])
+  for _, n in ipairs(live_names) do
     total = total + redis.call('LLEN', KEYS[4] .. esc(n))
   end
-  return {'OK', m[1], m[2], m[3], live(att, now), redis.call('SCARD', names), total}
+  return {'OK', m[1], m[2], m[3], live(att, now), #live_names, total}
 end
 "#;
 
@@ -110,15 +123,18 @@ return {'OK'}
 "#;
 
 /// Appends (or, with `ARGV[4] == 'head'`, puts back at the head) a value and wakes waiters.
+/// A new tuple's name joins the names set (a tuple's name stays there while it has values;
+/// one emptied by a plain `LPOP` leaves when the set is next read).
 /// KEYS meta, names, tuple; ARGV name, stored value, wake channel, where, publish command.
 pub(crate) const PUT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NSINVAL'} end
+local n
 if ARGV[4] == 'head' then
-  redis.call('LPUSH', KEYS[3], ARGV[2])
+  n = redis.call('LPUSH', KEYS[3], ARGV[2])
 else
-  redis.call('RPUSH', KEYS[3], ARGV[2])
+  n = redis.call('RPUSH', KEYS[3], ARGV[2])
 end
-redis.call('SADD', KEYS[2], ARGV[1])
+if n == 1 then redis.call('SADD', KEYS[2], ARGV[1]) end
 redis.call(ARGV[5], ARGV[3], ARGV[1])
 return {'OK'}
 "#;
@@ -138,6 +154,13 @@ if ARGV[1] == 'get' then
   if redis.call('LLEN', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], ARGV[4]) end
 end
 return {'OK', v}
+"#;
+
+/// The names of the tuples with values (and the namespace's existence).
+/// KEYS meta, names, tuple prefix.
+pub(crate) const NAMES: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'UNAVAIL'} end
+return {'OK', tuple_names(KEYS[2], KEYS[3])}
 "#;
 
 /// KEYS meta, names, tuple; ARGV name.

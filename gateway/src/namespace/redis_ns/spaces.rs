@@ -449,6 +449,20 @@ impl RedisSpaces {
     ) -> Res<Option<Reply>> {
         let k = Keys::new(ns);
         let keys = [k.meta(), k.names(), k.tuple(key)];
+        if capacity.is_none() {
+            // Any value fits: a plain LPOP / LINDEX (atomic on its own, and much cheaper
+            // for Redis than a script). Nothing there: the script tells whether the
+            // namespace still exists.
+            let cmd = match kind {
+                Kind::Get => redis::cmd("LPOP").arg(&keys[2]).to_owned(),
+                Kind::Read(i) => redis::cmd("LINDEX").arg(&keys[2]).arg(i).to_owned(),
+            };
+            if let Some(stored) = self.command::<Option<Vec<u8>>>(&cmd).await? {
+                let value = decode_value(&stored)?;
+                let size = dbr::value_size(&value);
+                return Ok(Some(Ok(Response::Tuple { value, size })));
+            }
+        }
         let (what, index) = match kind {
             Kind::Read(i) => ("read", i.to_string()),
             Kind::Get => ("get", "0".to_owned()),
@@ -704,12 +718,22 @@ impl RedisSpaces {
         limit: u64,
     ) -> Res<Outcome> {
         let k = Keys::new(ns);
-        let exists: i64 = self.command(redis::cmd("EXISTS").arg(k.meta())).await?;
-        if exists == 0 {
+        let keys = [k.meta(), k.names(), k.tuple_prefix()];
+        let (word, rest) = answer(invoke(&self.conn, &self.scripts.names, &keys, &[]).await?)?;
+        if word != "OK" {
             return Err(failure(DbrCode::Unavail, format!("no namespace `{ns}`")));
         }
         self.lock().held(session, ns)?;
-        let mut all: Vec<String> = self.command(redis::cmd("SMEMBERS").arg(k.names())).await?;
+        let mut all: Vec<String> = match rest.into_iter().next() {
+            Some(Value::Array(names)) => names
+                .iter()
+                .filter_map(|n| match n {
+                    Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         all.sort();
         let after_cursor = all
             .iter()

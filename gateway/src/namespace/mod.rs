@@ -55,9 +55,28 @@ pub enum Outcome {
         rx: oneshot::Receiver<Reply>,
         timeout: Option<Duration>,
     },
-    /// Decided later (the Redis backend): the outcome arrives on `rx`, after the
-    /// connection's earlier operations.
-    Later(oneshot::Receiver<Outcome>),
+    /// Decided later (the Redis backend): await it. Its first command went out when it was
+    /// submitted, so a connection's operations reach Redis in the order it sent them.
+    Later(Pending),
+}
+
+/// An operation under way in a backend; never another `Later` when it completes.
+pub struct Pending(pub(crate) std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>);
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pending")
+    }
+}
+
+impl std::future::Future for Pending {
+    type Output = Outcome;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        self.0.as_mut().poll(cx)
+    }
 }
 
 /// The namespaces of one endpoint.

@@ -255,7 +255,7 @@ impl Session {
                     matches!(outcome, Outcome::Later(_)).then(|| self.inflight.ticket());
                 tokio::spawn(async move {
                     let outcome = match outcome {
-                        Outcome::Later(rx) => rx.await.ok(),
+                        Outcome::Later(pending) => Some(pending.await),
                         other => Some(other),
                     };
                     let result = match outcome {

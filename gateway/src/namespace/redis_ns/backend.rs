@@ -1,5 +1,5 @@
 //! The Redis backend as the gateway drives it: connecting (lazily, again after a failure),
-//! one worker per client connection so that its operations run in the order it sent them,
+//! operations started in the order each client connection sent them,
 //! and the background task that listens for wake-ups, re-polls waiters and renews leases.
 
 use std::collections::HashMap;
@@ -9,20 +9,16 @@ use std::time::Duration;
 use broker_wasm::dbr::DbrCode;
 use broker_wasm::protocol::NamespaceOp;
 use redis::ProtocolVersion;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::spaces::{repoll_every, RedisSpaces};
 use super::{Conn, Target, LEASE_MS};
-use crate::namespace::{failure, Outcome};
+use crate::namespace::{failure, Outcome, Pending};
 
 /// How long one Redis command may take before it fails (RB-15: no hang).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-type Job = (u64, NamespaceOp, oneshot::Sender<Outcome>);
-/// A connection's worker: where its operations go, and what says it has finished.
-type Worker = (mpsc::UnboundedSender<Job>, oneshot::Receiver<()>);
 
 /// What `--ns-backend redis://...` makes of the namespaces of one gateway.
 pub(crate) struct RedisBackend {
@@ -33,8 +29,8 @@ pub(crate) struct RedisBackend {
     max_waiters: usize,
     shutdown: CancellationToken,
     spaces: tokio::sync::OnceCell<Arc<RedisSpaces>>,
-    /// Per connection: where its operations go, and what says its worker has finished.
-    workers: Mutex<HashMap<u64, Worker>>,
+    /// Per connection: its operations under way.
+    sessions: Mutex<HashMap<u64, tokio_util::task::TaskTracker>>,
     /// Namespace names as last listed (for the synchronous `Endpoint::namespaces`).
     names: Mutex<Vec<String>>,
     /// Whether the last command reached Redis (for `/metrics` and the dashboard).
@@ -99,7 +95,7 @@ impl RedisBackend {
             max_waiters,
             shutdown,
             spaces: tokio::sync::OnceCell::new(),
-            workers: Mutex::default(),
+            sessions: Mutex::default(),
             names: Mutex::default(),
             up: std::sync::atomic::AtomicBool::new(false),
             releasing: Default::default(),
@@ -212,54 +208,19 @@ impl RedisBackend {
         }
     }
 
-    /// Submits an operation of connection `session`: answered through the returned
-    /// receiver, after the connection's earlier operations.
+    /// Submits an operation of connection `session`. It is polled once here, which sends
+    /// its first Redis command: Redis sees a connection's commands in the order it sent them
+    /// (one multiplexed connection), while their answers overlap.
     pub(crate) fn submit(self: &Arc<Self>, session: u64, id: u64, op: NamespaceOp) -> Outcome {
-        let (tx, rx) = oneshot::channel();
-        let job = (id, op, tx);
-        let mut workers = lock(&self.workers);
-        let (worker, _) = workers.entry(session).or_insert_with(|| {
-            let (wtx, wrx) = mpsc::unbounded_channel();
-            let (done_tx, done_rx) = oneshot::channel();
-            let this = self.clone();
-            tokio::spawn(async move {
-                this.work(session, wrx).await;
-                let _ = done_tx.send(());
-            });
-            (wtx, done_rx)
-        });
-        if let Err(mpsc::error::SendError((_, _, tx))) = worker.send(job) {
-            let _ = tx.send(Outcome::Done(Err(failure(
-                DbrCode::NoConnect,
-                "the connection is closing",
-            ))));
-        }
-        Outcome::Later(rx)
-    }
-
-    /// Runs the operations of one connection. Each is started (polled once, which sends its
-    /// first Redis command) before the next one is taken, so Redis sees a connection's
-    /// commands in the order it sent them, while their answers overlap (the connection to
-    /// Redis pipelines them).
-    async fn work(self: Arc<Self>, session: u64, mut jobs: mpsc::UnboundedReceiver<Job>) {
-        use futures_util::stream::{FuturesOrdered, StreamExt};
         use std::future::Future;
-        use std::task::Poll;
-        let mut running = FuturesOrdered::new();
-        loop {
-            tokio::select! {
-                job = jobs.recv() => {
-                    let Some((id, op, tx)) = job else { break };
-                    let mut op = Box::pin(self.clone().one(session, id, op, tx));
-                    let first = std::future::poll_fn(|cx| Poll::Ready(op.as_mut().poll(cx))).await;
-                    if first.is_pending() {
-                        running.push_back(op);
-                    }
-                }
-                Some(()) = running.next(), if !running.is_empty() => {}
-            }
+        use std::task::{Context, Poll};
+        let token = lock(&self.sessions).entry(session).or_default().token();
+        let mut pending = Box::pin(self.clone().one(session, id, op, token));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match pending.as_mut().poll(&mut cx) {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => Outcome::Later(Pending(pending)),
         }
-        while running.next().await.is_some() {}
     }
 
     async fn one(
@@ -267,8 +228,8 @@ impl RedisBackend {
         session: u64,
         id: u64,
         op: NamespaceOp,
-        tx: oneshot::Sender<Outcome>,
-    ) {
+        _running: tokio_util::task::task_tracker::TaskTrackerToken,
+    ) -> Outcome {
         let list = matches!(op, NamespaceOp::List);
         // Counts must not include attachments of connections that already ended.
         if matches!(
@@ -298,7 +259,7 @@ impl RedisBackend {
         {
             self.remember_names(names.clone());
         }
-        let _ = tx.send(outcome);
+        outcome
     }
 
     pub(crate) fn expire(&self, session: u64, id: u64) -> bool {
@@ -313,15 +274,15 @@ impl RedisBackend {
 
     /// A connection ended: after its queued operations, its waiters and attachments go.
     pub(crate) fn release_session(self: &Arc<Self>, session: u64) {
-        let worker = lock(&self.workers).remove(&session);
+        let running = lock(&self.sessions).remove(&session);
         let this = self.clone();
         self.releasing
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         tokio::spawn(async move {
-            if let Some((jobs, finished)) = worker {
-                // No more operations: the worker finishes what was queued, then ends.
-                drop(jobs);
-                let _ = finished.await;
+            if let Some(running) = running {
+                // Its operations still under way finish first.
+                running.close();
+                running.wait().await;
             }
             if let Some(s) = this.spaces.get() {
                 s.release_session(session).await;
@@ -398,9 +359,18 @@ async fn background(
             Some(()) = changed.recv() => {
                 while changed.try_recv().is_ok() {}
                 let wanted: HashMap<String, String> = spaces.wanted_channels().into_iter().collect();
+                let mut new = Vec::new();
                 for (ch, ns) in &wanted {
                     if !subscribed.contains_key(ch) && subscribe(&mut wake.conn, ch, sharded, true).await {
                         subscribed.insert(ch.clone(), ns.clone());
+                        new.push(ns.clone());
+                    }
+                }
+                // A put between a waiter's registration and this subscription published to
+                // nobody: retry those waiters now rather than at the next re-poll.
+                for (ns, key) in spaces.waited_for() {
+                    if new.contains(&ns) {
+                        spaces.retry(ns, key);
                     }
                 }
                 let stale: Vec<String> = subscribed.keys().filter(|c| !wanted.contains_key(*c)).cloned().collect();

@@ -137,6 +137,11 @@ pub struct Config {
     #[arg(long, env = "BROKER_NS_BACKEND_PASSWORD_FILE")]
     pub ns_backend_password_file: Option<PathBuf>,
 
+    /// A PEM file of the certificate authority that signed the certificate of a `rediss://`
+    /// `--ns-backend` (instead of the system's roots).
+    #[arg(long, env = "BROKER_NS_BACKEND_CA")]
+    pub ns_backend_ca: Option<PathBuf>,
+
     /// Largest value a store write accepts (put, put_unique, append, insert_into, push, and
     /// the value an increment or append produces), in bytes of its binary encoding. Larger
     /// writes fail with `invalid_data`; 0 = no limit.

@@ -130,9 +130,15 @@ impl Endpoint {
                     ),
                     None => None,
                 };
+                let ca = match &config.ns_backend_ca {
+                    Some(f) => Some(std::fs::read(f).map_err(|e| {
+                        EndpointError::Config(format!("--ns-backend-ca {}: {e}", f.display()))
+                    })?),
+                    None => None,
+                };
                 crate::namespace::Namespaces::redis(
                     url,
-                    password,
+                    crate::namespace::redis_ns::backend::Access { password, ca },
                     id.to_string(),
                     config.ns_max_value,
                     config.ns_max_waiters,

@@ -11,7 +11,7 @@ use broker_client::namespace::{GetOptions, Namespace};
 use broker_wasm::dbr::DbrCode;
 use broker_wasm::Data;
 use common::ns::{client, code, s, NOWAIT};
-use common::redis::{RedisCluster, RedisServer};
+use common::redis::{free_port, RedisCluster, RedisServer, Scratch};
 use common::{endpoint_with, url};
 use gateway::Endpoint;
 
@@ -176,6 +176,63 @@ async fn rb11_names_of_tuples_emptied_by_a_plain_pop_do_not_show() {
     assert_eq!(ns.directory("*", 100).await.unwrap(), vec!["a", "b", "c"]);
     assert_eq!(ns.get_with("a", NOWAIT()).await.unwrap().value, s("again"));
     ep.shutdown().await;
+}
+
+/// `rediss://` (TLS) with the Redis server's certificate authority from `--ns-backend-ca`;
+/// without it the certificate is refused with a typed error, within the timeout; a CA with a
+/// plain `redis://` URL is a configuration error.
+#[tokio::test]
+async fn rb10_rediss_with_the_servers_ca() {
+    let certs = Scratch::new("redis-tls");
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (crt, key) = (certs.0.join("redis.crt"), certs.0.join("redis.key"));
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&key, signing_key.serialize_pem()).unwrap();
+    let tls_port = free_port(false).to_string();
+    let redis = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        crt.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let tls_url = format!("rediss://127.0.0.1:{tls_port}");
+
+    let (backend, ca) = (tls_url.clone(), crt.clone());
+    let (ep, u) = endpoint_with(move |c| {
+        c.ns_backend = Some(backend);
+        c.ns_backend_ca = Some(ca);
+    })
+    .await;
+    let c = client(&url(u)).await;
+    let ns = c.create_namespace("secure", 0, vec![]).await.unwrap();
+    ns.put("k", s("over tls")).await.unwrap();
+    // It is in this Redis (seen through the harness's plain port).
+    assert_eq!(redis.command(&["LLEN", "dbr:{secure}:t:k"]).trim(), "1");
+    assert_eq!(
+        ns.get_with("k", NOWAIT()).await.unwrap().value,
+        s("over tls")
+    );
+
+    // Without the CA the system's roots do not know this certificate.
+    let (ep2, u2) = gateway(&tls_url).await;
+    let c2 = client(&u2).await;
+    let refused = tokio::time::timeout(Duration::from_secs(15), c2.attach_namespace("secure"))
+        .await
+        .expect("answered within the timeout");
+    assert_eq!(code(refused), DbrCode::NoConnect);
+
+    let mut config = gateway::Config::embedded();
+    config.ns_backend = Some(redis.url());
+    config.ns_backend_ca = Some(crt);
+    let err = Endpoint::try_new(config).expect_err("a CA needs rediss://");
+    assert!(err.to_string().contains("rediss://"), "{err}");
+    ep.shutdown().await;
+    ep2.shutdown().await;
 }
 
 /// RB-14: attachments recorded for a gateway whose lease ran out (it crashed) do not count;

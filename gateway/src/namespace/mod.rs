@@ -223,7 +223,7 @@ impl Namespaces {
     /// `gw` names this gateway in attachment records (RB-14).
     pub(crate) fn redis(
         url: &str,
-        password: Option<String>,
+        access: redis_ns::backend::Access,
         gw: String,
         max_value: u64,
         max_waiters: usize,
@@ -231,7 +231,7 @@ impl Namespaces {
     ) -> Result<Namespaces, String> {
         let backend = redis_ns::backend::RedisBackend::new(
             url,
-            password,
+            access,
             gw,
             max_value,
             max_waiters,

@@ -264,10 +264,11 @@ pub fn info_field(info: &str, field: &str) -> Option<String> {
 
 /// A scratch directory under the system's temp dir, removed on drop.
 #[derive(Debug)]
-struct Scratch(PathBuf);
+/// A directory of its own under the system's temp dir, removed on drop.
+pub struct Scratch(pub PathBuf);
 
 impl Scratch {
-    fn new(what: &str) -> Scratch {
+    pub fn new(what: &str) -> Scratch {
         let p = std::env::temp_dir().join(format!("{what}-{}", uuid::Uuid::new_v4()));
         fs::create_dir_all(&p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
         Scratch(p)

@@ -20,10 +20,20 @@ use crate::namespace::{failure, Outcome, Pending};
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How the gateway proves itself to Redis and checks Redis' certificate.
+#[derive(Default)]
+pub(crate) struct Access {
+    /// `--ns-backend-password-file`.
+    pub password: Option<String>,
+    /// `--ns-backend-ca`: PEM roots for `rediss://` instead of the system's.
+    pub ca: Option<Vec<u8>>,
+}
+
 /// What `--ns-backend redis://...` makes of the namespaces of one gateway.
 pub(crate) struct RedisBackend {
     target: Target,
     password: Option<String>,
+    ca: Option<Vec<u8>>,
     gw: String,
     max_value: u64,
     max_waiters: usize,
@@ -71,13 +81,19 @@ fn resp3(url: &str, password: Option<&str>) -> Result<redis::ConnectionInfo, Str
 impl RedisBackend {
     pub(crate) fn new(
         url: &str,
-        password: Option<String>,
+        access: Access,
         gw: String,
         max_value: u64,
         max_waiters: usize,
         shutdown: CancellationToken,
     ) -> Result<RedisBackend, String> {
+        let Access { password, ca } = access;
         let target = Target::parse(url)?;
+        if ca.is_some() && !url.starts_with("rediss") {
+            return Err(format!(
+                "--ns-backend-ca is for TLS: use rediss:// (or rediss+cluster://), not {url:?}"
+            ));
+        }
         // Fail early on a URL the client cannot use.
         match &target {
             Target::Single(u) => drop(resp3(u, password.as_deref())?),
@@ -90,6 +106,7 @@ impl RedisBackend {
         Ok(RedisBackend {
             target,
             password,
+            ca,
             gw,
             max_value,
             max_waiters,
@@ -140,12 +157,25 @@ impl RedisBackend {
             .await
     }
 
+    /// `--ns-backend-ca` as the client crate takes it.
+    fn certificates(&self) -> Option<redis::TlsCertificates> {
+        self.ca.as_ref().map(|ca| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.clone()),
+        })
+    }
+
     /// The command connection and a second one for wake-ups (RESP3 pushes into `push`).
     async fn connect(&self) -> Result<(Conn, Wake), String> {
         let pw = self.password.as_deref();
         match &self.target {
             Target::Single(url) => {
-                let client = redis::Client::open(resp3(url, pw)?).map_err(|e| e.to_string())?;
+                let info = resp3(url, pw)?;
+                let client = match self.certificates() {
+                    Some(certs) => redis::Client::build_with_tls(info, certs),
+                    None => redis::Client::open(info),
+                }
+                .map_err(|e| e.to_string())?;
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_response_timeout(Some(RESPONSE_TIMEOUT))
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -178,10 +208,14 @@ impl RedisBackend {
                     .map(|n| resp3(n, pw))
                     .collect::<Result<Vec<_>, _>>()?;
                 let builder = || {
-                    redis::cluster::ClusterClientBuilder::new(infos.clone())
+                    let b = redis::cluster::ClusterClientBuilder::new(infos.clone())
                         .use_protocol(ProtocolVersion::RESP3)
                         .response_timeout(RESPONSE_TIMEOUT)
-                        .connection_timeout(CONNECT_TIMEOUT)
+                        .connection_timeout(CONNECT_TIMEOUT);
+                    match self.certificates() {
+                        Some(certs) => b.certs(certs),
+                        None => b,
+                    }
                 };
                 let conn = builder()
                     .build()

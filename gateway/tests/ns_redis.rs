@@ -263,6 +263,11 @@ async fn rb14_attachments_of_a_crashed_gateway_do_not_pin_the_count() {
 async fn rb15_redis_down_fails_typed_and_comes_back() {
     let mut redis = RedisServer::start();
     let (ep, u) = gateway(&redis.url()).await;
+    // Before any namespace is used, /metrics says where they live and that Redis answers.
+    common::eventually("backend up at start", || {
+        backend_up(&ep) == (redis.url(), 1)
+    })
+    .await;
     let c = client(&u).await;
     let ns = c.create_namespace("flaky", 0, vec![]).await.unwrap();
     ns.put("k", s("before")).await.unwrap();
@@ -277,6 +282,7 @@ async fn rb15_redis_down_fails_typed_and_comes_back() {
         "{err:?}"
     );
     eprintln!("failed after {:?}: {err:?}", started.elapsed());
+    assert_eq!(backend_up(&ep), (redis.url(), 0));
     redis.restart();
     // The data of a killed Redis without persistence is gone; the namespace must be made
     // again, and the gateway reconnects by itself.
@@ -298,7 +304,19 @@ async fn rb15_redis_down_fails_typed_and_comes_back() {
     let again = again.expect("the gateway works again after Redis is back");
     again.put("k", s("after")).await.unwrap();
     assert_eq!(again.get("k").await.unwrap(), s("after"));
+    assert_eq!(backend_up(&ep), (redis.url(), 1));
     ep.shutdown().await;
+}
+
+/// The address and state of `broker_ns_backend_up{backend="redis",address=...}`.
+fn backend_up(ep: &Endpoint) -> (String, u64) {
+    let text = ep.metrics_text();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("broker_ns_backend_up{backend=\"redis\",address=\""))
+        .unwrap_or_else(|| panic!("no redis backend in\n{text}"));
+    let (address, value) = line.split_once("\"} ").expect("address and value");
+    (address.to_owned(), value.parse().expect("a number"))
 }
 
 /// RB-13: a move between namespaces in different slots of a cluster (two scripts on two

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import * as broker from "../../pkg/node.mjs";
 import { testGateway, shutdownAfter } from "./gateway.mjs";
 import { launch } from "./chromium.mjs";
+import { testRedis } from "./redis.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const webDir = path.join(root, "web");
@@ -256,6 +257,24 @@ test("dashboard: namespaces — tuple names with queue lengths, put / read / get
   // Remembered across reloads.
   await page.reload();
   await page.waitForFunction(() => document.getElementById("ns-list").textContent.includes("jobs"), null, T);
+  await page.close();
+  assert.deepEqual(problems, []);
+});
+
+test("dashboard: RB-10 the namespaces view shows the Redis backend and when it is down", async (t) => {
+  const redis = await testRedis(t);
+  const g = await gateway(t, ["--ns-backend", redis.url]);
+  const { page, problems } = await open(g, "namespaces");
+  const expectUp = `Backend: redis ${redis.url}, up`;
+  await page.waitForFunction((want) => document.getElementById("ns-backend").textContent === want, expectUp, T);
+  await shot(page, "namespaces-redis");
+
+  await redis.stop();
+  // The next namespace request fails typed; the view says so at its next refresh.
+  const ep = await node(t, g);
+  await assert.rejects(ep.attachNamespace("anything"), (e) => e.errno === broker.DBR.DBR_ERR_NOCONNECT);
+  await page.waitForFunction(() => document.getElementById("ns-backend").dataset.up === "0", null, T);
+  assert.match(await page.textContent("#ns-backend"), /DOWN \(requests fail with DBR_ERR_NOCONNECT\)/);
   await page.close();
   assert.deepEqual(problems, []);
 });

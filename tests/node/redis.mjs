@@ -37,7 +37,8 @@ function pings(port) {
   });
 }
 
-/** Starts a redis-server for test `t`; resolves to `{ port, url }` once it answers. */
+/** Starts a redis-server for test `t`; resolves to `{ port, url, stop }` once it answers
+ * (`stop` ends it early; it is stopped at the end of the test anyway). */
 export async function testRedis(t) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), "redis-node-"));
@@ -60,5 +61,5 @@ export async function testRedis(t) {
     if (Date.now() > deadline) throw new Error(`${bin} did not answer on port ${port} within ${START_MS} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { port, url: `redis://127.0.0.1:${port}` };
+  return { port, url: `redis://127.0.0.1:${port}`, stop };
 }

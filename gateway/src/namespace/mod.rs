@@ -237,12 +237,17 @@ impl Namespaces {
             max_waiters,
             shutdown,
         )?;
+        let backend = std::sync::Arc::new(backend);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let b = backend.clone();
+            rt.spawn(async move { b.check().await });
+        }
         Ok(Namespaces {
             state: Mutex::new(State::default()),
             data_dir: PathBuf::new(),
             max_value,
             max_waiters,
-            redis: Some(std::sync::Arc::new(backend)),
+            redis: Some(backend),
         })
     }
 

@@ -43,8 +43,9 @@ pub(crate) struct RedisBackend {
     sessions: Mutex<HashMap<u64, tokio_util::task::TaskTracker>>,
     /// Namespace names as last listed (for the synchronous `Endpoint::namespaces`).
     names: Mutex<Vec<String>>,
-    /// Whether the last command reached Redis (for `/metrics` and the dashboard).
-    pub(crate) up: std::sync::atomic::AtomicBool,
+    /// Whether the last command (or the periodic `PING`) reached Redis (for `/metrics` and
+    /// the dashboard).
+    pub(crate) up: Arc<std::sync::atomic::AtomicBool>,
     /// Ended connections whose attachments are being given up, and their completion.
     releasing: std::sync::atomic::AtomicUsize,
     released: tokio::sync::Notify,
@@ -114,7 +115,7 @@ impl RedisBackend {
             spaces: tokio::sync::OnceCell::new(),
             sessions: Mutex::default(),
             names: Mutex::default(),
-            up: std::sync::atomic::AtomicBool::new(false),
+            up: Default::default(),
             releasing: Default::default(),
             released: tokio::sync::Notify::new(),
         })
@@ -150,6 +151,7 @@ impl RedisBackend {
                     spaces.clone(),
                     wake,
                     changed,
+                    self.up.clone(),
                     self.shutdown.clone(),
                 ));
                 Ok(spaces)
@@ -163,6 +165,16 @@ impl RedisBackend {
             client_tls: None,
             root_cert: Some(ca.clone()),
         })
+    }
+
+    /// Connects and asks Redis for a `PING`: what the gateway does at start, so `/metrics`
+    /// and the dashboard tell whether Redis answers before any namespace is used.
+    pub(crate) async fn check(&self) {
+        let up = match self.spaces().await {
+            Ok(s) => s.ping().await,
+            Err(_) => false,
+        };
+        self.up.store(up, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The command connection and a second one for wake-ups (RESP3 pushes into `push`).
@@ -376,11 +388,13 @@ fn redact(url: &str) -> String {
 }
 
 /// Listens for wake-ups on the channels of namespaces with waiters here, re-polls waiters
-/// (lost wake-ups) and renews this gateway's attachment leases, until shutdown.
+/// (lost wake-ups), and every 10 s pings Redis and renews this gateway's attachment leases,
+/// until shutdown.
 async fn background(
     spaces: Arc<RedisSpaces>,
     mut wake: Wake,
     mut changed: mpsc::UnboundedReceiver<()>,
+    up: Arc<std::sync::atomic::AtomicBool>,
     shutdown: CancellationToken,
 ) {
     let mut subscribed: HashMap<String, String> = HashMap::new();
@@ -429,6 +443,8 @@ async fn background(
             }
             _ = repoll.tick() => spaces.repoll(),
             _ = renew.tick() => {
+                // Redis' state for /metrics also while no namespace is used.
+                up.store(spaces.ping().await, std::sync::atomic::Ordering::Relaxed);
                 spaces.renew().await;
                 spaces.recover_moves().await;
             }

@@ -197,6 +197,11 @@ impl RedisSpaces {
         self.lock().waiters.keys().cloned().collect()
     }
 
+    /// Whether Redis answers a `PING`.
+    pub(crate) async fn ping(&self) -> bool {
+        self.command::<String>(&redis::cmd("PING")).await.is_ok()
+    }
+
     /// Namespace names (from the `dbr:spaces` set).
     pub(crate) async fn list(&self) -> Res<Vec<String>> {
         let mut c = self.conn.clone();

@@ -14,7 +14,6 @@ use broker_wasm::protocol::{Encoding, SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tower_http::services::ServeDir;
 
 use crate::metrics::Metrics;
 use crate::state::{Shared, Slot};
@@ -274,11 +273,14 @@ async fn peer_ws(
 
 /// All routes of the gateway.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let web = ServeDir::new(&shared.config.web_dir).append_index_html_on_directories(true);
-    let pkg = ServeDir::new(&shared.config.pkg_dir);
+    let web = crate::static_files::serve(&shared.config.web_dir, true);
+    let pkg = crate::static_files::serve(&shared.config.pkg_dir, false);
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(metrics).layer(tower_http::compression::CompressionLayer::new()),
+        )
         .route(CLIENT_PATH, get(client_ws))
         .route(broker_wasm::zeek_json::PATH, get(zeek_ws))
         .route(PEER_PATH, get(peer_ws))

@@ -11,7 +11,8 @@
 //!   keepalive and the limits they share.
 //! - [`store`]: master stores (memory, SQLite), relays of remote masters, clone feeds.
 //! - [`http`]: routes (`/healthz`, `/metrics`, `/v1/broker`, `/v1/messages/json`, `/v1/peer`,
-//!   static files).
+//!   static files); `static_files`: the dashboard and the npm package, compressed, with
+//!   validators and cache headers.
 //! - [`client`], [`subscriber`], [`namespace_client`]: re-exports of the `broker-client`
 //!   crate (the native Rust client of a remote gateway, whose subscriber and store handles
 //!   the endpoint shares), kept for one release; use `broker_client` directly.
@@ -32,6 +33,7 @@ pub(crate) mod metrics;
 pub(crate) mod namespace;
 pub(crate) mod peering;
 mod state;
+mod static_files;
 pub(crate) mod store;
 pub mod tls;
 pub mod uplink;

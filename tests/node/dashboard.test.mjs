@@ -279,6 +279,70 @@ test("dashboard: RB-10 the namespaces view shows the Redis backend and when it i
   assert.deepEqual(problems, []);
 });
 
+/** Loads the dashboard in `page` (topics view, subscribed to /load) while `ep` publishes to
+ * /load; resolves to the bytes transferred (headers and bodies, as sent: compressed), the
+ * requests, and the ms from navigation start to the first rendered message. */
+async function measuredLoad(page, g, ep) {
+  const requests = [];
+  const onFinished = async (req) => {
+    const res = await req.response();
+    const sizes = await req.sizes();
+    requests.push({
+      path: new URL(req.url()).pathname,
+      status: res?.status(),
+      encoding: res?.headers()["content-encoding"] ?? "identity",
+      body: sizes.responseBodySize,
+      bytes: sizes.responseBodySize + sizes.responseHeadersSize,
+    });
+  };
+  page.on("requestfinished", onFinished);
+  let n = 0;
+  const ticker = setInterval(() => ep.publish("/load/tick", new Count(BigInt(n++))), 5);
+  try {
+    await page.goto(`${g.http}/#topics`);
+    const firstMessageMs = await page.waitForFunction(
+      () => document.querySelector("#topic-viewport .vrow") && performance.now(),
+      null,
+      T,
+    );
+    await page.waitForLoadState("networkidle");
+    page.off("requestfinished", onFinished);
+    return { requests, bytes: requests.reduce((a, r) => a + r.bytes, 0), firstMessageMs: await firstMessageMs.jsonValue() };
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+test("dashboard: cold and warm load — compressed, validated, and no wasm the second time", async (t) => {
+  const g = await gateway(t);
+  const ep = await node(t, g);
+  const context = await browser.newContext(); // an empty cache
+  t.after(() => context.close());
+  await context.addInitScript(() => localStorage.setItem("broker-dashboard.topics", JSON.stringify(["/load"])));
+  const cold = await measuredLoad(await context.newPage(), g, ep);
+  // A second tab of the same browser: the HTTP cache has every file.
+  const warm = await measuredLoad(await context.newPage(), g, ep);
+  const wasm = (load) =>
+    load.requests.find((r) => r.path.endsWith("/broker_wasm_bg.wasm")) ?? assert.fail(JSON.stringify(load.requests));
+  console.log(
+    `dashboard load: cold ${cold.bytes} bytes, first message at ${cold.firstMessageMs.toFixed(0)} ms; ` +
+      `warm ${warm.bytes} bytes, first message at ${warm.firstMessageMs.toFixed(0)} ms ` +
+      `(wasm: ${wasm(cold).body} bytes ${wasm(cold).encoding} cold, ${wasm(warm).body} warm)`,
+  );
+  // Cold: everything compressed that can be; the wasm precompressed with brotli.
+  assert.equal(wasm(cold).encoding, "br");
+  for (const r of cold.requests.filter((r) => /\.(js|wasm|html|css)$|\/$/.test(r.path))) {
+    assert.notEqual(r.encoding, "identity", `${r.path} sent uncompressed`);
+  }
+  // Warm: every file revalidated (a 304, headers only; Chromium then reports the cached
+  // 200), no body; the wasm above all. Only the live /metrics and /healthz are sent again.
+  const files = (load) => load.requests.filter((r) => !/^\/(metrics|healthz)$/.test(r.path));
+  assert.equal(files(warm).length, files(cold).length);
+  assert.equal(wasm(warm).body, 0);
+  for (const r of files(warm)) assert.equal(r.body, 0, `${r.path} sent again`);
+  assert.ok(warm.bytes < cold.bytes / 5, `warm ${warm.bytes} vs cold ${cold.bytes}`);
+});
+
 test("dashboard: phone width, and recovery after the gateway restarts", async (t) => {
   const g = await gateway(t, ["--memory-store", "inventory"]);
   const { page, problems } = await open(g, "topics", { width: 360, height: 740 });

@@ -11,7 +11,9 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";pro
 # Cargo.toml), shrunk further by binaryen's wasm-opt (npm package `binaryen`, pinned in
 # package-lock.json; scripts/ensure-tools.sh installs it).
 cargo build -p broker-wasm --lib --target wasm32-unknown-unknown --profile wasm-release
-cargo build -p broker-wasm --lib --target wasm32-unknown-unknown --profile wasm-web
+# The browser build leaves out JSON frames (feature `json-frames`): browsers speak binary.
+cargo build -p broker-wasm --lib --target wasm32-unknown-unknown --profile wasm-web \
+  --no-default-features
 node_wasm="$target_dir/wasm32-unknown-unknown/wasm-release/broker_wasm.wasm"
 web_wasm="$target_dir/wasm32-unknown-unknown/wasm-web/broker_wasm.wasm"
 

@@ -21,6 +21,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The client without its default feature `tls` (ws:// only).
 cargo clippy -p broker-client --no-default-features --all-targets -- -D warnings
 cargo clippy -p broker-wasm --lib --target wasm32-unknown-unknown -- -D warnings
+# The browser build of pkg/ (without JSON frames).
+cargo clippy -p broker-wasm --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings
 
 echo "==> building pkg/, the gateway and the Zeek double"
 scripts/build-pkg.sh

@@ -468,7 +468,7 @@ impl ClientCore {
                         Outgoing::Msg(m) => Some(m),
                         Outgoing::Encoded(_) => None,
                     })
-                    .filter(|m| serde_json::to_vec(m).is_ok())
+                    .filter(crate::protocol::json_encodable)
                     .collect();
                 crate::protocol::to_json(&msgs).ok()
             }

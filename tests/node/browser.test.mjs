@@ -101,3 +101,34 @@ test("browser: ZB-58 a clone in the page through gateway B of a master on gatewa
   await node.shutdown();
   assert.deepEqual(problems, []);
 });
+
+test("browser: the browser build speaks the binary encoding; JSON frames say they are left out", async (t) => {
+  const g = await gateway(t);
+  const { page, problems } = await openPage(browser, `${g.http}/`);
+  const refused = await page.evaluate(async (url) => {
+    try {
+      // Refused as the endpoint is made, before anything is sent.
+      const ep = new window.broker.Endpoint({ encoding: "json", reconnectMaxMs: 200 });
+      await ep.peer(url);
+      return "connected";
+    } catch (e) {
+      return String(e?.message ?? e);
+    }
+  }, g.url);
+  assert.match(refused, /JSON frames are not in this build/);
+  const codec = await page.evaluate(() => {
+    try {
+      window.broker.frameToJson("client", new Uint8Array([1]));
+      return "converted";
+    } catch (e) {
+      return String(e?.message ?? e);
+    }
+  });
+  assert.match(codec, /JSON frames are not in this build/);
+  // Typed JSON of values (what the dashboard shows) is there, as in Node.
+  assert.equal(await page.evaluate(() => window.broker.jsToTypedJson(5n)), broker.jsToTypedJson(5n));
+  // And the binary encoding works.
+  await page.evaluate(async (url) => window.start(url, ["/x"]), g.url);
+  await page.close();
+  assert.deepEqual(problems, []);
+});

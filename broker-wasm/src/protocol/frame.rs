@@ -149,29 +149,55 @@ pub fn from_binary<M: DeserializeOwned>(
     Ok(messages)
 }
 
+#[cfg(feature = "json-frames")]
 #[derive(Serialize)]
 struct JsonFrameOut<'a, M> {
     v: u8,
     messages: &'a [M],
 }
 
+#[cfg(feature = "json-frames")]
 #[derive(Deserialize)]
 struct JsonFrameIn<M> {
     v: u64,
     messages: Vec<M>,
 }
 
+#[cfg(feature = "json-frames")]
 #[derive(Deserialize)]
 struct JsonVersion {
     v: u64,
 }
 
+/// Why a build without the `json-frames` feature cannot do JSON frames.
+pub const NO_JSON_FRAMES: &str =
+    "JSON frames are not in this build (the browser build speaks the binary encoding)";
+
 /// The JSON form of a frame holding `messages`.
+#[cfg(feature = "json-frames")]
 pub fn to_json<M: Serialize>(messages: &[M]) -> Result<Vec<u8>, EncodeError> {
     Ok(serde_json::to_vec(&JsonFrameOut {
         v: PROTOCOL_VERSION,
         messages,
     })?)
+}
+
+/// The JSON form of a frame: not in this build.
+#[cfg(not(feature = "json-frames"))]
+pub fn to_json<M: Serialize>(_messages: &[M]) -> Result<Vec<u8>, EncodeError> {
+    Err(EncodeError::Unrepresentable(NO_JSON_FRAMES.into()))
+}
+
+/// Whether `message` has a JSON form (a NaN has none).
+#[cfg(feature = "json-frames")]
+pub fn json_encodable<M: Serialize>(message: &M) -> bool {
+    serde_json::to_vec(message).is_ok()
+}
+
+/// Whether `message` has a JSON form: none in this build.
+#[cfg(not(feature = "json-frames"))]
+pub fn json_encodable<M: Serialize>(_message: &M) -> bool {
+    false
 }
 
 /// Decodes the JSON form of a frame.
@@ -185,6 +211,9 @@ pub fn from_json<M: DeserializeOwned>(
             max: max_body,
         });
     }
+    #[cfg(not(feature = "json-frames"))]
+    return Err(DecodeError::Invalid(NO_JSON_FRAMES.into()));
+    #[cfg(feature = "json-frames")]
     match serde_json::from_slice::<JsonFrameIn<M>>(input) {
         Ok(f) if f.v == u64::from(PROTOCOL_VERSION) => Ok(f.messages),
         Ok(f) => Err(DecodeError::UnsupportedVersion(f.v)),

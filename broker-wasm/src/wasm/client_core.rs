@@ -33,19 +33,26 @@ pub struct WasmClient {
 
 #[wasm_bindgen(js_class = ClientCore)]
 impl WasmClient {
-    /// A client speaking the binary (`json = false`) or JSON encoding.
+    /// A client speaking the binary (`json = false`) or JSON encoding (not in a build
+    /// without the `json-frames` feature, such as the browser build: an error).
     #[wasm_bindgen(constructor)]
-    pub fn new(json: bool, name: String) -> WasmClient {
+    pub fn new(json: bool, name: String) -> Result<WasmClient, JsValue> {
         let encoding = if json {
+            if !cfg!(feature = "json-frames") {
+                return Err(JsValue::from(js_sys::Error::new(&format!(
+                    "encoding \"json\": {}",
+                    crate::protocol::NO_JSON_FRAMES
+                ))));
+            }
             Encoding::Json
         } else {
             Encoding::Binary
         };
-        WasmClient {
+        Ok(WasmClient {
             core: ClientCore::new(encoding, name),
             last_topic: None,
             scratch: Vec::new(),
-        }
+        })
     }
 
     /// The WebSocket subprotocol to offer.

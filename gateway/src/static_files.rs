@@ -61,7 +61,7 @@ pub(crate) fn serve(dir: &Path, index: bool) -> Router {
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let (root, hashes) = (root.clone(), hashes.clone());
-            async move { validators(req, next, &root, index, &hashes).await }
+            async move { validators(req, next, &root, index, hashes).await }
         }))
 }
 
@@ -72,7 +72,7 @@ async fn validators(
     next: Next,
     root: &Path,
     index: bool,
-    hashes: &Hashes,
+    hashes: Arc<Hashes>,
 ) -> Response {
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     let file = file_of(root, req.uri().path(), index);
@@ -81,7 +81,12 @@ async fn validators(
     if !get || !res.status().is_success() {
         return res;
     }
-    let Some(hash) = file.and_then(|f| hashes.of(&f)) else {
+    let Some(file) = file else {
+        return res;
+    };
+    // Reading a file to hash it (once per change) is blocking work.
+    let hash = tokio::task::spawn_blocking(move || hashes.of(&file)).await;
+    let Ok(Some(hash)) = hash else {
         return res;
     };
     // One validator per representation: the encoding is part of it.

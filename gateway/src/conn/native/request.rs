@@ -255,17 +255,16 @@ impl Session {
                     matches!(outcome, Outcome::Later(_)).then(|| self.inflight.ticket());
                 tokio::spawn(async move {
                     let outcome = match outcome {
-                        Outcome::Later(pending) => Some(pending.await),
-                        other => Some(other),
+                        Outcome::Later(pending) => pending.await,
+                        other => other,
                     };
                     let result = match outcome {
-                        Some(Outcome::Done(result)) => Some(result),
-                        Some(wait) => {
+                        Outcome::Done(result) => Some(result),
+                        wait => {
                             drop(ticket.take());
+                            // None: the connection ended, nobody to answer.
                             settle(wait, &shared, session, id).await
                         }
-                        // The connection ended, nobody to answer.
-                        None => None,
                     };
                     if let Some(result) = result {
                         reply.send(respond(visible(result))).await;

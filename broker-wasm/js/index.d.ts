@@ -203,7 +203,7 @@ export class Store {
 export interface EndpointOptions {
   /** Application name sent to the gateway. */
   name?: string;
-  /** Wire encoding: compact binary (default) or JSON. */
+  /** Wire encoding: compact binary (default) or JSON (JSON: Node.js only). */
   encoding?: "binary" | "json";
   /** Also receive the gateway's own status events. */
   statuses?: boolean;
@@ -213,6 +213,13 @@ export interface EndpointOptions {
   queueSize?: number;
   /** Access token for the gateway (sent in the hello; see SECURITY in the README). */
   token?: string;
+  /**
+   * Browsers: share one connection per gateway among every tab of the origin (a
+   * SharedWorker). Pub/sub, statuses, flush, peers/peerSubscriptions/stores and clones
+   * (get/has/expiry/size/onChange/ready, put/erase/increment/decrement) work as usual;
+   * `shutdown`/`unpeer` give this tab's part up. Ignored where SharedWorker is missing.
+   */
+  shared?: boolean;
 }
 
 /** A client endpoint connected to one gateway (mirrors Broker's Python Endpoint). */

@@ -21,7 +21,9 @@ let ready;
  */
 export function init(input) {
   ready ??= initWasm(input === undefined ? undefined : { module_or_path: input }).then(() => {
-    const api = createApi(wasm, globalThis.WebSocket);
+    const api = createApi(wasm, globalThis.WebSocket, {
+      sharedWorkerUrl: new URL("./lib/shared-worker.js", import.meta.url),
+    });
     Endpoint = api.Endpoint;
     Subscriber = api.Subscriber;
     StatusSubscriber = api.StatusSubscriber;

@@ -132,3 +132,84 @@ test("browser: the browser build speaks the binary encoding; JSON frames say the
   await page.close();
   assert.deepEqual(problems, []);
 });
+
+test("browser: one connection per browser — three tabs share it (subscribe, publish, clone, statuses)", async (t) => {
+  const g = await gateway(t, undefined, ["--memory-store", "shared-store"]);
+  const metric = async (name) => {
+    const text = await (await fetch(`${g.http}/metrics`)).text();
+    return Number(text.match(new RegExp(`^broker_${name} (\\d+)$`, "m"))?.[1]);
+  };
+  const until = async (what, cond) => {
+    const deadline = Date.now() + 10_000;
+    while (!(await cond())) {
+      if (Date.now() > deadline) assert.fail(`not in time: ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const pages = [];
+  for (let i = 0; i < 3; i++) {
+    const page = await context.newPage();
+    await page.goto(`${g.http}/`);
+    await page.waitForFunction(() => document.getElementById("state").textContent === "ready", null, { timeout: 10_000 });
+    const topics = i === 2 ? ["/shared", "/only-tab-2"] : ["/shared"];
+    assert.equal(await page.evaluate(([url, topics]) => window.startShared(url, topics, "shared-store"), [g.url, topics]), true);
+    pages.push(page);
+  }
+  // One WebSocket for the three tabs; their prefixes merged.
+  assert.equal(await metric("connections_native"), 1);
+  assert.equal(await metric("subscriptions"), 2);
+  // Every tab hears it is connected, also those that joined the open connection.
+  for (const page of pages) {
+    await page.waitForFunction(() => window.shared.statuses.length >= 2, null, { timeout: 10_000 });
+    assert.deepEqual((await page.evaluate(() => window.shared.statuses)).slice(0, 2), ["endpoint_discovered", "peer_added"]);
+  }
+
+  // Each tab publishes; every other tab receives it (as separate connections would).
+  for (const [i, page] of pages.entries()) {
+    await page.evaluate((i) => window.shared.ep.publish(`/shared/from-${i}`, new window.broker.Count(BigInt(i))), i);
+  }
+  // And a message from elsewhere reaches all three over the one connection.
+  const node = shutdownAfter(t, new broker.Endpoint());
+  await node.peer(g.url);
+  node.publish("/shared/node", "from node");
+  await node.flush();
+  for (const [i, page] of pages.entries()) {
+    await page.waitForFunction(() => window.shared.received.length === 3, null, { timeout: 10_000 });
+    const topics = (await page.evaluate(() => window.shared.received.map(([t]) => t))).sort();
+    const expect = ["/shared/from-0", "/shared/from-1", "/shared/from-2", "/shared/node"].filter((x) => x !== `/shared/from-${i}`);
+    assert.deepEqual(topics, expect);
+  }
+
+  // A write through one tab's clone shows in every tab's clone, and in Node's.
+  await pages[0].evaluate(() => window.shared.store.put("k", 5n));
+  for (const page of pages) await page.waitForFunction(() => window.shared.store.get("k") === 5n, null, { timeout: 10_000 });
+  await pages[1].evaluate(() => window.shared.store.increment("k", 2n));
+  for (const page of pages) await page.waitForFunction(() => window.shared.store.get("k") === 7n, null, { timeout: 10_000 });
+  const clone = await node.attachClone("shared-store").ready();
+  await until("node sees 7", async () => clone.get("k") === 7n);
+
+  // A tab that closes gives its part up: its own prefix goes, the connection stays.
+  await pages[2].close({ runBeforeUnload: true });
+  await until("tab 2's prefix released", async () => (await metric("subscriptions")) === 1);
+  assert.equal(await metric("connections_native"), 2); // the shared one and Node's
+  node.publish("/shared/after", "still there");
+  await node.flush();
+  for (const page of pages.slice(0, 2)) {
+    await page.waitForFunction(() => window.shared.received.some(([t]) => t === "/shared/after"), null, { timeout: 10_000 });
+  }
+});
+
+test("browser: shared mode falls back to a connection of its own where SharedWorker is missing (Node)", async (t) => {
+  const g = await gateway(t);
+  const ep = shutdownAfter(t, new broker.Endpoint({ shared: true }));
+  assert.notEqual(ep.shared, true);
+  await ep.peer(g.url);
+  const sub = ep.makeSubscriber("/fallback");
+  await ep.flush();
+  const other = shutdownAfter(t, new broker.Endpoint());
+  await other.peer(g.url);
+  other.publish("/fallback/x", "ok");
+  assert.deepEqual(await sub.get({ timeoutMs: 10_000 }), ["/fallback/x", "ok"]);
+});

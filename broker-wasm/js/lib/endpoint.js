@@ -10,6 +10,7 @@ import { Subscriber, StatusSubscriber } from "./subscriber.js";
 import { Store } from "./store.js";
 import { Namespace, createDbr } from "./namespace.js";
 import { installDbrCodes } from "./dbr-codes.js";
+import { SharedEndpoint } from "./shared.js";
 
 export { BrokerError };
 
@@ -233,10 +234,10 @@ class EndpointApi extends Connection {
  * @param {any} wasm the wasm-bindgen module (initialised)
  * @param {any} WebSocketImpl the WebSocket class (the browser's, or the `ws` package in Node)
  */
-export function createApi(wasm, WebSocketImpl) {
+export function createApi(wasm, WebSocketImpl, { sharedWorkerUrl } = {}) {
   wasm.registerValueClasses(factories);
   installDbrCodes(wasm);
-  const runtime = { wasm, WebSocketImpl };
+  const runtime = { wasm, WebSocketImpl, sharedWorkerUrl };
 
   /**
    * A client endpoint connected to one gateway. Mirrors Broker's Python `Endpoint`:
@@ -245,10 +246,18 @@ export function createApi(wasm, WebSocketImpl) {
    */
   class Endpoint extends EndpointApi {
     /**
+     * With `shared: true` in a browser that has SharedWorker, the connection lives in a
+     * SharedWorker that every tab of the origin shares (see `SharedEndpoint`); elsewhere
+     * the endpoint has its own connection.
      * @param {{name?: string, encoding?: "binary"|"json", statuses?: boolean,
-     *          reconnectMaxMs?: number, queueSize?: number, token?: string}} [options]
+     *          reconnectMaxMs?: number, queueSize?: number, token?: string,
+     *          shared?: boolean}} [options]
      */
     constructor(options = {}) {
+      if (options.shared && runtime.sharedWorkerUrl && typeof SharedWorker === "function") {
+        // A constructor may hand back another object: the shared endpoint's tab side.
+        return new SharedEndpoint(runtime, options);
+      }
       super(runtime, options);
     }
   }

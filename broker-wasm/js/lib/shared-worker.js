@@ -24,6 +24,7 @@ class Tab {
     this.topics = new Map(); // sid -> its prefixes, for messages between tabs
     this.statusSubs = new Map();
     this.stores = new Map(); // name -> unsubscribe of its change listener
+    this.waiting = []; // messages that came before `peer`
     this.seen = Date.now();
     port.onmessage = (e) => this.onMessage(e.data);
     port.start();
@@ -49,6 +50,22 @@ class Tab {
   async onMessage(m) {
     this.seen = Date.now();
     await ready;
+    // Subscribing and publishing may come before `peer` (as with an endpoint of its own):
+    // they wait for it.
+    if (!this.gateway && !["peer", "beat", "bye", "statuses", "unstatuses"].includes(m.op)) {
+      this.waiting.push(m);
+      return;
+    }
+    try {
+      this.handle(m);
+    } catch (e) {
+      // What an endpoint of its own would throw at the call (a bad topic, ...) arrives here
+      // late: the tab's status subscribers get it as an error.
+      this.post({ ev: "status", event: { type: "error", code: e?.code ?? "unspecified", context: String(e?.message ?? e) } });
+    }
+  }
+
+  handle(m) {
     const g = this.gateway;
     switch (m.op) {
       case "beat":
@@ -131,6 +148,7 @@ class Tab {
     this.gateway = g;
     const joined = g.up;
     g.tabs.add(this);
+    for (const m of this.waiting.splice(0)) this.onMessage(m);
     await g.ep.peer(url, options);
     // A tab that joins an open connection hears that it is connected, as on its own.
     for (const e of joined ?? []) this.statusEvent(e);

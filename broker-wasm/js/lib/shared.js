@@ -7,6 +7,7 @@
 
 import { BrokerError, asBrokerError } from "./errors.js";
 import { Subscriber, StatusSubscriber } from "./subscriber.js";
+import { callListeners } from "./store.js";
 
 const BEAT_MS = 1_000;
 
@@ -231,15 +232,7 @@ class SharedStore {
   }
 
   _emit(change) {
-    for (const l of this._listeners) {
-      try {
-        l(change);
-      } catch (e) {
-        queueMicrotask(() => {
-          throw e;
-        });
-      }
-    }
+    callListeners(this._listeners, change);
   }
 
   get synced() {

@@ -319,15 +319,7 @@ export class Store {
   }
 
   _emit(change) {
-    for (const l of this._listeners) {
-      try {
-        l(change);
-      } catch (e) {
-        queueMicrotask(() => {
-          throw e;
-        });
-      }
-    }
+    callListeners(this._listeners, change);
     for (const it of this._iterators) it.push(change);
   }
 
@@ -363,4 +355,18 @@ function withTimeout(promise, ms) {
       },
     );
   });
+}
+
+/** Calls each listener with `change`; one that throws does not stop the others (its error
+ * is rethrown on its own). */
+export function callListeners(listeners, change) {
+  for (const l of listeners) {
+    try {
+      l(change);
+    } catch (e) {
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
+  }
 }

@@ -222,9 +222,9 @@ impl InFlight {
         Ticket(self.clone())
     }
 
-    /// Whether some request is still to be answered.
-    pub(crate) fn busy(&self) -> bool {
-        self.n.load(std::sync::atomic::Ordering::Acquire) > 0
+    /// Requests still to be answered (an answer being delivered still counts).
+    pub(crate) fn count(&self) -> usize {
+        self.n.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Waits until fewer than the limit are in flight; false if `stop` fired first.

@@ -64,10 +64,11 @@ pub(super) fn spawn(
                     continue;
                 }
             };
-            if n > 0 && n < MAX_BATCH && rx.is_empty() && inflight.busy() {
+            if n > 0 && n < MAX_BATCH && rx.is_empty() && inflight.count() > n {
                 // Answers that other tasks complete one by one (store masters, a Redis
-                // backend) would each cost a frame and a write: while some are in flight,
-                // let the tasks that are ready run first, then take what they queued.
+                // backend) would each cost a frame and a write: while more are in flight
+                // than this batch answers, let the tasks that are ready run first, then take
+                // what they queued. One request at a time is answered at once.
                 tokio::task::yield_now().await;
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {

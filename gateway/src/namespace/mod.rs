@@ -158,6 +158,25 @@ pub(crate) fn page<'a>(
     Response::Names { names, done }
 }
 
+/// Whether connection `session` may register one more blocked request (`id`, unless it is
+/// already waiting): DBR_ERR_NOMEMORY at `max` (`--ns-max-waiters`). `by_request` is ordered
+/// by (session, request), so a connection's waiters are a range.
+pub(crate) fn waiter_room<V>(
+    by_request: &std::collections::BTreeMap<(u64, u64), V>,
+    session: u64,
+    id: u64,
+    max: usize,
+) -> Res<()> {
+    let held = by_request.range((session, 0)..=(session, u64::MAX)).count();
+    if held >= max && !by_request.contains_key(&(session, id)) {
+        return Err(failure(
+            DbrCode::NoMemory,
+            format!("{held} blocked requests are waiting on this connection (limit {max})"),
+        ));
+    }
+    Ok(())
+}
+
 /// How long a read/get that found nothing waits (`None`: forever); NOWAIT and a zero timeout
 /// fail at once (DB-15, DB-16).
 pub(crate) fn wait_timeout(wait: Wait, key: &str) -> Res<Option<Duration>> {
@@ -541,19 +560,7 @@ impl Namespaces {
             return Ok(Outcome::Done(reply));
         }
         let timeout = wait_timeout(wait, &key)?;
-        let held = st
-            .by_request
-            .range((session, 0)..=(session, u64::MAX))
-            .count();
-        if held >= self.max_waiters && !st.by_request.contains_key(&(session, id)) {
-            return Err(failure(
-                DbrCode::NoMemory,
-                format!(
-                    "{held} blocked requests are waiting on this connection (limit {})",
-                    self.max_waiters
-                ),
-            ));
-        }
+        waiter_room(&st.by_request, session, id, self.max_waiters)?;
         let (tx, rx) = oneshot::channel();
         if let Some(old) = st.remove_waiter(session, id) {
             // A client reusing an id of a request still waiting: the old one is cancelled.

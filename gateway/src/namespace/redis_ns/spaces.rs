@@ -19,7 +19,8 @@ use super::{
     LEASE_MS,
 };
 use crate::namespace::{
-    check_create, check_name, check_put, failure, page, too_big, wait_timeout, Outcome, Reply, Res,
+    check_create, check_name, check_put, failure, page, too_big, wait_timeout, waiter_room,
+    Outcome, Reply, Res,
 };
 
 /// How often waiters are retried without a wake-up (lost wake-ups, RB-12).
@@ -518,19 +519,7 @@ impl RedisSpaces {
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.lock();
-            let held = st
-                .by_request
-                .range((session, 0)..=(session, u64::MAX))
-                .count();
-            if held >= self.max_waiters && !st.by_request.contains_key(&(session, id)) {
-                return Err(failure(
-                    DbrCode::NoMemory,
-                    format!(
-                        "{held} blocked requests are waiting on this connection (limit {})",
-                        self.max_waiters
-                    ),
-                ));
-            }
+            waiter_room(&st.by_request, session, id, self.max_waiters)?;
             if let Some(old) = st.remove_waiter(session, id) {
                 let _ = old
                     .tx

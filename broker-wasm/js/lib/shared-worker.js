@@ -22,7 +22,7 @@ class Tab {
     this.gateway = null;
     this.subs = new Map();
     this.topics = new Map(); // sid -> its prefixes, for messages between tabs
-    this.statusSubs = new Map();
+    this.wantsStatuses = false; // whether the tab made a status subscriber
     this.stores = new Map(); // name -> unsubscribe of its change listener
     this.waiting = []; // messages that came before `peer`
     this.seen = Date.now();
@@ -52,7 +52,7 @@ class Tab {
     await ready;
     // Subscribing and publishing may come before `peer` (as with an endpoint of its own):
     // they wait for it.
-    if (!this.gateway && !["peer", "beat", "bye", "statuses", "unstatuses"].includes(m.op)) {
+    if (!this.gateway && !["peer", "beat", "bye", "statuses"].includes(m.op)) {
       this.waiting.push(m);
       return;
     }
@@ -101,10 +101,7 @@ class Tab {
         this.topics.delete(m.sid);
         return;
       case "statuses":
-        return this.statuses(m.sid);
-      case "unstatuses":
-        this.statusSubs.get(m.sid)?.close();
-        this.statusSubs.delete(m.sid);
+        this.wantsStatuses = true;
         return;
       case "call":
         return this.reply(m.rid, () => {
@@ -184,12 +181,8 @@ class Tab {
     })();
   }
 
-  statuses(sid) {
-    this.statusSubs.set(sid, { close: () => {} });
-  }
-
   statusEvent(e) {
-    if (this.statusSubs.size > 0) this.post({ ev: "status", event: e });
+    if (this.wantsStatuses) this.post({ ev: "status", event: e });
   }
 
   clone(name, options) {
@@ -229,7 +222,7 @@ class Tab {
     for (const s of this.subs.values()) s.close();
     this.subs.clear();
     this.topics.clear();
-    this.statusSubs.clear();
+    this.wantsStatuses = false;
     for (const name of [...this.stores.keys()]) this.unclone(name);
     const g = this.gateway;
     tabs.delete(this);

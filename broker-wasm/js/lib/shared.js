@@ -121,7 +121,7 @@ export class SharedEndpoint {
 
   makeStatusSubscriber(receiveStatuses = false) {
     const sub = new StatusSubscriber(this, receiveStatuses, this._queueSize);
-    if (this._statusSubs.size === 0) this._port.postMessage({ op: "statuses", sid: 0 });
+    if (this._statusSubs.size === 0) this._port.postMessage({ op: "statuses" });
     this._statusSubs.add(sub);
     return sub;
   }

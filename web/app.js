@@ -57,7 +57,9 @@ if (params.has("token")) {
   history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
 }
 const token = sessionStorage.getItem("broker-token") ?? undefined;
-const ep = new broker.Endpoint({ name: "dashboard", reconnectMaxMs: 5_000, token });
+// One connection for every tab of the dashboard (a SharedWorker; `?shared=0` gives this tab
+// its own).
+const ep = new broker.Endpoint({ name: "dashboard", reconnectMaxMs: 5_000, token, shared: params.get("shared") !== "0" });
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 const ctx = { ep, broker, wsUrl, currentView };
 window.dash = ctx; // for the tests and the console

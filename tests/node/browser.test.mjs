@@ -190,6 +190,30 @@ test("browser: one connection per browser — three tabs share it (subscribe, pu
   const clone = await node.attachClone("shared-store").ready();
   await until("node sees 7", async () => clone.get("k") === 7n);
 
+  // Namespaces through the worker: a blocking get in one tab is served by a put from another
+  // (typed values both ways); a cancelled get rejects with DBR_ERR_CANCELLED and takes nothing.
+  const got = pages[0].evaluate(async () => {
+    const ns = await window.shared.ep.createNamespace("tabs");
+    window.shared.ns = ns;
+    const v = await ns.get("job", { timeoutMs: 10_000 });
+    return [v instanceof window.broker.Count, String(v.value)];
+  });
+  await until("tab 0's get waits", async () => (await fetch(`${g.http}/metrics`).then((r) => r.text())).includes("broker_ns_waiters 1"));
+  await pages[1].evaluate(async () => (await window.shared.ep.attachNamespace("tabs")).put("job", new window.broker.Count(9n)));
+  assert.deepEqual(await got, [true, "9"]);
+  const cancelled = await pages[0].evaluate(async () => {
+    const ac = new AbortController();
+    const p = window.shared.ns.get("job", { timeoutMs: Infinity, signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    try {
+      await p;
+      return "not cancelled";
+    } catch (e) {
+      return [e.name, e.code];
+    }
+  });
+  assert.deepEqual(cancelled, ["DbrError", "DBR_ERR_CANCELLED"]);
+
   // A tab that closes gives its part up: its own prefix goes, the connection stays.
   await pages[2].close({ runBeforeUnload: true });
   await until("tab 2's prefix released", async () => (await metric("subscriptions")) === 1);

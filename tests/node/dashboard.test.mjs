@@ -44,14 +44,14 @@ async function node(t, g) {
 }
 
 /** Opens the dashboard and waits until it is connected; collects console problems. */
-async function open(g, view = "overview", viewport = { width: 1280, height: 900 }) {
-  const page = await browser.newPage({ viewport });
+async function open(g, view = "overview", viewport = { width: 1280, height: 900 }, { context, query = "" } = {}) {
+  const page = context ? await context.newPage() : await browser.newPage({ viewport });
   const problems = [];
   page.on("console", (m) => {
     if (m.type() === "error") problems.push(m.text());
   });
   page.on("pageerror", (e) => problems.push(String(e)));
-  await page.goto(`${g.http}/#${view}`);
+  await page.goto(`${g.http}/${query}#${view}`);
   await page.waitForFunction(() => document.body.dataset.conn === "connected", null, T);
   return { page, problems };
 }
@@ -222,6 +222,69 @@ test("dashboard: stores — Node puts appear in the table, page writes reach a N
   assert.deepEqual(problems, []);
 });
 
+test("dashboard: tabs share one connection — stores in key order, namespaces, a closed tab, ?shared=0", async (t) => {
+  const g = await gateway(t, ["--memory-store", "inventory"]);
+  const ep = await node(t, g);
+  const clone = ep.attachClone("inventory");
+  await clone.ready();
+  for (const k of ["b", "d", "a"]) await clone.put(k, new Count(1n));
+  assert.equal(await clone.awaitIdle(), true);
+  const jobs = await ep.createNamespace("jobs");
+  await jobs.put("queue", new Count(42n));
+  const natives = async () => {
+    const text = await (await fetch(`${g.http}/metrics`)).text();
+    return Number(text.match(/^broker_connections_native (\d+)$/m)?.[1]);
+  };
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  t.after(() => context.close());
+  const one = await open(g, "stores", undefined, { context });
+  const two = await open(g, "namespaces", undefined, { context });
+  // Node's connection and the dashboard's one shared connection.
+  assert.equal(await natives(), 2);
+
+  // Tab one: the store table in key order, also for keys that arrive later.
+  const rows = () => one.page.evaluate(() => [...document.querySelectorAll("#store-viewport .vrow")].map((r) => r.children[0].textContent));
+  await one.page.waitForFunction(() => [...document.querySelectorAll("#store-select option")].some((o) => o.value === "inventory"), null, T);
+  await one.page.selectOption("#store-select", "inventory");
+  await one.page.waitForFunction(() => document.querySelectorAll("#store-viewport .vrow").length === 3, null, T);
+  assert.deepEqual(await rows(), ["a", "b", "d"]);
+  await clone.put("c", new Count(2n));
+  await clone.erase("b");
+  await one.page.waitForFunction(() => [...document.querySelectorAll("#store-viewport .vrow")].map((r) => r.children[0].textContent).join() === "a,c,d", null, T);
+
+  // Tab two: namespaces through the shared connection, values typed both ways.
+  await two.page.waitForFunction(() => document.getElementById("ns-list").textContent.includes("jobs"), null, T);
+  await two.page.fill("#ns-name", "jobs");
+  await two.page.click("#ns-form button[data-op=attach]");
+  await two.page.waitForFunction(() => document.querySelectorAll("#ns-rows tr").length === 1, null, T);
+  await two.page.fill("#nk", "queue");
+  await two.page.click("#ns-op-form button[data-op=get]");
+  await two.page.waitForFunction(() => document.getElementById("ns-result").textContent === "get queue: count42", null, T);
+  await two.page.fill("#nv", "from tab two");
+  await two.page.click("#ns-op-form button[data-op=put]");
+  await two.page.waitForFunction(() => [...document.querySelectorAll("#ns-rows tr")].some((r) => r.cells[1]?.textContent === "1"), null, T);
+  assert.equal(await jobs.get("queue"), "from tab two");
+  // A failure keeps its Data Broker code across the worker.
+  await two.page.click("#ns-op-form button[data-op=get]");
+  await two.page.waitForFunction(() => /DBR_ERR_(UNAVAIL|TIMEOUT)/.test(document.getElementById("ns-result").textContent), null, T);
+
+  // Closing tab one leaves tab two connected on the same connection.
+  await one.page.close();
+  await clone.put("e", new Count(3n));
+  await two.page.click("#tab-stores");
+  await two.page.selectOption("#store-select", "inventory");
+  await two.page.waitForFunction(() => [...document.querySelectorAll("#store-viewport .vrow")].map((r) => r.children[0].textContent).join() === "a,c,d,e", null, T);
+  assert.equal(await natives(), 2);
+
+  // ?shared=0: a connection of the tab's own.
+  const own = await open(g, "overview", undefined, { context, query: "?shared=0" });
+  assert.equal(await natives(), 3);
+  await own.page.close();
+  await two.page.close();
+  assert.deepEqual([...one.problems, ...two.problems, ...own.problems], []);
+});
+
 test("dashboard: namespaces — tuple names with queue lengths, put / read / get from the page", async (t) => {
   const g = await gateway(t);
   const ep = await node(t, g);
@@ -282,6 +345,17 @@ test("dashboard: RB-10 the namespaces view shows the Redis backend and when it i
 /** Loads the dashboard in `page` (topics view, subscribed to /load) while `ep` publishes to
  * /load; resolves to the bytes transferred (headers and bodies, as sent: compressed), the
  * requests, and the ms from navigation start to the first rendered message. */
+/** Resolves once `inFlight` has stayed empty for 500 ms (as Playwright's "networkidle"). */
+async function quiet(page, inFlight) {
+  const deadline = Date.now() + T.timeout;
+  let since = Date.now();
+  while (Date.now() - since < 500) {
+    if (Date.now() > deadline) assert.fail(`requests still open: ${[...inFlight].map((r) => r.url())}`);
+    if (inFlight.size > 0) since = Date.now();
+    await page.waitForTimeout(50);
+  }
+}
+
 async function measuredLoad(page, g, ep) {
   const requests = [];
   const onFinished = async (req) => {
@@ -296,6 +370,16 @@ async function measuredLoad(page, g, ep) {
     });
   };
   page.on("requestfinished", onFinished);
+  // Requests the page started and that have not ended. Chromium reports the request of the
+  // SharedWorker's script (the dashboard's shared connection) to the page but never its end,
+  // and the worker's own requests not at all: it is left out (so "networkidle" never comes).
+  const inFlight = new Set();
+  page.on("request", (r) => {
+    if (!r.url().endsWith("/shared-worker.js")) inFlight.add(r);
+  });
+  const ended = (r) => inFlight.delete(r);
+  page.on("requestfinished", ended);
+  page.on("requestfailed", ended);
   let n = 0;
   const ticker = setInterval(() => ep.publish("/load/tick", new Count(BigInt(n++))), 5);
   try {
@@ -305,7 +389,7 @@ async function measuredLoad(page, g, ep) {
       null,
       T,
     );
-    await page.waitForLoadState("networkidle");
+    await quiet(page, inFlight);
     page.off("requestfinished", onFinished);
     return { requests, bytes: requests.reduce((a, r) => a + r.bytes, 0), firstMessageMs: await firstMessageMs.jsonValue() };
   } finally {

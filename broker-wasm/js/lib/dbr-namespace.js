@@ -18,8 +18,10 @@ function errorOf(verdict) {
  * answer; a value a get took before the cancel arrived goes back to the head of its queue,
  * then the promise rejects with DBR_ERR_CANCELLED.
  */
-async function nsRequest(ep, args, signal) {
+export async function nsRequest(ep, args, signal) {
   if (signal?.aborted) throw new DbrError(DBR.DBR_ERR_CANCELLED, "aborted before sending");
+  // A shared endpoint's tab (shared.js): the shared worker runs this function on its endpoint.
+  if (ep.shared) return ep._nsRequest(args, signal);
   if (!ep._core.isOpen) throw new DbrError(DBR.DBR_ERR_NOCONNECT, "not connected");
   let req;
   try {

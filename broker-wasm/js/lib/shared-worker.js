@@ -5,6 +5,7 @@
 // last subscriber goes), clones are shared by store name and counted. A tab's part goes when
 // it says goodbye (pagehide) or stops beating for BEAT_TIMEOUT_MS.
 import { init, Endpoint, encodeJs, decodeJs } from "../index.js";
+import { nsRequest } from "./dbr-namespace.js";
 
 const BEAT_TIMEOUT_MS = 5_000;
 const ready = init();
@@ -14,7 +15,13 @@ const gateways = new Map();
 
 const enc = (v) => encodeJs(v);
 const dec = (b) => decodeJs(b);
-const errorOf = (e) => ({ code: e?.code ?? "unspecified", message: String(e?.message ?? e), errno: e?.errno });
+const errorOf = (e) => ({
+  code: e?.code ?? "unspecified",
+  message: String(e?.message ?? e),
+  errno: e?.errno,
+  size: e?.size,
+});
+const notPeered = () => Object.assign(new Error("not peered"), { code: "peer_unavailable" });
 
 class Tab {
   constructor(port) {
@@ -25,6 +32,7 @@ class Tab {
     this.wantsStatuses = false; // whether the tab made a status subscriber
     this.stores = new Map(); // name -> unsubscribe of its change listener
     this.waiting = []; // messages that came before `peer`
+    this.aborts = new Map(); // rid -> AbortController of a namespace request
     this.seen = Date.now();
     port.onmessage = (e) => this.onMessage(e.data);
     port.start();
@@ -105,8 +113,30 @@ class Tab {
         return;
       case "call":
         return this.reply(m.rid, () => {
-          if (!g) throw Object.assign(new Error("not peered"), { code: "peer_unavailable" });
+          if (!g) throw notPeered();
           return g.ep[m.method](...(m.args ?? []));
+        });
+      case "ns": {
+        // The endpoint's namespace request, with its rules for a cancel (DB-25).
+        const abort = new AbortController();
+        this.aborts.set(m.rid, abort);
+        const args = m.encoded ? { ...m.args, value: dec(m.args.value) } : m.args;
+        return this.reply(m.rid, async () => {
+          try {
+            const r = await nsRequest(g.ep, args, abort.signal);
+            // A read's or get's value goes back encoded (see shared.js).
+            return r !== null && typeof r === "object" && "value" in r ? { ...r, value: enc(r.value), encodedValue: true } : r;
+          } finally {
+            this.aborts.delete(m.rid);
+          }
+        });
+      }
+      case "nsAbort":
+        return this.aborts.get(m.rid)?.abort();
+      case "master":
+        return this.reply(m.rid, async () => {
+          const options = m.options === undefined ? undefined : dec(m.options);
+          await g.ep._request("attachMaster", { store: m.name, backend: m.backend, options });
         });
       case "clone":
         return this.clone(m.name, m.options);
@@ -182,7 +212,8 @@ class Tab {
   }
 
   statusEvent(e) {
-    if (this.wantsStatuses) this.post({ ev: "status", event: e });
+    // With the gateway's id as the endpoint knows it when the event came (as `ep.peerId`).
+    if (this.wantsStatuses) this.post({ ev: "status", event: e, peerId: this.gateway?.ep.peerId });
   }
 
   clone(name, options) {
@@ -219,6 +250,8 @@ class Tab {
   }
 
   release() {
+    for (const a of this.aborts.values()) a.abort();
+    this.aborts.clear();
     for (const s of this.subs.values()) s.close();
     this.subs.clear();
     this.topics.clear();

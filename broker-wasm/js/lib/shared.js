@@ -7,13 +7,18 @@
 
 import { BrokerError, asBrokerError } from "./errors.js";
 import { Subscriber, StatusSubscriber } from "./subscriber.js";
-import { callListeners } from "./store.js";
+import { KeysView, callListeners } from "./store.js";
+import { DbrError } from "./dbr-codes.js";
+import { Namespace } from "./dbr-namespace.js";
+import { createDbr } from "./dbr-pydbr.js";
 
 const BEAT_MS = 1_000;
 
+// An error as the worker sent it: a namespace's DbrError (errno) or a BrokerError (code).
 const fail = (e) => {
-  const err = new BrokerError(e.code, e.message);
-  if (e.errno !== undefined) err.errno = e.errno;
+  if (e.errno === undefined) return new BrokerError(e.code, e.message);
+  const err = new DbrError(e.errno, undefined, e.size);
+  err.message = e.message;
   return err;
 };
 
@@ -77,6 +82,7 @@ export class SharedEndpoint {
         this._subs.get(m.sid)?._push([m.topic, this._wasm.decodeJs(m.value)]);
         return;
       case "status":
+        if (m.peerId !== undefined) this.peerId = m.peerId;
         for (const s of this._statusSubs) {
           if (m.event.type === "status" && !s.receiveStatuses) continue;
           s._push(m.event);
@@ -126,21 +132,85 @@ export class SharedEndpoint {
     return sub;
   }
 
+  _method(method, ...args) {
+    return this._call("call", { method, args });
+  }
+
   peers() {
-    return this._call("call", { method: "peers" });
+    return this._method("peers");
+  }
+
+  peerGateway(host, port, options) {
+    return this._method("peerGateway", host, port, options);
+  }
+
+  zeekUplink(url, options) {
+    return this._method("zeekUplink", url, options);
+  }
+
+  zeekUnlink(url) {
+    return this._method("zeekUnlink", url);
+  }
+
+  zeekUplinks() {
+    return this._method("zeekUplinks");
+  }
+
+  namespaces() {
+    return this._method("namespaces");
+  }
+
+  createNamespace(name, { level = 0, groups = [] } = {}) {
+    return Namespace._open(this, { op: "create", name, level, groups });
+  }
+
+  attachNamespace(name) {
+    return Namespace._open(this, { op: "attach", name });
+  }
+
+  dbr(options) {
+    return createDbr(this, options);
+  }
+
+  /**
+   * One namespace request, run by the worker on its endpoint (dbr-namespace.js calls this);
+   * an abort of `signal` cancels it there, with the same rules (DB-25).
+   */
+  _nsRequest(args, signal) {
+    const rid = ++this._rid;
+    const onAbort = () => this._port.postMessage({ op: "nsAbort", rid });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    // Values cross in the binary value encoding, both ways.
+    const sent = args.value === undefined ? args : { ...args, value: this._enc(args.value) };
+    return new Promise((resolve, reject) => {
+      this._pending.set(rid, { resolve, reject });
+      this._port.postMessage({ op: "ns", rid, args: sent, encoded: sent !== args });
+    })
+      .then((r) => {
+        if (!r?.encodedValue) return r;
+        const { encodedValue: _, ...rest } = r;
+        return { ...rest, value: this._wasm.decodeJs(r.value) };
+      })
+      .finally(() => signal?.removeEventListener("abort", onAbort));
+  }
+
+  /** Creates (or re-attaches) a master on the gateway, then a clone of it (as an endpoint's). */
+  async attachMaster(name, { backend = "sqlite", options, timeoutMs = 10_000 } = {}) {
+    await this._call("master", { name, backend, options: options === undefined ? undefined : this._enc(options) });
+    return this.attachClone(name).ready(timeoutMs);
   }
 
   peerSubscriptions() {
-    return this._call("call", { method: "peerSubscriptions" });
+    return this._method("peerSubscriptions");
   }
 
   stores() {
-    return this._call("call", { method: "stores" });
+    return this._method("stores");
   }
 
   /** Resolves once the gateway has processed everything this tab published before. */
   flush() {
-    return this._call("call", { method: "flush" });
+    return this._method("flush");
   }
 
   attachClone(name, options = {}) {
@@ -182,25 +252,63 @@ class SharedStore {
   constructor(endpoint, name) {
     this._endpoint = endpoint;
     this.name = name;
-    this._entries = new Map(); // hex of the key's encoding -> [key, value, expiry]
+    this._entries = new Map(); // hex of the key's encoding -> [key, value, expiry, encoding]
+    this._order = []; // the hex ids in key order (the clone's order: compareEncoded)
     this._synced = false;
+    /** The live view of the keys (in key order), as a clone's. */
+    this.keys = new KeysView(this);
     this._listeners = new Set();
     this._readyWaiters = [];
   }
 
   _id(key) {
+    return hex(this._endpoint._enc(key));
+  }
+
+  /** Where `bytes` (a key's encoding) is or would go in `_order`: [index, found]. */
+  _position(bytes) {
+    const compare = this._endpoint._wasm.compareEncoded;
+    let lo = 0;
+    let hi = this._order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = compare(this._entries.get(this._order[mid])[3], bytes);
+      if (c === 0) return [mid, true];
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return [lo, false];
+  }
+
+  _set(key, value, expiry) {
     const bytes = this._endpoint._enc(key);
-    let s = "";
-    for (const b of bytes) s += b.toString(16).padStart(2, "0");
-    return s;
+    const id = hex(bytes);
+    if (!this._entries.has(id)) {
+      this._entries.set(id, [key, value, expiry, bytes]);
+      this._order.splice(this._position(bytes)[0], 0, id);
+    } else {
+      this._entries.set(id, [key, value, expiry, bytes]);
+    }
+  }
+
+  _delete(key) {
+    const id = this._id(key);
+    const e = this._entries.get(id);
+    if (!e) return;
+    const [at, found] = this._position(e[3]);
+    if (found) this._order.splice(at, 1);
+    this._entries.delete(id);
   }
 
   _snapshot(entries) {
     const dec = (b) => (b === undefined ? undefined : this._endpoint._wasm.decodeJs(b));
     this._entries.clear();
+    this._order = [];
+    // The worker sends them in key order.
     for (const [k, v, e] of entries) {
-      const key = dec(k);
-      this._entries.set(this._id(key), [key, dec(v), dec(e)]);
+      const id = hex(k);
+      this._entries.set(id, [dec(k), dec(v), dec(e), k]);
+      this._order.push(id);
     }
     this._synced = true;
     this._emit({ type: "synced" });
@@ -214,14 +322,15 @@ class SharedStore {
     switch (change.type) {
       case "insert":
       case "update":
-        this._entries.set(this._id(change.key), [change.key, change.value, change.expiry]);
+        this._set(change.key, change.value, change.expiry);
         break;
       case "erase":
       case "expire":
-        this._entries.delete(this._id(change.key));
+        this._delete(change.key);
         break;
       case "reset":
         this._entries.clear();
+        this._order = [];
         break;
       case "synced":
         this._synced = true;
@@ -256,7 +365,7 @@ class SharedStore {
 
   _read(key) {
     if (!this._synced) throw new BrokerError("stale_data", `clone of ${this.name} has no snapshot yet`);
-    return this._entries.get(this._id(key));
+    return key === undefined ? undefined : this._entries.get(this._id(key));
   }
 
   get(key) {
@@ -273,6 +382,20 @@ class SharedStore {
 
   get size() {
     return this._entries.size;
+  }
+
+  /** Up to `limit` `[key, value]` pairs in key order from position `start`. */
+  entries(start = 0, limit = Infinity) {
+    this._read(undefined);
+    return this._order.slice(start, start + limit).map((id) => {
+      const e = this._entries.get(id);
+      return [e[0], e[1]];
+    });
+  }
+
+  _keySlice(start, limit) {
+    this._read(undefined);
+    return this._order.slice(start, start + limit).map((id) => this._entries.get(id)[0]);
   }
 
   onChange(listener) {
@@ -300,10 +423,52 @@ class SharedStore {
     return this._op("decrement", { key, amount, expiry });
   }
 
+  putUnique(key, value, { expiry } = {}) {
+    return this._op("putUnique", { key, value, expiry });
+  }
+
+  clear() {
+    return this._op("clear", {});
+  }
+
+  append(key, value, { expiry } = {}) {
+    return this._op("append", { key, value, expiry });
+  }
+
+  insertInto(key, index, value, { expiry } = {}) {
+    return this._op("insertInto", { key, index, value, expiry });
+  }
+
+  removeFrom(key, index, { expiry } = {}) {
+    return this._op("removeFrom", { key, index, expiry });
+  }
+
+  push(key, value, { expiry } = {}) {
+    return this._op("push", { key, value, expiry });
+  }
+
+  pop(key, { expiry } = {}) {
+    return this._op("pop", { key, expiry });
+  }
+
+  fetch(key) {
+    return this._op("get", { key });
+  }
+
+  exists(key) {
+    return this._op("exists", { key });
+  }
+
   detach() {
     if (this._detached) return;
     this._detached = true;
     this._endpoint._stores.delete(this.name);
     this._endpoint._port.postMessage({ op: "unclone", name: this.name });
   }
+}
+
+function hex(bytes) {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
 }

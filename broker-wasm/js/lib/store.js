@@ -9,7 +9,7 @@ const PAGE = 1024;
  * The keys of a clone as a live view: `size`, `has(key)` and iteration always reflect the
  * current state of the replica.
  */
-class KeysView {
+export class KeysView {
   constructor(store) {
     this._store = store;
   }
@@ -26,12 +26,7 @@ class KeysView {
 
   /** Up to `limit` keys in key order, starting at position `start`. */
   slice(start = 0, limit = Infinity) {
-    const core = this._store._endpoint._core;
-    try {
-      return core.cloneKeys(this._store.name, start, Math.min(limit, 2 ** 32 - 1));
-    } catch (e) {
-      throw asBrokerError(e);
-    }
+    return this._store._keySlice(start, limit);
   }
 
   *[Symbol.iterator]() {
@@ -133,6 +128,14 @@ export class Store {
   /** Number of local entries. */
   get size() {
     return this._endpoint._core.cloneSize(this.name);
+  }
+
+  _keySlice(start, limit) {
+    try {
+      return this._endpoint._core.cloneKeys(this.name, start, Math.min(limit, 2 ** 32 - 1));
+    } catch (e) {
+      throw asBrokerError(e);
+    }
   }
 
   /** Up to `limit` `[key, value]` pairs in key order from position `start`. */

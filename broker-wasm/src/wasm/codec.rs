@@ -125,6 +125,15 @@ pub fn decode_js(bytes: &[u8]) -> Result<JsValue, JsValue> {
     Ok(to_js(&data))
 }
 
+/// The order of two values in the binary value encoding, as a clone orders its keys: -1, 0
+/// or 1 (the shared worker's tabs keep their mirrors of clones in key order with it).
+#[wasm_bindgen(js_name = compareEncoded)]
+pub fn compare_encoded(a: &[u8], b: &[u8]) -> Result<i32, JsValue> {
+    let a: crate::Data = binary::from_slice(a).map_err(decode_err)?;
+    let b: crate::Data = binary::from_slice(b).map_err(decode_err)?;
+    Ok(a.cmp(&b) as i32)
+}
+
 /// A JS value as Broker's typed JSON.
 #[wasm_bindgen(js_name = jsToTypedJson)]
 pub fn js_to_typed_json(value: &JsValue) -> Result<String, JsValue> {

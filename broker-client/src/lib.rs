@@ -38,6 +38,7 @@ pub mod tls;
 /// The core this crate drives: the data model ([`broker_wasm::Data`]), the protocol types,
 /// clone options; re-exported so a program can depend on this crate alone.
 pub use broker_wasm;
+pub use broker_wasm::client::Position;
 /// Store handles and clones: part of the client (they work through its connection).
 pub use client::store;
 pub use client::{Client, ClientError, ClientOptions};

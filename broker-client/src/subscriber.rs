@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 pub enum StatusEvent {
     Status(Status),
     Error(ErrorInfo),
+    /// A resume could not replay everything the client missed ([`crate::Position`]).
+    Gap(broker_wasm::protocol::Gap),
 }
 
 /// The subscriber's endpoint is gone (shut down, or the client disconnected for good) and

@@ -89,10 +89,11 @@ export type BrokerValue =
   | Set<BrokerValue>
   | Map<BrokerValue, BrokerValue>;
 
-/** A status or error event (ZB-20). */
+/** A status or error event (ZB-20), or a gap in a resume. */
 export type StatusEvent =
   | { type: "status"; code: string; codeNumber?: number; message: string; node?: string; address?: string; port?: number }
-  | { type: "error"; code: string; codeNumber?: number; context: string };
+  | { type: "error"; code: string; codeNumber?: number; context: string }
+  | GapEvent;
 
 /** A queue of `[topic, value]` messages. */
 export class Subscriber {
@@ -215,11 +216,32 @@ export interface EndpointOptions {
   token?: string;
   /**
    * Browsers: share one connection per gateway among every tab of the origin (a
-   * SharedWorker). Pub/sub, statuses, flush, peers/peerSubscriptions/stores and clones
-   * (get/has/expiry/size/onChange/ready, put/erase/increment/decrement) work as usual;
-   * `shutdown`/`unpeer` give this tab's part up. Ignored where SharedWorker is missing.
+   * SharedWorker). The whole API works as on a connection of its own (not a clone's
+   * getIndexFromValue/awaitIdle/changes, nor position/resume); `shutdown`/`unpeer` give
+   * this tab's part up. Ignored where SharedWorker is missing.
    */
   shared?: boolean;
+  /** Where to resume from at the first connection (a `position()` saved before). */
+  resumeFrom?: Position;
+}
+
+/** Where an endpoint is in a gateway's histories (`--history`). */
+export interface Position {
+  /** The gateway's run (new at every start); null before any history was seen. */
+  epoch: string | null;
+  /** The last position received, per history prefix. */
+  offsets: Record<string, number>;
+}
+
+/** A resume could not replay everything (delivered to every status subscriber). */
+export interface GapEvent {
+  type: "gap";
+  code: "gap";
+  prefix: string;
+  /** Messages under the prefix that are lost, when known. */
+  missed: number | null;
+  reason: "restart" | "evicted" | "no_history";
+  message: string;
 }
 
 /** A client endpoint connected to one gateway (mirrors Broker's Python Endpoint). */
@@ -266,6 +288,10 @@ export class Endpoint {
   stores(): Promise<string[]>;
   /** Names of every namespace of the gateway, sorted. */
   namespaces(): Promise<string[]>;
+  /** Where this endpoint is in the gateway's histories (save it to resume after a restart). */
+  position(): Position;
+  /** Replays what was published under history prefixes since `position`, for the subscriptions held now. */
+  resume(position: Position): void;
   /** Resolves once the gateway has processed everything sent before. */
   flush(): Promise<void>;
   shutdown(): Promise<void>;

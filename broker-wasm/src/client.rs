@@ -12,6 +12,9 @@
 
 mod clone;
 pub mod namespace;
+mod resume;
+
+pub use resume::Position;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -19,8 +22,8 @@ use crate::codes::ErrorCode;
 use crate::data::Data;
 use crate::error::DecodeError;
 use crate::protocol::{
-    ClientMsg, Encoding, ErrorInfo, Failure, Hello, Publish, Request, Response, ServerMsg, Status,
-    StoreOp, Welcome, DEFAULT_MAX_FRAME,
+    ClientMsg, Encoding, ErrorInfo, Failure, Gap, Hello, Publish, Request, Response, ServerMsg,
+    Status, StoreOp, Welcome, DEFAULT_MAX_FRAME,
 };
 use crate::store::{Change, Entry, Replica};
 use crate::topic::{validate_user_topic, SubscriptionIndex, TopicError};
@@ -42,6 +45,8 @@ pub enum Event {
     },
     Status(Status),
     Error(ErrorInfo),
+    /// A resume could not replay everything the client missed (see [`Position`]).
+    Gap(Gap),
     Response {
         id: u64,
         result: Result<Response, Failure>,
@@ -166,6 +171,7 @@ pub struct ClientCore {
     /// Store operations in flight, with their store's name (for `clone_idle`).
     store_requests: HashMap<u64, String>,
     now_ms: f64,
+    resume: resume::Resume,
 }
 
 impl ClientCore {
@@ -189,6 +195,34 @@ impl ClientCore {
             buffered: Vec::new(),
             store_requests: HashMap::new(),
             now_ms: 0.0,
+            resume: resume::Resume::default(),
+        }
+    }
+
+    /// Names this client across its connections (a random string chosen by the driver) and
+    /// turns on resuming: every connection then asks the gateway for what was published
+    /// under its history prefixes while the client was away ([`Position`]).
+    pub fn set_instance(&mut self, instance: String) {
+        self.resume.set_instance(instance);
+    }
+
+    /// Where this client is in the gateway's histories.
+    pub fn position(&self) -> Position {
+        self.resume.position().clone()
+    }
+
+    /// Resumes from `position` at the next connection (e.g. one saved before a restart).
+    pub fn set_position(&mut self, position: Position) {
+        self.resume.set_position(position);
+    }
+
+    /// Resumes from `position` now, on the open connection, for the subscriptions held now
+    /// (a client that subscribes after connecting). Needs [`ClientCore::set_instance`].
+    pub fn resume_from(&mut self, position: Position) {
+        if let Some(m) = self.resume.resume_from(position) {
+            if self.state != State::Closed {
+                self.outbox.push_back(Outgoing::Msg(m));
+            }
         }
     }
 
@@ -225,6 +259,10 @@ impl ClientCore {
                 topics: self.refs.keys().cloned().collect(),
             }));
         }
+        // After the subscriptions: the replay matches them.
+        if let Some(m) = self.resume.on_open() {
+            first.push(Outgoing::Msg(m));
+        }
         // Publishes queued while disconnected go out after the hello, in order.
         let mut first: VecDeque<Outgoing> = first.into();
         first.append(&mut self.outbox);
@@ -251,6 +289,7 @@ impl ClientCore {
             return Vec::new();
         }
         self.state = State::Closed;
+        self.resume.on_close();
         // Control messages of the old connection are meaningless on the next one.
         self.outbox.retain(Outgoing::is_publish);
         let now = self.now_ms;
@@ -488,15 +527,33 @@ impl ClientCore {
                     self.state = State::Open;
                     events.push(Event::Connected(w));
                 }
-                ServerMsg::Message(p) => {
-                    targets.clear();
-                    self.index.lookup_into(&p.topic, &mut targets);
-                    if !targets.is_empty() {
-                        events.push(Event::Message {
-                            subscribers: targets.clone(),
-                            publish: p,
-                        });
+                ServerMsg::Message(p) => self.deliver(p, &mut targets, &mut events),
+                ServerMsg::Logged {
+                    history,
+                    seq,
+                    message,
+                } => {
+                    if let Some(p) = self.resume.on_logged(history, seq, message) {
+                        self.deliver(p, &mut targets, &mut events);
                     }
+                }
+                ServerMsg::Replay {
+                    history,
+                    entries,
+                    head,
+                } => {
+                    let mut out = Vec::new();
+                    self.resume.on_replay(history, entries, head, &mut out);
+                    for p in out {
+                        self.deliver(p, &mut targets, &mut events);
+                    }
+                }
+                ServerMsg::Histories { epoch, prefixes } => {
+                    self.resume.on_histories(epoch, prefixes)
+                }
+                ServerMsg::Gap(gap) => {
+                    self.resume.on_gap(&gap);
+                    events.push(Event::Gap(gap));
                 }
                 ServerMsg::Status(s) => events.push(Event::Status(s)),
                 ServerMsg::Error(e) => events.push(Event::Error(e)),
@@ -600,6 +657,20 @@ impl ClientCore {
             }
         }
         Ok(events)
+    }
+}
+
+impl ClientCore {
+    /// A message for the local subscribers whose prefixes match.
+    fn deliver(&self, p: Publish, targets: &mut Vec<SubscriberId>, events: &mut Vec<Event>) {
+        targets.clear();
+        self.index.lookup_into(&p.topic, targets);
+        if !targets.is_empty() {
+            events.push(Event::Message {
+                subscribers: targets.clone(),
+                publish: p,
+            });
+        }
     }
 }
 

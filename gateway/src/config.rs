@@ -74,6 +74,17 @@ pub struct Config {
     #[arg(long, env = "BROKER_QUEUE_SIZE", default_value_t = 8192)]
     pub queue_size: usize,
 
+    /// Keeps the last COUNT messages (for at most SECONDS) published under PREFIX, so a
+    /// client that reconnects gets what it missed (README, "Resume after a reconnect");
+    /// repeatable. Env: several separated by `;`.
+    #[arg(
+        long = "history",
+        env = "BROKER_HISTORY",
+        value_name = "PREFIX=COUNT[,SECONDS]",
+        value_delimiter = ';'
+    )]
+    pub history: Vec<crate::history::HistorySpec>,
+
     /// What to do with a consumer whose queue is full.
     #[arg(long, env = "BROKER_SLOW_CONSUMER", value_enum, default_value_t = SlowConsumerPolicy::Drop)]
     pub slow_consumer: SlowConsumerPolicy,

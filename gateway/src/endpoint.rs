@@ -148,7 +148,11 @@ impl Endpoint {
             }
         };
         let metrics = Arc::new(Metrics::default());
-        let hub = Arc::new(Hub::new(config.slow_consumer, metrics.clone()));
+        let hub = Arc::new(Hub::with_histories(
+            config.slow_consumer,
+            metrics.clone(),
+            &config.history,
+        ));
         let up = Arc::new(crate::uplink::route::UpRouter::default());
         let peering = Arc::new(Peering::new(id, hub.clone(), metrics.clone(), up.clone()));
         let stores = Stores::new(

@@ -21,6 +21,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SlowConsumerPolicy;
+use crate::history::{Histories, HistorySpec, Log, Replay};
 use crate::metrics::Metrics;
 
 /// Identifies a consumer (subscriber, client session) within one endpoint.
@@ -68,6 +69,8 @@ struct Inner {
     index: SubscriptionIndex<ConsumerId>,
     consumers: HashMap<ConsumerId, Consumer>,
     status_sinks: HashMap<ConsumerId, (StatusSink, bool)>,
+    /// Clients' instance names (`ClientMsg::Resume`): the origin of what they publish.
+    instances: HashMap<ConsumerId, Arc<str>>,
 }
 
 /// What a consumer's session needs from its registration.
@@ -97,12 +100,16 @@ pub struct Hub {
     next_id: AtomicU64,
     policy: SlowConsumerPolicy,
     pub metrics: Arc<Metrics>,
+    /// The histories of `--history` (empty: none).
+    pub histories: Histories,
 }
 
 /// Lazily encoded forms of one message, so each wire format is encoded at most once.
 struct Encoded<'a> {
     publish: &'a Publish,
     raw_client: Option<&'a [u8]>,
+    /// The message's history and position, for native clients (`ServerMsg::Logged`).
+    logged: Option<(u32, u64)>,
     binary: Option<Bytes>,
     json: Option<Bytes>,
     zeek: Option<Option<Bytes>>,
@@ -111,6 +118,18 @@ struct Encoded<'a> {
 
 impl<'a> Encoded<'a> {
     fn binary(&mut self) -> Bytes {
+        if let Some((history, seq)) = self.logged {
+            return self
+                .binary
+                .get_or_insert_with(|| {
+                    let plain = self.raw_client.map(<[u8]>::to_vec).unwrap_or_else(|| {
+                        protocol::server_message_binary(self.publish)
+                            .expect("binary encoding cannot fail")
+                    });
+                    Bytes::from(protocol::logged_message_binary(history, seq, &plain[1..]))
+                })
+                .clone();
+        }
         self.binary
             .get_or_insert_with(|| match self.raw_client {
                 Some(raw) => {
@@ -130,7 +149,14 @@ impl<'a> Encoded<'a> {
 
     fn json(&mut self) -> Option<Bytes> {
         if self.json.is_none() {
-            let msg = ServerMsg::Message(self.publish.clone());
+            let msg = match self.logged {
+                Some((history, seq)) => ServerMsg::Logged {
+                    history,
+                    seq,
+                    message: self.publish.clone(),
+                },
+                None => ServerMsg::Message(self.publish.clone()),
+            };
             self.json = serde_json::to_vec(&msg).ok().map(Bytes::from);
         }
         self.json.clone()
@@ -162,13 +188,45 @@ pub fn encode_server_msg(encoding: Encoding, msg: &ServerMsg) -> Option<Bytes> {
 }
 
 impl Hub {
+    #[cfg(test)]
     pub fn new(policy: SlowConsumerPolicy, metrics: Arc<Metrics>) -> Hub {
+        Hub::with_histories(policy, metrics, &[])
+    }
+
+    /// A hub that keeps the histories `specs` name.
+    pub fn with_histories(
+        policy: SlowConsumerPolicy,
+        metrics: Arc<Metrics>,
+        specs: &[HistorySpec],
+    ) -> Hub {
         Hub {
             inner: RwLock::new(Inner::default()),
             next_id: AtomicU64::new(1),
             policy,
             metrics,
+            histories: Histories::new(specs),
         }
+    }
+
+    /// Names the client behind consumer `id` (its publishes are not replayed to it).
+    pub fn set_instance(&self, id: ConsumerId, instance: &str) {
+        self.write().instances.insert(id, Arc::from(instance));
+    }
+
+    /// What a resuming client missed in history `log` since `from` (see `history`), for
+    /// the prefixes consumer `id` holds now.
+    pub fn replay(&self, id: ConsumerId, log: &Log, same_epoch: bool, from: u64) -> Replay {
+        let (prefixes, instance) = {
+            let inner = self.read();
+            let instance = inner.instances.get(&id).cloned();
+            (inner.index.prefixes_of(id), instance)
+        };
+        log.replay(
+            same_epoch,
+            from,
+            &prefixes,
+            instance.as_deref().unwrap_or(""),
+        )
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -202,6 +260,7 @@ impl Hub {
         let mut inner = self.write();
         inner.consumers.remove(&id);
         inner.status_sinks.remove(&id);
+        inner.instances.remove(&id);
         let removed = inner.index.remove_all(id);
         // A removed prefix leaves the filter iff nothing (itself or shorter) still covers it.
         removed.iter().any(|t| !inner.index.any_match(t))
@@ -248,9 +307,23 @@ impl Hub {
         self.read().index.prefixes_of(id).len()
     }
 
-    /// The normalised union of every local prefix: what this endpoint wants (ZB-12).
+    /// The normalised union of every local prefix: what this endpoint wants (ZB-12). The
+    /// history prefixes are always in it: their messages are kept for clients that come back.
     pub fn filter(&self) -> Vec<String> {
-        self.read().index.filter()
+        let mut all = self.read().index.filter();
+        if self.histories.is_empty() {
+            return all;
+        }
+        all.extend(self.histories.prefixes());
+        all.sort();
+        let mut out: Vec<String> = Vec::with_capacity(all.len());
+        for p in all {
+            // Sorted: a covering (shorter) prefix comes before what it covers.
+            if !out.iter().any(|o| p.starts_with(o.as_str())) {
+                out.push(p);
+            }
+        }
+        out
     }
 
     /// Total number of (prefix, consumer) subscriptions.
@@ -265,12 +338,19 @@ impl Hub {
         let mut targets = Vec::new();
         let inner = self.read();
         inner.index.lookup_into(&publish.topic, &mut targets);
-        if targets.is_empty() {
+        // A message under a history is numbered and kept; it is handed to the consumers
+        // under the history's lock, so they see the history in order.
+        let appending = self
+            .histories
+            .log_for(&publish.topic)
+            .map(|(i, log)| (i, log.begin()));
+        if targets.is_empty() && appending.is_none() {
             return 0;
         }
         let mut enc = Encoded {
             publish,
             raw_client,
+            logged: appending.as_ref().map(|(i, a)| (*i, a.seq())),
             binary: None,
             json: None,
             zeek: None,
@@ -309,6 +389,13 @@ impl Hub {
                 Err(Full) => self.overflow(c),
                 Err(Gone) => {}
             }
+        }
+        if let Some((_, appending)) = appending {
+            let origin = match exclude {
+                Exclude::Consumer(id) => inner.instances.get(&id).cloned(),
+                _ => None,
+            };
+            appending.push(enc.local(), origin);
         }
         Metrics::add(&self.metrics.messages_out_total, delivered as u64);
         delivered
@@ -369,6 +456,7 @@ impl Hub {
             let msg = || match &event {
                 StatusEvent::Status(s) => ServerMsg::Status(s.clone()),
                 StatusEvent::Error(e) => ServerMsg::Error(e.clone()),
+                StatusEvent::Gap(g) => ServerMsg::Gap(g.clone()),
             };
             let _ = match sink {
                 StatusSink::Local(tx) => tx.try_send(event.clone()).map_err(|_| ()),

@@ -17,6 +17,7 @@
 //!   crate (the native Rust client of a remote gateway, whose subscriber and store handles
 //!   the endpoint shares), kept for one release; use `broker_client` directly.
 //! - [`metrics`]: counters rendered for Prometheus.
+//! - [`history`]: the bounded per-prefix histories (`--history`) that resuming clients replay.
 //! - [`namespace`]: Data Broker namespaces (tuple spaces) served by the gateway.
 
 pub(crate) mod auth;
@@ -26,6 +27,7 @@ pub mod endpoint;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub(crate) mod http;
 pub(crate) mod hub;
 mod local;

@@ -56,6 +56,12 @@ metrics! {
     counter bytes_out_total,
     /// Messages dropped because a consumer's queue was full.
     counter dropped_total,
+    /// Resumes of clients that came back with a position in the histories (`--history`).
+    counter resumes_total,
+    /// Gaps reported to resuming clients (gateway restarted, history too short, no history).
+    counter resume_gaps_total,
+    /// Messages replayed from the histories to resuming clients.
+    counter replayed_total,
     /// Consumers disconnected because their queue was full.
     counter slow_disconnects_total,
     /// Malformed or refused frames and messages (each answered with an error).

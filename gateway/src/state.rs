@@ -141,7 +141,41 @@ impl Shared {
         ]);
         self.uplink_metrics(&mut out);
         self.ns_backend_metrics(&mut out);
+        self.history_metrics(&mut out);
         out
+    }
+
+    /// Per-history lines of `/metrics`, labelled with the prefix (`--history`).
+    fn history_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let logs = &self.hub.histories.logs;
+        if logs.is_empty() {
+            return;
+        }
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let counts: Vec<_> = logs
+            .iter()
+            .map(|l| (esc(&l.spec.prefix), l.counts()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "# HELP broker_history_messages Messages kept in a history."
+        );
+        let _ = writeln!(out, "# TYPE broker_history_messages gauge");
+        for (prefix, (kept, _)) in &counts {
+            let _ = writeln!(out, "broker_history_messages{{prefix=\"{prefix}\"}} {kept}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP broker_history_evicted_total Messages a history dropped (count or age limit)."
+        );
+        let _ = writeln!(out, "# TYPE broker_history_evicted_total counter");
+        for (prefix, (_, evicted)) in &counts {
+            let _ = writeln!(
+                out,
+                "broker_history_evicted_total{{prefix=\"{prefix}\"}} {evicted}"
+            );
+        }
     }
 
     /// The namespace backend (RB-15): which one, and whether Redis answered last time.

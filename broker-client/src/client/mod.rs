@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use broker_wasm::client::{ClientCore, CloneOptions, Event};
+use broker_wasm::client::{ClientCore, CloneOptions, Event, Position};
 use broker_wasm::protocol::{
     Encoding, Failure, NodeId, PeerInfo, Publish, Request, Response, Welcome, CLIENT_PATH,
 };
@@ -234,6 +234,7 @@ impl Inner {
                 }
                 Event::Status(s) => self.status(StatusEvent::Status(s)),
                 Event::Error(e) => self.status(StatusEvent::Error(e)),
+                Event::Gap(g) => self.status(StatusEvent::Gap(g)),
                 Event::Response { id, result } => {
                     if let Some(tx) = lock(&self.pending).remove(&id) {
                         if let Err(result) = tx.send(result) {
@@ -362,6 +363,22 @@ impl Client {
         Client::connect_with(url, ClientOptions::default()).await
     }
 
+    /// Where this client is in the gateway's histories (`--history`): the gateway's epoch
+    /// and the last position received per history prefix. Save it to resume after a restart
+    /// with [`Client::resume`].
+    pub fn position(&self) -> Position {
+        lock(&self.inner.core).position()
+    }
+
+    /// Asks the gateway for what was published under its history prefixes since `position`
+    /// and matches the subscriptions held now (make the subscribers first): it comes in
+    /// order before newer messages, each once; what cannot be replayed (the gateway
+    /// restarted, the history no longer reaches back) is a [`StatusEvent::Gap`].
+    pub fn resume(&self, position: Position) {
+        self.inner.core().resume_from(position);
+        self.inner.wake.notify_one();
+    }
+
     /// Connects with explicit options.
     pub async fn connect_with(url: &str, opts: ClientOptions) -> Result<Client, ClientError> {
         let url = if url.trim_end_matches('/').ends_with(CLIENT_PATH) {
@@ -420,6 +437,7 @@ impl Client {
         let mut core = ClientCore::new(encoding, opts.name.clone());
         core.set_statuses(opts.statuses);
         core.set_token(opts.token.clone());
+        core.set_instance(instance_name());
         core.on_open();
         let hello = core.take_frame().expect("the hello is queued");
         ws_tx
@@ -804,4 +822,19 @@ impl Client {
         }
         self.inner.closed.cancel();
     }
+}
+
+/// A name for this client across its connections (its own publishes are not replayed to
+/// it): random per client, from the standard library's randomly keyed hasher and the clock.
+fn instance_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let a = h.finish();
+    h.write_u64(a);
+    format!("{a:016x}{:016x}", h.finish())
 }

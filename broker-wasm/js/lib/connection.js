@@ -6,6 +6,12 @@ import { BrokerError, asBrokerError } from "./errors.js";
 
 const textDecoder = new TextDecoder();
 
+/** `bytes` random bytes as hex (Web Crypto: browsers and Node 20). */
+function randomHex(bytes) {
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 /** The state and plumbing of one endpoint's connection (see `Endpoint`). */
 export class Connection {
   /**
@@ -19,6 +25,16 @@ export class Connection {
     this._json = options.encoding === "json";
     this._core.setStatuses(options.statuses ?? false);
     if (options.token !== undefined) this._core.setToken(options.token);
+    // Resuming (gateways with `--history`): this endpoint's name across its connections, and
+    // where to resume from after the application's own restart.
+    this._core.setInstance(randomHex(16));
+    if (options.resumeFrom !== undefined) {
+      try {
+        this._core.setPosition(options.resumeFrom);
+      } catch (e) {
+        throw new BrokerError("invalid_data", String(e.message ?? e));
+      }
+    }
     this._queueSize = options.queueSize ?? 100_000;
     this._reconnectMaxMs = options.reconnectMaxMs ?? 10_000;
     this._subs = new Map();
@@ -214,6 +230,9 @@ export class Connection {
         for (const w of this._waitingOpen.splice(0)) w.resolve(true);
         break;
       case "status":
+        this._deliverStatus(e);
+        break;
+      case "gap":
         this._deliverStatus(e);
         break;
       case "error":

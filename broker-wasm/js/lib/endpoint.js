@@ -212,6 +212,30 @@ class EndpointApi extends Connection {
     return createDbr(this, options);
   }
 
+  /**
+   * Where this endpoint is in the gateway's histories (`--history`): `{epoch, offsets}`,
+   * the gateway's run and the last position received per history prefix. After a dropped
+   * connection the endpoint resumes by itself; save this to resume after a restart of the
+   * application (`new Endpoint({ resumeFrom })`, or `resume`).
+   */
+  position() {
+    return this._core.position;
+  }
+
+  /**
+   * Asks the gateway for what was published under its history prefixes since `position`,
+   * for the subscriptions held now; it arrives before newer messages, each once. What cannot
+   * be replayed is a `{type: "gap"}` status event.
+   */
+  resume(position) {
+    try {
+      this._core.resumeFrom(position);
+    } catch (e) {
+      throw new BrokerError("invalid_data", String(e.message ?? e));
+    }
+    this._schedule();
+  }
+
   /** Resolves once the gateway has processed everything published before. */
   flush() {
     const nonce = this._core.ping();

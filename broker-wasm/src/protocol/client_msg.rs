@@ -48,6 +48,16 @@ pub enum ClientMsg {
     },
     /// Orderly goodbye.
     Bye,
+    /// Sent after the hello (and the subscriptions): `instance` names this client across its
+    /// connections (its own publishes are not replayed to it); `positions` are where it is
+    /// in the histories of the gateway of `epoch` (prefix, last `seq` received). The gateway
+    /// replays what came since and matches the subscriptions ([`ServerMsg::Replay`]), or says
+    /// what cannot be ([`ServerMsg::Gap`]).
+    Resume {
+        instance: String,
+        epoch: Option<String>,
+        positions: Vec<(String, u64)>,
+    },
 }
 
 /// Requests that expect a response.

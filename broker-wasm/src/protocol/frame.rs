@@ -67,6 +67,20 @@ pub const CLIENT_PUBLISH_TAG: u8 = 3;
 /// Variant index of [`ServerMsg::Message`] in the binary encoding.
 pub const SERVER_MESSAGE_TAG: u8 = 1;
 
+/// Variant index of [`ServerMsg::Logged`] in the binary encoding.
+pub const SERVER_LOGGED_TAG: u8 = 12;
+
+/// The binary encoding of `ServerMsg::Logged { history, seq, message }` from the binary
+/// encoding of the message's [`Publish`] (`publish`, no tag), without decoding it.
+pub fn logged_message_binary(history: u32, seq: u64, publish: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(publish.len() + 12);
+    out.push(SERVER_LOGGED_TAG);
+    binary::write_varint(&mut out, u64::from(history));
+    binary::write_varint(&mut out, seq);
+    out.extend_from_slice(publish);
+    out
+}
+
 /// The binary encoding of `ServerMsg::Message(publish)` without copying `publish` first.
 pub fn server_message_binary(publish: &Publish) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(64);

@@ -287,6 +287,24 @@ mod tests {
     }
 
     #[test]
+    fn logged_message_from_publish_bytes_equals_the_encoder() {
+        let p = Publish {
+            topic: "/zeek/conn".into(),
+            data: Data::Count(300),
+        };
+        let body = &server_message_binary(&p).unwrap()[1..];
+        let msg = ServerMsg::Logged {
+            history: 2,
+            seq: 1_000_000,
+            message: p,
+        };
+        assert_eq!(
+            logged_message_binary(2, 1_000_000, body),
+            binary::to_vec(&msg).unwrap()
+        );
+    }
+
+    #[test]
     fn node_ids() {
         let id = NodeId::from_random([0xab; 16]);
         let text = id.to_string();

@@ -56,6 +56,62 @@ pub enum ServerMsg {
         nonce: u64,
     },
     Bye,
+    /// After the welcome, from a gateway that keeps histories (`--history`): its epoch (new
+    /// at every start) and the prefixes of its histories; a [`ServerMsg::Logged`] names its
+    /// history by position in `prefixes`.
+    Histories {
+        epoch: String,
+        prefixes: Vec<String>,
+    },
+    /// A message under a history prefix, with its position in that history (`seq` counts
+    /// from 1 per history and epoch).
+    Logged {
+        history: u32,
+        seq: u64,
+        message: Publish,
+    },
+    /// Messages a resuming client missed ([`ClientMsg::Resume`]), oldest first, in chunks;
+    /// the last chunk has `head`: the history's newest position when the replay was taken.
+    /// Live [`ServerMsg::Logged`] messages of that history may arrive before it ends.
+    Replay {
+        history: u32,
+        entries: Vec<LoggedEntry>,
+        head: Option<u64>,
+    },
+    /// What a resuming client missed cannot be replayed (the gateway restarted, the history
+    /// no longer reaches back far enough, or there is no history for the prefix).
+    Gap(Gap),
+}
+
+/// One message of a [`ServerMsg::Replay`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEntry {
+    pub seq: u64,
+    pub message: Publish,
+}
+
+/// Why a resume could not replay everything (see [`Gap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    /// The gateway restarted since the position (another epoch): what was published before
+    /// the restart is gone; what came since is replayed.
+    Restart,
+    /// The history dropped messages after the position (its count or age limit).
+    Evicted,
+    /// The gateway keeps no history for the prefix.
+    NoHistory,
+}
+
+/// A gap in what a resuming client receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The history's prefix.
+    pub prefix: String,
+    /// Messages of the history that are lost, when known (messages on any topic under the
+    /// prefix: at most that many of them were for the client).
+    pub missed: Option<u64>,
+    pub reason: GapReason,
 }
 
 /// One entry of a store snapshot.

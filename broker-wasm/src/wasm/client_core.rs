@@ -71,6 +71,34 @@ impl WasmClient {
         self.core.set_statuses(statuses);
     }
 
+    /// Names this client across its connections and turns resuming on (see `Position`).
+    #[wasm_bindgen(js_name = setInstance)]
+    pub fn set_instance(&mut self, instance: String) {
+        self.core.set_instance(instance);
+    }
+
+    /// Where the client is in the gateway's histories: `{epoch, offsets: {prefix: seq}}`.
+    #[wasm_bindgen(getter)]
+    pub fn position(&self) -> JsValue {
+        super::events::position_js(&self.core.position())
+    }
+
+    /// Resumes from `position` (as `position` gives it) at the next connection.
+    #[wasm_bindgen(js_name = setPosition)]
+    pub fn set_position(&mut self, position: &JsValue) -> Result<(), JsValue> {
+        self.core
+            .set_position(super::events::position_from_js(position)?);
+        Ok(())
+    }
+
+    /// Resumes from `position` now, for the subscriptions held now.
+    #[wasm_bindgen(js_name = resumeFrom)]
+    pub fn resume_from(&mut self, position: &JsValue) -> Result<(), JsValue> {
+        self.core
+            .resume_from(super::events::position_from_js(position)?);
+        Ok(())
+    }
+
     /// True between the welcome and the end of the connection.
     #[wasm_bindgen(getter, js_name = isOpen)]
     pub fn is_open(&self) -> bool {

@@ -6,8 +6,8 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::convert::{to_js, with_key};
-use crate::client::Event;
-use crate::protocol::{EndpointInfo, Failure, PeerInfo, Response};
+use crate::client::{Event, Position};
+use crate::protocol::{EndpointInfo, Failure, GapReason, PeerInfo, Response};
 use crate::store::Change;
 
 pub(super) fn obj(pairs: &[(&'static str, JsValue)]) -> JsValue {
@@ -73,6 +73,64 @@ fn response_js(r: &Response) -> JsValue {
     }
 }
 
+/// A [`Position`] as JS: `{epoch: string | null, offsets: {prefix: seq}}`.
+pub(super) fn position_js(p: &Position) -> JsValue {
+    let offsets = Object::new();
+    for (prefix, seq) in &p.offsets {
+        Reflect::set(
+            &offsets,
+            &JsValue::from_str(prefix),
+            &JsValue::from_f64(*seq as f64),
+        )
+        .ok();
+    }
+    obj(&[
+        (
+            "epoch",
+            p.epoch.as_deref().map_or(JsValue::NULL, JsValue::from_str),
+        ),
+        ("offsets", offsets.into()),
+    ])
+}
+
+/// The inverse of [`position_js`]; a malformed position is a `TypeError`-like error.
+pub(super) fn position_from_js(v: &JsValue) -> Result<Position, JsValue> {
+    let bad = |what: &str| JsValue::from(js_sys::Error::new(&format!("position: {what}")));
+    let epoch = Reflect::get(v, &JsValue::from_str("epoch")).map_err(|_| bad("not an object"))?;
+    let epoch = if epoch.is_null() || epoch.is_undefined() {
+        None
+    } else {
+        Some(
+            epoch
+                .as_string()
+                .ok_or_else(|| bad("epoch is not a string"))?,
+        )
+    };
+    let offsets = Reflect::get(v, &JsValue::from_str("offsets")).map_err(|_| bad("no offsets"))?;
+    let mut out = std::collections::BTreeMap::new();
+    if !offsets.is_undefined() && !offsets.is_null() {
+        let entries = Object::entries(
+            offsets
+                .dyn_ref::<Object>()
+                .ok_or_else(|| bad("offsets is not an object"))?,
+        );
+        for pair in entries.iter() {
+            let pair = Array::from(&pair);
+            let prefix = pair.get(0).as_string().unwrap_or_default();
+            let seq = pair
+                .get(1)
+                .as_f64()
+                .filter(|n| *n >= 0.0 && n.fract() == 0.0 && *n <= 9_007_199_254_740_991.0)
+                .ok_or_else(|| bad("an offset is not a non-negative integer"))?;
+            out.insert(prefix, seq as u64);
+        }
+    }
+    Ok(Position {
+        epoch,
+        offsets: out,
+    })
+}
+
 fn serde_wasm_json<T: serde::Serialize>(v: &T) -> JsValue {
     serde_json::to_string(v)
         .ok()
@@ -114,6 +172,31 @@ fn event_js(e: Event) -> JsValue {
             ];
             pairs.extend(endpoint_js(&s.endpoint));
             obj(&pairs)
+        }
+        Event::Gap(g) => {
+            let reason = match g.reason {
+                GapReason::Restart => "restart",
+                GapReason::Evicted => "evicted",
+                GapReason::NoHistory => "no_history",
+            };
+            let missed = g
+                .missed
+                .map_or(JsValue::NULL, |n| JsValue::from_f64(n as f64));
+            let message = match g.missed {
+                Some(n) => format!(
+                    "{n} messages under {} could not be replayed ({reason})",
+                    g.prefix
+                ),
+                None => format!("messages under {} may be missing ({reason})", g.prefix),
+            };
+            obj(&[
+                ("type", with_key("gap", JsValue::clone)),
+                ("code", JsValue::from_str("gap")),
+                ("prefix", JsValue::from_str(&g.prefix)),
+                ("missed", missed),
+                ("reason", JsValue::from_str(reason)),
+                ("message", JsValue::from_str(&message)),
+            ])
         }
         Event::Error(e) => obj(&[
             ("type", with_key("error", JsValue::clone)),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use broker_wasm::protocol::{self, ClientMsg, Encoding, ErrorInfo, Publish, ServerMsg, Welcome};
+use broker_wasm::protocol::{self, ClientMsg, Encoding, ErrorInfo, Publish, ServerMsg};
 use broker_wasm::topic::validate_user_topic;
 use broker_wasm::ErrorCode;
 use bytes::Bytes;
@@ -26,6 +26,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BATCH: usize = 1024;
 
 mod request;
+mod resume;
 mod writer;
 
 struct Session {
@@ -140,6 +141,11 @@ impl Session {
             ClientMsg::Hello(_) => {
                 self.error(ErrorCode::UnexpectedHandshakeMessage, "hello sent twice")
             }
+            ClientMsg::Resume {
+                instance,
+                epoch,
+                positions,
+            } => self.resume(instance, epoch, positions),
             ClientMsg::Bye => return false,
         }
         true
@@ -379,11 +385,7 @@ fn handshake(
                         true,
                     );
                 }
-                session.send(ServerMsg::Welcome(Welcome {
-                    endpoint: shared.id,
-                    version: crate::VERSION.into(),
-                    max_frame: max as u64,
-                }));
+                session.welcome();
                 tracing::debug!(client = h.client, who = session.who.name, %remote, "native client connected");
             }
             for (m, raw) in first.into_iter().skip(1) {
@@ -441,11 +443,7 @@ impl FuzzSession {
             stalled: Default::default(),
             clones: Default::default(),
         };
-        s.send(ServerMsg::Welcome(Welcome {
-            endpoint: s.shared.id,
-            version: crate::VERSION.into(),
-            max_frame: s.shared.config.max_frame as u64,
-        }));
+        s.welcome();
         FuzzSession(s)
     }
 

@@ -182,6 +182,10 @@ impl Endpoint {
             local: Default::default(),
             config,
         });
+        // The history prefixes are wanted from peers from the start.
+        if !shared.hub.histories.is_empty() {
+            shared.filter_changed();
+        }
         Ok(Endpoint { shared })
     }
 

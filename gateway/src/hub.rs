@@ -315,15 +315,7 @@ impl Hub {
             return all;
         }
         all.extend(self.histories.prefixes());
-        all.sort();
-        let mut out: Vec<String> = Vec::with_capacity(all.len());
-        for p in all {
-            // Sorted: a covering (shorter) prefix comes before what it covers.
-            if !out.iter().any(|o| p.starts_with(o.as_str())) {
-                out.push(p);
-            }
-        }
-        out
+        broker_wasm::topic::normalize(all)
     }
 
     /// Total number of (prefix, consumer) subscriptions.

@@ -382,6 +382,15 @@ fn status_tuple(e: gateway::StatusEvent) -> StatusTuple {
             )
         }
         gateway::StatusEvent::Error(e) => ("error", e.code.code(), e.context, None, None, None),
+        // A resume's gap (clients of gateways with `--history`): the prefix in the node slot.
+        gateway::StatusEvent::Gap(g) => {
+            let missed = g.missed.map_or("unknown".to_string(), |n| n.to_string());
+            let text = format!(
+                "gap under {} ({:?}): {missed} messages missed",
+                g.prefix, g.reason
+            );
+            ("gap", 0, text, Some(g.prefix), None, None)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers for in-process gateway tests: endpoints on 127.0.0.1:0, raw WebSocket clients.
 #![allow(dead_code)]
 
+pub mod cut;
 pub mod ns;
 pub mod redis;
 

@@ -129,8 +129,10 @@ export type StoreChange =
   | { type: "expire"; key: BrokerValue }
   /** The master is a new instance (it restarted); the changes after this are the difference. */
   | { type: "reset" }
-  /** A snapshot was applied: the clone is in sync. */
+  /** A snapshot was applied (or the updates since the kept state): the clone is in sync. */
   | { type: "synced" }
+  /** A durable clone read its kept state (`size` entries), before the connection. */
+  | { type: "loaded"; size: number }
   /**
    * Attaching failed or the master was lost. Not `permanent` (e.g. `no_such_master`): retried
    * every resync interval. `permanent` (e.g. `unauthorized`): a final refusal, no more attempts.
@@ -145,6 +147,11 @@ export interface CloneOptions {
   staleInterval?: number;
   /** How long writes made while disconnected wait before failing with `request_timeout` (default 120). */
   mutationBufferInterval?: number;
+  /**
+   * Browsers: keep the clone's state in IndexedDB under this key (`true`: the store's name);
+   * a reload reads it before the connection is up. Ignored where IndexedDB is missing.
+   */
+  persist?: boolean | string;
 }
 
 /** The keys of a clone as a live view. */
@@ -164,6 +171,10 @@ export class Store {
   readonly name: string;
   /** True while in sync with the master. */
   readonly synced: boolean;
+  /** True while not in sync: reads answer from the last known (or kept) state. */
+  readonly stale: boolean;
+  /** A durable clone: keeps its state now (if in sync and changed); true if it wrote. */
+  save(): Promise<boolean>;
   readonly size: number;
   /** Live view of the keys. */
   readonly keys: KeysView;

@@ -25,7 +25,7 @@ use crate::protocol::{
     ClientMsg, Encoding, ErrorInfo, Failure, Gap, Hello, Publish, Request, Response, ServerMsg,
     Status, StoreOp, Welcome, DEFAULT_MAX_FRAME,
 };
-use crate::store::{Change, Entry, Replica};
+use crate::store::{Change, Entry, Replica, SavedReplica};
 use crate::topic::{validate_user_topic, SubscriptionIndex, TopicError};
 
 /// A local subscriber's id, chosen by the client core.
@@ -555,6 +555,23 @@ impl ClientCore {
                     self.resume.on_gap(&gap);
                     events.push(Event::Gap(gap));
                 }
+                ServerMsg::CloneCurrent { store, master, seq } => {
+                    let Some(c) = self.clones.get_mut(&store) else {
+                        continue;
+                    };
+                    match c.replica.caught_up(master, seq) {
+                        Ok(_) => {
+                            c.disconnected_since = None;
+                            events.push(Event::StoreChanges {
+                                store,
+                                changes: Vec::new(),
+                                reset: false,
+                                synced: true,
+                            });
+                        }
+                        Err(_) => self.send_attach_snapshot(&store),
+                    }
+                }
                 ServerMsg::Status(s) => events.push(Event::Status(s)),
                 ServerMsg::Error(e) => events.push(Event::Error(e)),
                 ServerMsg::Response { id, result } => {
@@ -1027,5 +1044,72 @@ mod tests {
             }]))
             .unwrap();
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_kept_clone_catches_up_with_the_updates_since_or_takes_a_snapshot() {
+        use crate::protocol::{StoreEntry, StoreUpdate};
+        let master = NodeId([7; 16]);
+        let saved = SavedReplica {
+            master,
+            seq: 5,
+            entries: vec![StoreEntry {
+                key: "a".into(),
+                value: Data::Count(1),
+                expiry: None,
+            }],
+        };
+        let mut c = ClientCore::new(Encoding::Binary, "t");
+        c.attach_clone_from("s", CloneOptions::default(), Some(saved.clone()));
+        // Readable before any connection.
+        assert_eq!(
+            c.clone_get("s", &"a".into()).unwrap().unwrap().value,
+            Data::Count(1)
+        );
+        c.on_open();
+        let msgs = sent(c.take_frame().unwrap());
+        assert!(
+            msgs.iter().any(|m| matches!(m, ClientMsg::Request {
+            request: Request::AttachCloneSince { store, master: m, seq: 5 }, ..
+        } if store == "s" && *m == master)),
+            "{msgs:?}"
+        );
+        let update = |seq| ServerMsg::StoreUpdate {
+            store: "s".into(),
+            seq,
+            update: StoreUpdate::Insert {
+                key: format!("k{seq}").as_str().into(),
+                value: Data::Count(seq),
+                expiry: None,
+            },
+        };
+        let current = ServerMsg::CloneCurrent {
+            store: "s".into(),
+            master,
+            seq: 7,
+        };
+        let events = c
+            .on_frame(&server(&[welcome(), update(6), update(7), current]))
+            .unwrap();
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::StoreChanges { synced: true, .. })));
+        assert_eq!(c.clone_export("s").unwrap().seq, 7);
+        assert_eq!(c.clone_export("s").unwrap().entries.len(), 3);
+
+        // A CloneCurrent that does not match: a snapshot is asked for.
+        let mut c = ClientCore::new(Encoding::Binary, "t");
+        c.attach_clone_from("s", CloneOptions::default(), Some(saved));
+        c.on_open();
+        c.take_frame();
+        c.on_frame(&server(&[welcome()])).unwrap();
+        let wrong = ServerMsg::CloneCurrent {
+            store: "s".into(),
+            master,
+            seq: 9,
+        };
+        c.on_frame(&server(&[wrong])).unwrap();
+        assert!(attach_id(&sent(c.take_frame().unwrap()), "s").is_some());
+        assert!(c.clone_export("s").is_none(), "not in sync");
     }
 }

@@ -354,6 +354,14 @@ pub struct Gap {
     pub got: u64,
 }
 
+/// A replica's state as a durable clone keeps it (see [`Replica::export`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedReplica {
+    pub master: NodeId,
+    pub seq: u64,
+    pub entries: Vec<StoreEntry>,
+}
+
 /// Snapshot entries received so far, in arrival (key) order.
 type Incoming = Vec<(Data, Entry)>;
 
@@ -364,6 +372,8 @@ pub struct Replica {
     master: Option<NodeId>,
     seq: u64,
     synced: bool,
+    /// Waiting for the updates since `seq` and `CloneCurrent` (an `AttachCloneSince`).
+    catching_up: bool,
     /// Entries of a snapshot still arriving in chunks (in key order, as masters send them;
     /// the map is built in bulk from them at the end).
     incoming: Option<(NodeId, u64, Incoming)>,
@@ -409,6 +419,78 @@ impl Replica {
     /// until the application's stale interval says otherwise.
     pub fn unsync(&mut self) {
         self.synced = false;
+        self.catching_up = false;
+        self.incoming = None;
+    }
+
+    /// Where this replica is, if it holds a master's state (to ask for the updates since,
+    /// `AttachCloneSince`); from then on updates in order are applied until
+    /// [`Replica::caught_up`].
+    pub fn begin_catch_up(&mut self) -> Option<(NodeId, u64)> {
+        let master = self.master?;
+        self.synced = false;
+        self.incoming = None;
+        self.catching_up = true;
+        Some((master, self.seq))
+    }
+
+    /// The gateway says the replica is now in sync with `master` as of `seq`; a mismatch is
+    /// a [`Gap`] (the replica needs a snapshot).
+    pub fn caught_up(&mut self, master: NodeId, seq: u64) -> Result<Applied, Gap> {
+        if !self.catching_up || self.master != Some(master) || self.seq != seq {
+            self.catching_up = false;
+            return Err(Gap {
+                expected: self.seq,
+                got: seq,
+            });
+        }
+        self.catching_up = false;
+        self.synced = true;
+        Ok(Applied {
+            synced: true,
+            ..Applied::default()
+        })
+    }
+
+    /// The replica's state, to keep (a durable clone): master, seq and every entry. `None`
+    /// unless in sync.
+    pub fn export(&self) -> Option<SavedReplica> {
+        let master = self.master.filter(|_| self.synced)?;
+        Some(SavedReplica {
+            master,
+            seq: self.seq,
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, e)| StoreEntry {
+                    key: k.clone(),
+                    value: e.value.clone(),
+                    expiry: e.expiry,
+                })
+                .collect(),
+        })
+    }
+
+    /// Restores a kept state: readable at once, not in sync until the gateway brings it up
+    /// to date ([`Replica::begin_catch_up`]) or sends a snapshot.
+    pub fn import(&mut self, saved: SavedReplica) {
+        self.entries = saved
+            .entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.key,
+                    Entry {
+                        value: e.value,
+                        expiry: e.expiry,
+                    },
+                )
+            })
+            .collect();
+        self.master = Some(saved.master);
+        self.seq = saved.seq;
+        self.synced = false;
+        self.catching_up = false;
         self.incoming = None;
     }
 
@@ -469,6 +551,7 @@ impl Replica {
             self.master = Some(master);
             self.seq = seq;
             self.synced = true;
+            self.catching_up = false;
             return Applied {
                 changes,
                 reset,
@@ -499,6 +582,7 @@ impl Replica {
         self.master = Some(master);
         self.seq = seq;
         self.synced = true;
+        self.catching_up = false;
         Applied {
             changes,
             reset,
@@ -509,12 +593,16 @@ impl Replica {
     /// Applies update `seq`. Updates must come in order: anything else is a [`Gap`] and the
     /// replica stays as it was (and out of sync) until a new snapshot arrives.
     pub fn update(&mut self, seq: u64, update: StoreUpdate) -> Result<Vec<Change>, Gap> {
-        if !self.synced || self.incoming.is_some() {
+        if !(self.synced || self.catching_up) || self.incoming.is_some() {
             // Updates before (or during) a snapshot belong to an older stream.
             return Ok(Vec::new());
         }
         if seq <= self.seq {
             return Ok(Vec::new()); // a duplicate
+        }
+        if seq != self.seq + 1 && self.catching_up {
+            // The feed this catch-up replaced: what the new one sends comes in order.
+            return Ok(Vec::new());
         }
         if seq != self.seq + 1 {
             self.synced = false;

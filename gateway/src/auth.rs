@@ -390,7 +390,9 @@ pub fn check_request(grants: &Grants, request: &Request) -> Option<Failure> {
         Request::AttachMaster { store, .. } if !allowed(&grants.store_master, store) => broker(
             format!("creating master store {store:?} (grant `store_master`)"),
         ),
-        Request::AttachClone { store } | Request::DetachClone { store }
+        Request::AttachClone { store }
+        | Request::AttachCloneSince { store, .. }
+        | Request::DetachClone { store }
             if !allowed(&grants.store_read, store) =>
         {
             broker(format!("reading store {store:?} (grant `store_read`)"))
@@ -407,6 +409,7 @@ pub fn check_request(grants: &Grants, request: &Request) -> Option<Failure> {
         }
         Request::AttachMaster { .. }
         | Request::AttachClone { .. }
+        | Request::AttachCloneSince { .. }
         | Request::DetachClone { .. } => None,
         Request::Namespace(op) => match op {
             NamespaceOp::Create { name, .. } if !allowed(&grants.ns_create, name) => {

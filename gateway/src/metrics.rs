@@ -72,6 +72,9 @@ metrics! {
     counter store_ops_total,
     /// Store updates replicated by master stores (one per change, however many clones).
     counter store_updates_total,
+    /// Clones that came back with a state the store could bring up to date with the updates
+    /// since (no snapshot sent).
+    counter store_clone_catchups_total,
     /// Clones re-attached with a fresh snapshot because they fell behind.
     counter store_resyncs_total,
     /// Connections refused for an unknown, malformed or expired token, or a foreign Origin.

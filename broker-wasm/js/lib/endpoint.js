@@ -156,9 +156,12 @@ class EndpointApi extends Connection {
    * A clone of store `name` (ZB-47): returned at once; `await store.ready()` for the first
    * snapshot. Options in seconds, as Broker's: `resyncInterval` (10), `staleInterval`
    * (300, negative = never), `mutationBufferInterval` (120). The clone follows the
-   * connection: after a reconnect it attaches again and gets the difference.
+   * connection: after a reconnect it attaches again and gets the difference (only the
+   * updates since, when the gateway still has them). `persist: true` (or a key) keeps the
+   * clone's state in the browser's IndexedDB: a reloaded page reads it at once (`stale`
+   * until in sync); ignored where IndexedDB is missing.
    * @param {string} name
-   * @param {{resyncInterval?: number, staleInterval?: number, mutationBufferInterval?: number}} [options]
+   * @param {{resyncInterval?: number, staleInterval?: number, mutationBufferInterval?: number, persist?: boolean | string}} [options]
    */
   attachClone(name, options = {}) {
     const existing = this._stores.get(name);

@@ -2,8 +2,11 @@
 // its events into callbacks and async iterators and its requests into promises.
 
 import { BrokerError, asBrokerError } from "./errors.js";
+import * as kept from "./persist.js";
 
 const PAGE = 1024;
+/** A durable clone saves its state this often while it changes (ms), and on `pagehide`. */
+const SAVE_EVERY_MS = 5_000;
 
 /**
  * The keys of a clone as a live view: `size`, `has(key)` and iteration always reflect the
@@ -54,10 +57,70 @@ export class Store {
     this._detached = false;
     /** The live view of the keys. */
     this.keys = new KeysView(this);
-    endpoint._core.attachClone(name, options ?? {});
+    const persist = options?.persist;
+    this._keptAs = persist && kept.available() ? (typeof persist === "string" ? persist : name) : null;
+    if (!this._keptAs) {
+      this._attach(options);
+      return;
+    }
+    // A durable clone: the kept state first (readable before the connection is up), then
+    // the gateway brings it up to date.
+    this._savedSeq = -1;
+    this._loading = kept
+      .load(this._keptAs)
+      .catch(() => undefined)
+      .then((bytes) => {
+        this._loading = null;
+        if (this._detached) return;
+        this._attach(options, bytes instanceof Uint8Array ? bytes : undefined);
+        if (this.size > 0) this._emit({ type: "loaded", size: this.size });
+      });
+    this._saveTimer = setInterval(() => this.save(), SAVE_EVERY_MS);
+    this._onHide = () => this.save();
+    globalThis.addEventListener?.("pagehide", this._onHide);
+  }
+
+  _attach(options, saved) {
+    const core = this._endpoint._core;
+    if (saved) core.attachCloneFrom(this.name, options ?? {}, saved);
+    else core.attachClone(this.name, options ?? {});
     // Changes are computed only while someone listens (a big snapshot is cheaper without).
-    endpoint._core.setCloneChanges(name, false);
-    endpoint._schedule();
+    this._watching();
+    this._endpoint._schedule();
+  }
+
+  /**
+   * A durable clone (`persist`): keeps its state now, if in sync and changed since it was
+   * last kept (it also does every 5 s and when the page is hidden). Resolves true if it
+   * wrote.
+   */
+  save() {
+    // One at a time: a save resolves after the ones before it are written.
+    this._saving = (this._saving ?? Promise.resolve()).then(() => this._saveNow());
+    return this._saving;
+  }
+
+  async _saveNow() {
+    if (!this._keptAs || this._loading || this._detached) return false;
+    const core = this._endpoint._core;
+    const seq = core.cloneSeq(this.name);
+    if (!this.synced || seq === this._savedSeq) return false;
+    const bytes = core.cloneExport(this.name);
+    if (!bytes) return false;
+    this._savedSeq = seq;
+    try {
+      await kept.save(this._keptAs, bytes);
+      return true;
+    } catch (e) {
+      this._savedSeq = -1;
+      this._emit({ type: "error", code: "backend_failure", message: `keeping the clone failed: ${e?.message ?? e}`, permanent: false });
+      return false;
+    }
+  }
+
+  /** True while the replica is not in sync: reads answer from the last known state. */
+  get stale() {
+    return !this.synced;
   }
 
   /** True while the replica is in sync with the master. */
@@ -100,6 +163,7 @@ export class Store {
   }
 
   _read(fn) {
+    if (this._loading) throw new BrokerError("stale_data", `the clone of ${this.name} is loading its kept state`);
     try {
       return fn(this._endpoint._core);
     } catch (e) {
@@ -131,11 +195,7 @@ export class Store {
   }
 
   _keySlice(start, limit) {
-    try {
-      return this._endpoint._core.cloneKeys(this.name, start, Math.min(limit, 2 ** 32 - 1));
-    } catch (e) {
-      throw asBrokerError(e);
-    }
+    return this._read((c) => c.cloneKeys(this.name, start, Math.min(limit, 2 ** 32 - 1)));
   }
 
   /** Up to `limit` `[key, value]` pairs in key order from position `start`. */
@@ -265,7 +325,7 @@ export class Store {
   }
 
   _watching() {
-    if (this._detached) return;
+    if (this._detached || this._loading) return;
     const on = this._listeners.size > 0 || this._iterators.size > 0;
     this._endpoint._core.setCloneChanges(this.name, on);
   }
@@ -314,6 +374,8 @@ export class Store {
   detach() {
     if (this._detached) return;
     this._detached = true;
+    clearInterval(this._saveTimer);
+    if (this._onHide) globalThis.removeEventListener?.("pagehide", this._onHide);
     this._endpoint._core.detachClone(this.name);
     this._endpoint._stores.delete(this.name);
     this._endpoint._schedule();
@@ -340,6 +402,7 @@ export class Store {
     if (e.synced) {
       this._emit({ type: "synced" });
       for (const w of this._readyWaiters.splice(0)) w();
+      if (this._keptAs) this.save();
     }
   }
 }

@@ -8,10 +8,26 @@ impl ClientCore {
     /// Starts (or restarts) a clone of `store` (ZB-47): it attaches whenever connected,
     /// gets a snapshot and then every update, and reports them as [`Event::StoreChanges`].
     pub fn attach_clone(&mut self, store: &str, opts: CloneOptions) {
+        self.attach_clone_from(store, opts, None);
+    }
+
+    /// Like [`ClientCore::attach_clone`], starting from a kept state ([`ClientCore::clone_export`]):
+    /// readable at once (stale until in sync); the gateway sends only the updates since when
+    /// it still has them, else a snapshot that arrives as the difference.
+    pub fn attach_clone_from(
+        &mut self,
+        store: &str,
+        opts: CloneOptions,
+        saved: Option<SavedReplica>,
+    ) {
+        let mut replica = Replica::new();
+        if let Some(saved) = saved {
+            replica.import(saved);
+        }
         self.clones.insert(
             store.to_owned(),
             CloneState {
-                replica: Replica::new(),
+                replica,
                 opts,
                 disconnected_since: (self.state != State::Open).then_some(self.now_ms),
                 retry_at: None,
@@ -42,9 +58,37 @@ impl ClientCore {
         }
     }
 
+    /// The state of a clone in sync, to keep and restore later (`attach_clone_from`).
+    pub fn clone_export(&self, store: &str) -> Option<SavedReplica> {
+        self.clones.get(store)?.replica.export()
+    }
+
+    /// Attaches `store`: from where its replica is, if it holds a master's state (the
+    /// gateway may then send only the updates since), else with a snapshot.
     pub(super) fn send_attach(&mut self, store: &str) {
+        let since = self.clones.get_mut(store).and_then(|c| {
+            c.retry_at = None;
+            c.replica.begin_catch_up()
+        });
+        let request = match since {
+            Some((master, seq)) => Request::AttachCloneSince {
+                store: store.to_owned(),
+                master,
+                seq,
+            },
+            None => Request::AttachClone {
+                store: store.to_owned(),
+            },
+        };
+        let id = self.request(request);
+        self.clone_requests.insert(id, store.to_owned());
+    }
+
+    /// Attaches `store` with a snapshot (the replica could not be brought up to date).
+    pub(super) fn send_attach_snapshot(&mut self, store: &str) {
         if let Some(c) = self.clones.get_mut(store) {
             c.retry_at = None;
+            c.replica.unsync();
         }
         let id = self.request(Request::AttachClone {
             store: store.to_owned(),

@@ -107,6 +107,15 @@ pub enum Request {
     },
     /// The gateway's uplinks and their state.
     ZeekUplinks,
+    /// Starts a clone that already holds the state of `master` as of update `seq` (kept from
+    /// an earlier connection, or loaded from disk): the gateway sends only the updates since,
+    /// then [`ServerMsg::CloneCurrent`], when it still has them; else a snapshot, as for
+    /// [`Request::AttachClone`].
+    AttachCloneSince {
+        store: String,
+        master: NodeId,
+        seq: u64,
+    },
 }
 
 /// An uplink to a Zeek node (ZU-02..09).

@@ -81,6 +81,13 @@ pub enum ServerMsg {
     /// What a resuming client missed cannot be replayed (the gateway restarted, the history
     /// no longer reaches back far enough, or there is no history for the prefix).
     Gap(Gap),
+    /// After the updates a [`Request::AttachCloneSince`] asked for: the clone is in sync with
+    /// `master` as of update `seq`.
+    CloneCurrent {
+        store: String,
+        master: NodeId,
+        seq: u64,
+    },
 }
 
 /// One message of a [`ServerMsg::Replay`].

@@ -234,6 +234,21 @@ impl WasmClient {
     /// `staleInterval` (300; negative = never stale), `mutationBufferInterval` (120).
     #[wasm_bindgen(js_name = attachClone)]
     pub fn attach_clone(&mut self, store: &str, opts: &JsValue) {
+        self.attach_clone_from(store, opts, None);
+    }
+
+    /// Like `attachClone`, from a state `cloneExport` gave (a durable clone): readable at
+    /// once. Returns false (and attaches from scratch) if `saved` does not decode.
+    #[wasm_bindgen(js_name = attachCloneFrom)]
+    pub fn attach_clone_from(
+        &mut self,
+        store: &str,
+        opts: &JsValue,
+        saved: Option<Vec<u8>>,
+    ) -> bool {
+        let saved = saved.map(|b| crate::binary::from_slice::<crate::store::SavedReplica>(&b));
+        let ok = !matches!(saved, Some(Err(_)));
+        let saved = saved.and_then(Result::ok);
         self.core.set_now(js_sys::Date::now());
         let mut o = CloneOptions::default();
         let secs = |name: &str| get(opts, name).as_f64().filter(|v| v.is_finite());
@@ -246,7 +261,16 @@ impl WasmClient {
         if let Some(v) = secs("mutationBufferInterval") {
             o.mutation_buffer_interval_ms = v * 1000.0;
         }
-        self.core.attach_clone(store, o);
+        self.core.attach_clone_from(store, o, saved);
+        ok
+    }
+
+    /// The clone's state while in sync, to keep (`attachCloneFrom`); undefined otherwise.
+    #[wasm_bindgen(js_name = cloneExport)]
+    pub fn clone_export(&self, store: &str) -> Option<Vec<u8>> {
+        self.core
+            .clone_export(store)
+            .and_then(|s| crate::binary::to_vec(&s).ok())
     }
 
     /// Whether the clone reports changes (off: only `synced`/`reset` events).
@@ -296,6 +320,14 @@ impl WasmClient {
     }
 
     /// Number of entries of a clone (0 before the first snapshot).
+    /// The master update a clone's replica is at (0 before any state).
+    #[wasm_bindgen(js_name = cloneSeq)]
+    pub fn clone_seq(&self, store: &str) -> f64 {
+        self.core
+            .clone_replica(store)
+            .map_or(0.0, |r| r.seq() as f64)
+    }
+
     #[wasm_bindgen(js_name = cloneSize)]
     pub fn clone_size(&self, store: &str) -> usize {
         self.core.clone_replica(store).map(|r| r.len()).unwrap_or(0)

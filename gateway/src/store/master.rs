@@ -31,6 +31,8 @@ struct Master {
     expiries: BTreeSet<(Timestamp, Data)>,
     seq: u64,
     clones: Vec<Feed>,
+    /// The last updates, for clones that come back (`AttachCloneSince`).
+    recent: super::Recent,
     writer: Option<Writer>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Largest key plus value a write may leave in the store, in bytes; 0 = no limit.
@@ -84,6 +86,7 @@ fn spawn_with(
         expiries,
         seq: 0,
         clones: Vec::new(),
+        recent: super::Recent::default(),
         writer,
         metrics: env.metrics.clone(),
         max_value: env.max_value,
@@ -128,7 +131,7 @@ impl Master {
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Op { op, reply } => self.op(op, reply),
-            Cmd::Attach { feed, reply } => self.attach(feed, reply),
+            Cmd::Attach { feed, reply, since } => self.attach(feed, reply, since),
             Cmd::Table(t) => self.table(t),
             Cmd::Peer { .. } | Cmd::PeerGone(_) => {}
         }
@@ -210,8 +213,20 @@ impl Master {
         self.clones.retain(|f| f.try_send(item.clone()).is_ok());
     }
 
-    /// Sends a snapshot in chunks, then adds the clone to the update fan-out (ZB-58).
-    fn attach(&mut self, feed: Feed, reply: Reply) {
+    /// Sends a snapshot in chunks, then adds the clone to the update fan-out (ZB-58). A
+    /// clone with this master's state as of an update still in `recent` gets the updates
+    /// since instead.
+    fn attach(&mut self, feed: Feed, reply: Reply, since: Option<(NodeId, u64)>) {
+        if let Some(since) = since {
+            if self
+                .recent
+                .serve(&self.name, (self.id, self.seq), since, &feed)
+            {
+                crate::metrics::Metrics::add(&self.metrics.store_clone_catchups_total, 1);
+                self.clones.push(feed);
+                return reply(Ok(Response::Done));
+            }
+        }
         let mut chunk = Vec::with_capacity(CHUNK.min(self.entries.len()));
         let total = self.entries.len();
         let mut sent = 0;
@@ -263,14 +278,12 @@ impl Master {
     fn broadcast(&mut self, update: StoreUpdate) {
         self.seq += 1;
         crate::metrics::Metrics::add(&self.metrics.store_updates_total, 1);
-        if self.clones.is_empty() {
-            return;
-        }
         let item = FeedItem::new(ServerMsg::StoreUpdate {
             store: self.name.clone(),
             seq: self.seq,
             update,
         });
+        self.recent.push(self.seq, item.clone());
         // A clone whose feed is full is dropped; its forwarder re-attaches it with a fresh
         // snapshot, so it never misses an update silently.
         self.clones.retain(|f| f.try_send(item.clone()).is_ok());

@@ -116,6 +116,71 @@ impl FeedItem {
     }
 }
 
+/// Updates a store keeps for clones that come back (`AttachCloneSince`): the last
+/// [`RECENT_UPDATES`], as the feed items they were sent as.
+pub(crate) const RECENT_UPDATES: usize = 8192;
+
+#[derive(Debug, Default)]
+pub(crate) struct Recent {
+    items: std::collections::VecDeque<(u64, Arc<FeedItem>)>,
+}
+
+impl Recent {
+    pub(crate) fn push(&mut self, seq: u64, item: Arc<FeedItem>) {
+        if self.items.len() == RECENT_UPDATES {
+            self.items.pop_front();
+        }
+        self.items.push_back((seq, item));
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    /// The updates after `seq` up to `current`, if every one of them is still here.
+    pub(crate) fn since(&self, seq: u64, current: u64) -> Option<Vec<Arc<FeedItem>>> {
+        if seq > current {
+            return None;
+        }
+        if seq == current {
+            return Some(Vec::new());
+        }
+        let first = self.items.front()?.0;
+        if first > seq + 1 {
+            return None;
+        }
+        let start = self.items.partition_point(|(s, _)| *s <= seq);
+        Some(self.items.range(start..).map(|(_, i)| i.clone()).collect())
+    }
+
+    /// Serves a clone that holds `master`'s state as of `since` from `ours` (this store's
+    /// master and seq): the updates since and `CloneCurrent`. False if it cannot (another
+    /// master, updates gone) or the feed is full: the caller sends a snapshot.
+    pub(crate) fn serve(
+        &self,
+        store: &str,
+        ours: (NodeId, u64),
+        since: (NodeId, u64),
+        feed: &Feed,
+    ) -> bool {
+        if since.0 != ours.0 {
+            return false;
+        }
+        let Some(items) = self.since(since.1, ours.1) else {
+            return false;
+        };
+        let current = FeedItem::new(ServerMsg::CloneCurrent {
+            store: store.to_owned(),
+            master: ours.0,
+            seq: ours.1,
+        });
+        items
+            .into_iter()
+            .chain(std::iter::once(current))
+            .all(|i| feed.try_send(i).is_ok())
+    }
+}
+
 /// Where a feed goes: a client session in its encoding, or a peer link.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum FeedTarget {
@@ -250,8 +315,14 @@ pub(crate) enum Cmd {
     /// An operation from a client, a peer or the Rust API.
     Op { op: StoreOp, reply: Reply },
     /// A new clone: the store sends a snapshot and then every update into `feed`; `reply`
-    /// says whether that worked (a relay without a master answers `no_such_master`).
-    Attach { feed: Feed, reply: Reply },
+    /// says whether that worked (a relay without a master answers `no_such_master`). With
+    /// `since` (the clone holds that master's state as of that update), only the updates
+    /// since and `CloneCurrent` when the store still has them ([`Recent`]).
+    Attach {
+        feed: Feed,
+        reply: Reply,
+        since: Option<(NodeId, u64)>,
+    },
     /// From the peer this relay follows.
     Peer { from: NodeId, msg: PeerMsg },
     /// A direct peer went away.
@@ -604,6 +675,7 @@ impl Stores {
                     h,
                     link,
                     FeedTarget::Peer,
+                    None,
                     stop,
                     Box::new(move |r| {
                         if r.is_err() {
@@ -719,6 +791,7 @@ impl Stores {
         store: StoreHandle,
         out: mpsc::Sender<Bytes>,
         target: FeedTarget,
+        mut since: Option<(NodeId, u64)>,
         stop: CancellationToken,
         attached: Reply,
         slot: Option<FeedSlot>,
@@ -736,6 +809,8 @@ impl Stores {
             let (ok_tx, ok_rx) = oneshot::channel();
             store.send(Cmd::Attach {
                 feed: tx,
+                // Only the first attach: after falling behind, a snapshot.
+                since: since.take(),
                 reply: Box::new(move |r| {
                     let _ = ok_tx.send(r);
                 }),

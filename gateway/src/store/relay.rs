@@ -32,6 +32,8 @@ struct Relay {
     /// Peers asked and not yet answered.
     asked: HashSet<NodeId>,
     feeds: Vec<Feed>,
+    /// The last updates relayed, for clones that come back (`AttachCloneSince`).
+    recent: super::Recent,
     /// Attaches waiting for the first snapshot.
     waiting: Vec<(Feed, Reply)>,
     /// Operations waiting for a master.
@@ -51,6 +53,7 @@ pub(crate) fn spawn(env: &Arc<super::StoreEnv>, name: &str) -> StoreHandle {
         bound: None,
         asked: HashSet::new(),
         feeds: Vec::new(),
+        recent: super::Recent::default(),
         waiting: Vec::new(),
         queued: Vec::new(),
         pending: HashMap::new(),
@@ -181,9 +184,23 @@ impl Relay {
                     }
                 }
             },
-            Cmd::Attach { feed, reply } => {
+            Cmd::Attach { feed, reply, since } => {
                 if self.bound.is_some() && self.replica.is_synced() {
-                    if self.send_snapshot(&feed) {
+                    let ours = self.replica.master().map(|m| (m, self.replica.seq()));
+                    let caught_up = match (since, ours) {
+                        (Some(since), Some(ours)) => {
+                            self.recent.serve(&self.name, ours, since, &feed)
+                        }
+                        _ => false,
+                    };
+                    if caught_up {
+                        crate::metrics::Metrics::add(
+                            &self.env.metrics.store_clone_catchups_total,
+                            1,
+                        );
+                        self.feeds.push(feed);
+                        reply(Ok(Response::Done));
+                    } else if self.send_snapshot(&feed) {
                         self.feeds.push(feed);
                         reply(Ok(Response::Done));
                     } else {
@@ -303,6 +320,8 @@ impl Relay {
                 }
                 let applied = self.replica.snapshot_chunk(master, seq, entries, more);
                 if applied.synced {
+                    // Updates kept so far may belong to another master or stream.
+                    self.recent.clear();
                     self.searching_since = None;
                     self.asked.clear();
                     // Everyone gets the new state; their replicas compute the difference.
@@ -336,6 +355,7 @@ impl Relay {
                             seq,
                             update,
                         });
+                        self.recent.push(seq, item.clone());
                         self.feeds.retain(|f| f.try_send(item.clone()).is_ok());
                     }
                     Err(gap) => {

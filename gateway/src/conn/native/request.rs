@@ -75,7 +75,10 @@ impl Session {
                 backend,
                 options,
             } => self.attach_master(id, store, backend, options),
-            Request::AttachClone { store } => self.attach_clone(id, store),
+            Request::AttachClone { store } => self.attach_clone(id, store, None),
+            Request::AttachCloneSince { store, master, seq } => {
+                self.attach_clone(id, store, Some((master, seq)))
+            }
             Request::DetachClone { store } => {
                 if let Some((t, _)) = self.clones.remove(&store) {
                     t.cancel();
@@ -168,7 +171,7 @@ impl Session {
         });
     }
 
-    fn attach_clone(&mut self, id: u64, store: String) {
+    fn attach_clone(&mut self, id: u64, store: String, since: Option<(broker_wasm::NodeId, u64)>) {
         let (respond, shared, _) = self.answer(id);
         let encoding = self.encoding;
         // Feeds that ended (failed attaches, closed stores) no longer count.
@@ -198,6 +201,7 @@ impl Session {
             source,
             self.tx.clone(),
             crate::store::FeedTarget::Client(encoding),
+            since,
             stop,
             Box::new(move |r| {
                 // Ahead of the snapshot in the queue: the feed waits for this reply.

@@ -22,6 +22,8 @@ use super::{encode_peer, error, Cmd, Feed, FeedItem, Reply, StoreHandle, CHUNK};
 const RETRY: Duration = Duration::from_secs(1);
 /// How long attaches and operations wait for a master before `no_such_master`.
 const FIND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a relay keeps following its master after its last clone went.
+const LINGER: Duration = Duration::from_secs(30);
 
 struct Relay {
     env: Arc<super::StoreEnv>,
@@ -75,6 +77,7 @@ async fn run(
     stop: tokio_util::sync::CancellationToken,
 ) {
     r.search();
+    let mut idle_since: Option<tokio::time::Instant> = None;
     let mut retry = tokio::time::interval(RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -87,8 +90,14 @@ async fn run(
             _ = stop.cancelled() => break,
         }
         if r.idle() {
-            // Nobody follows this store through us any more.
-            break;
+            // Nobody follows this store through us any more. The relay stays a while, so a
+            // clone that comes back (a reloaded page) catches up instead of a new snapshot.
+            let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+            if r.bound.is_none() || since.elapsed() >= LINGER {
+                break;
+            }
+        } else {
+            idle_since = None;
         }
     }
     super::fail_queued(&mut rx);

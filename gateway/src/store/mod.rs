@@ -674,8 +674,7 @@ impl Stores {
                 self.spawn_feed(
                     h,
                     link,
-                    FeedTarget::Peer,
-                    None,
+                    (FeedTarget::Peer, None),
                     stop,
                     Box::new(move |r| {
                         if r.is_err() {
@@ -785,13 +784,13 @@ impl Stores {
     /// Feeds a clone: attaches to `store` and forwards the snapshot and every update into `out`
     /// until `stop`. A clone that falls behind (its feed overflowed) is dropped by the store and
     /// re-attached here, which gives it a fresh snapshot: the replica on the other side sees the
-    /// difference and nothing is lost. `attached` learns the outcome of the first attach.
+    /// difference and nothing is lost. `attached` learns the outcome of the first attach; the
+    /// first attach starts from `since` (a clone that holds that state) when given.
     pub(crate) fn spawn_feed(
         &self,
         store: StoreHandle,
         out: mpsc::Sender<Bytes>,
-        target: FeedTarget,
-        mut since: Option<(NodeId, u64)>,
+        (target, mut since): (FeedTarget, Option<(NodeId, u64)>),
         stop: CancellationToken,
         attached: Reply,
         slot: Option<FeedSlot>,

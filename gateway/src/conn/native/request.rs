@@ -200,8 +200,7 @@ impl Session {
         shared.stores.spawn_feed(
             source,
             self.tx.clone(),
-            crate::store::FeedTarget::Client(encoding),
-            since,
+            (crate::store::FeedTarget::Client(encoding), since),
             stop,
             Box::new(move |r| {
                 // Ahead of the snapshot in the queue: the feed waits for this reply.

@@ -145,6 +145,9 @@ class StoresView {
         kc.title = kt;
       }
       renderValue(vc, v);
+      const pending = this.store.isPending?.(k) ?? false;
+      row.classList.toggle("pending", pending);
+      vc.title = pending ? "written here; waiting for the master" : "";
       const t = this.changedAt.get(keyId(k));
       vc.classList.toggle("changed", t !== undefined && pnow - t < FLASH_MS);
       let exp;
@@ -171,6 +174,20 @@ class StoresView {
         if (!this.initial) this.changedAt.set(keyId(c.key), performance.now());
         this.fresh(); // changes flow again
         break;
+      case "pending":
+      case "confirmed":
+        // An optimistic write of this page: the row shows (or stops showing) it as pending.
+        this.structural = true;
+        this.changed++;
+        break;
+      case "rollback": {
+        this.structural = true;
+        this.changed++;
+        const out = $("store-result");
+        out.textContent = `rolled back ${keyText(c.key)}: ${c.code}: ${c.message}`;
+        out.className = "error";
+        break;
+      }
       case "reset":
         this.state = "master restarted: resynchronising";
         this.structural = true;
@@ -227,7 +244,8 @@ class StoresView {
     this.close();
     this.readOnly = isZeekTable(name);
     // A Zeek table stays readable however long its uplink is away (marked stale meanwhile).
-    this.store = this.ep.attachClone(name, this.readOnly ? { resyncInterval: 1, staleInterval: -1 } : { resyncInterval: 1 });
+    // Writes from the page show at once, marked pending until the master answers.
+    this.store = this.ep.attachClone(name, this.readOnly ? { resyncInterval: 1, staleInterval: -1 } : { resyncInterval: 1, optimistic: true });
     this.state = "attaching…";
     this.refused = false;
     this.stale = false;

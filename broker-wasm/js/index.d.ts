@@ -133,6 +133,10 @@ export type StoreChange =
   | { type: "synced" }
   /** A durable clone read its kept state (`size` entries), before the connection. */
   | { type: "loaded"; size: number }
+  /** `optimistic`: a write shows in the view (`value`: the key's view now; undefined = absent). */
+  | { type: "pending" | "confirmed"; key: BrokerValue; value?: BrokerValue; id: number }
+  /** `optimistic`: the master refused a write (or it never got there); the view went back. */
+  | { type: "rollback"; key: BrokerValue; value?: BrokerValue; id: number; code: string; message: string }
   /**
    * Attaching failed or the master was lost. Not `permanent` (e.g. `no_such_master`): retried
    * every resync interval. `permanent` (e.g. `unauthorized`): a final refusal, no more attempts.
@@ -152,6 +156,11 @@ export interface CloneOptions {
    * a reload reads it before the connection is up. Ignored where IndexedDB is missing.
    */
   persist?: boolean | string;
+  /**
+   * Writes through this clone show in its reads at once, marked pending (`isPending`) until
+   * the master confirms them or they roll back (`pending` / `confirmed` / `rollback` changes).
+   */
+  optimistic?: boolean;
 }
 
 /** The keys of a clone as a live view. */
@@ -175,6 +184,10 @@ export class Store {
   readonly stale: boolean;
   /** A durable clone: keeps its state now (if in sync and changed); true if it wrote. */
   save(): Promise<boolean>;
+  /** `optimistic`: whether `key` has a write the master has not answered yet. */
+  isPending(key: BrokerValue): boolean;
+  /** `optimistic`: the keys with writes waiting for the master, in key order. */
+  pendingKeys(): BrokerValue[];
   readonly size: number;
   /** Live view of the keys. */
   readonly keys: KeysView;

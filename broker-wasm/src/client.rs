@@ -12,8 +12,10 @@
 
 mod clone;
 pub mod namespace;
+mod optimistic;
 mod resume;
 
+pub use optimistic::WriteState;
 pub use resume::Position;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -71,6 +73,16 @@ pub enum Event {
         error: ErrorInfo,
         permanent: bool,
     },
+    /// An optimistic write of a clone ([`CloneOptions::optimistic`]): made (`Pending`, the
+    /// view of `key` changed at once), confirmed, or rolled back; `value` is the view of
+    /// `key` now (`None`: absent).
+    Write {
+        store: String,
+        id: u64,
+        key: Data,
+        value: Option<Data>,
+        state: WriteState,
+    },
 }
 
 /// Whether the gateway's refusal to attach a clone is final: asking again cannot succeed.
@@ -93,6 +105,9 @@ pub struct CloneOptions {
     /// How long writes made while disconnected wait for the connection before they fail
     /// with `request_timeout`; zero or negative = they fail at once.
     pub mutation_buffer_interval_ms: f64,
+    /// Writes through the clone ([`ClientCore::store_request`]) show in its view at once,
+    /// pending until the master's answer confirms or rolls them back ([`Event::Write`]).
+    pub optimistic: bool,
 }
 
 impl Default for CloneOptions {
@@ -101,6 +116,7 @@ impl Default for CloneOptions {
             resync_interval_ms: 10_000.0,
             stale_interval_ms: 300_000.0,
             mutation_buffer_interval_ms: 120_000.0,
+            optimistic: false,
         }
     }
 }
@@ -115,6 +131,8 @@ struct CloneState {
     changes: bool,
     /// The gateway refused the attach for good ([`is_final_refusal`]): no more attempts.
     refused: Option<ErrorInfo>,
+    /// Optimistic writes waiting for the master's answer.
+    overlay: optimistic::Overlay,
 }
 
 fn store_error(code: ErrorCode, context: impl Into<String>) -> ErrorInfo {
@@ -172,6 +190,8 @@ pub struct ClientCore {
     store_requests: HashMap<u64, String>,
     now_ms: f64,
     resume: resume::Resume,
+    /// Events of API calls (an optimistic write), for [`ClientCore::take_events`].
+    deferred: Vec<Event>,
 }
 
 impl ClientCore {
@@ -196,7 +216,13 @@ impl ClientCore {
             store_requests: HashMap::new(),
             now_ms: 0.0,
             resume: resume::Resume::default(),
+            deferred: Vec::new(),
         }
+    }
+
+    /// Events that API calls caused (an optimistic write's `Pending`), in order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.deferred)
     }
 
     /// Names this client across its connections (a random string chosen by the driver) and
@@ -298,7 +324,14 @@ impl ClientCore {
             c.disconnected_since.get_or_insert(now);
         }
         let internal = std::mem::take(&mut self.clone_requests);
-        self.store_requests.clear();
+        let mut settled = Vec::new();
+        for (id, store) in std::mem::take(&mut self.store_requests) {
+            let closed = store_error(
+                ErrorCode::ShuttingDown,
+                "the connection closed before the answer",
+            );
+            settled.extend(self.settle_write(&store, id, Err(closed)));
+        }
         let mut events: Vec<Event> = self
             .pending
             .drain()
@@ -315,6 +348,7 @@ impl ClientCore {
             Event::Response { id, .. } => *id,
             _ => 0,
         });
+        events.extend(settled);
         events.push(Event::Disconnected);
         events
     }
@@ -575,7 +609,16 @@ impl ClientCore {
                 ServerMsg::Status(s) => events.push(Event::Status(s)),
                 ServerMsg::Error(e) => events.push(Event::Error(e)),
                 ServerMsg::Response { id, result } => {
-                    self.store_requests.remove(&id);
+                    if let Some(store) = self.store_requests.remove(&id) {
+                        let outcome = match &result {
+                            Ok(_) => Ok(()),
+                            Err(Failure::Broker(e)) => Err(e.clone()),
+                            Err(Failure::Namespace { context, .. }) => {
+                                Err(store_error(ErrorCode::Unspecified, context.clone()))
+                            }
+                        };
+                        events.extend(self.settle_write(&store, id, outcome));
+                    }
                     if self.pending.remove(&id).is_some() {
                         match self.clone_requests.remove(&id) {
                             Some(store) => events.extend(self.on_clone_response(store, result)),
@@ -603,6 +646,7 @@ impl ClientCore {
                         .snapshot_chunk_with(master, seq, entries, more, c.changes);
                     if applied.synced {
                         c.disconnected_since = None;
+                        c.overlay.rebase(&c.replica);
                         events.push(Event::StoreChanges {
                             store,
                             changes: applied.changes,

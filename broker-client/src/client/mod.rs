@@ -271,6 +271,9 @@ impl Inner {
                         let _ = tx.send(CloneEvent::Error(error));
                     }
                 }
+                // Optimistic writes are made through `ClientCore::store_request`, which this
+                // client's stores do not use (their writes wait for the master).
+                Event::Write { .. } => {}
             }
         }
         self.activity.notify_waiters();

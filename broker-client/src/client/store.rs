@@ -360,15 +360,15 @@ impl CloneStore {
     /// Every local key, in order.
     pub fn keys(&self) -> Result<Vec<Data>, StoreError> {
         self.client.with_core(|c| {
-            c.clone_replica(&self.name)
-                .map(|r| r.entries().keys().cloned().collect())
+            c.clone_entries(&self.name)
+                .map(|it| it.map(|(k, _)| k.clone()).collect())
         })
     }
 
     /// Number of local entries.
     pub fn len(&self) -> usize {
         self.client
-            .with_core(|c| c.clone_replica(&self.name).map(|r| r.len()).unwrap_or(0))
+            .with_core(|c| c.clone_len(&self.name).unwrap_or(0))
     }
 
     pub fn is_empty(&self) -> bool {

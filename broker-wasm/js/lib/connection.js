@@ -77,6 +77,8 @@ export class Connection {
       return Promise.reject(asBrokerError(e));
     }
     const p = new Promise((resolve, reject) => this._pending.set(id, { resolve, reject }));
+    // An optimistic clone's write shows at once (its "pending" change).
+    this._dispatch(this._core.takeEvents());
     this._schedule();
     this._armTick();
     return p;
@@ -267,6 +269,7 @@ export class Connection {
         break;
       case "store":
       case "storeError":
+      case "storeWrite":
         this._stores.get(e.store)?._onEvent(e);
         break;
       default:

@@ -159,9 +159,11 @@ class EndpointApi extends Connection {
    * connection: after a reconnect it attaches again and gets the difference (only the
    * updates since, when the gateway still has them). `persist: true` (or a key) keeps the
    * clone's state in the browser's IndexedDB: a reloaded page reads it at once (`stale`
-   * until in sync); ignored where IndexedDB is missing.
+   * until in sync); ignored where IndexedDB is missing. `optimistic: true`: writes through
+   * the clone show in its reads at once, pending until the master confirms or rolls them
+   * back (`pending`, `confirmed`, `rollback` changes; `isPending(key)`).
    * @param {string} name
-   * @param {{resyncInterval?: number, staleInterval?: number, mutationBufferInterval?: number, persist?: boolean | string}} [options]
+   * @param {{resyncInterval?: number, staleInterval?: number, mutationBufferInterval?: number, persist?: boolean | string, optimistic?: boolean}} [options]
    */
   attachClone(name, options = {}) {
     const existing = this._stores.get(name);

@@ -254,6 +254,7 @@ class SharedStore {
     this.name = name;
     this._entries = new Map(); // hex of the key's encoding -> [key, value, expiry, encoding]
     this._order = []; // the hex ids in key order (the clone's order: compareEncoded)
+    this._pending = new Map(); // hex id -> optimistic writes waiting
     this._synced = false;
     /** The live view of the keys (in key order), as a clone's. */
     this.keys = new KeysView(this);
@@ -332,6 +333,18 @@ class SharedStore {
         this._entries.clear();
         this._order = [];
         break;
+      case "pending":
+      case "confirmed":
+      case "rollback": {
+        // An optimistic write (the worker's clone has `optimistic`): the view of the key now.
+        if (change.value === undefined) this._delete(change.key);
+        else this._set(change.key, change.value, this._entries.get(this._id(change.key))?.[2]);
+        const id = this._id(change.key);
+        const n = (this._pending.get(id) ?? 0) + (change.type === "pending" ? 1 : -1);
+        if (n > 0) this._pending.set(id, n);
+        else this._pending.delete(id);
+        break;
+      }
       case "synced":
         this._synced = true;
         for (const w of this._readyWaiters.splice(0)) w();
@@ -382,6 +395,20 @@ class SharedStore {
 
   get size() {
     return this._entries.size;
+  }
+
+  /** Whether `key` has an optimistic write waiting for the master. */
+  isPending(key) {
+    return this._pending.has(this._id(key));
+  }
+
+  /** Keys with optimistic writes waiting, in key order. */
+  pendingKeys() {
+    return this._order.filter((id) => this._pending.has(id)).map((id) => this._entries.get(id)[0]);
+  }
+
+  get stale() {
+    return !this._synced;
   }
 
   /** Up to `limit` `[key, value]` pairs in key order from position `start`. */

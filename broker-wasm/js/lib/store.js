@@ -118,6 +118,19 @@ export class Store {
     }
   }
 
+  /**
+   * With `optimistic`: whether `key` has a write of this endpoint that the master has not
+   * answered yet (the view shows it already).
+   */
+  isPending(key) {
+    return this._read((c) => c.clonePending(this.name, key));
+  }
+
+  /** The keys with optimistic writes waiting for the master, in key order. */
+  pendingKeys() {
+    return this._read((c) => c.clonePendingKeys(this.name));
+  }
+
   /** True while the replica is not in sync: reads answer from the last known state. */
   get stale() {
     return !this.synced;
@@ -389,6 +402,14 @@ export class Store {
   }
 
   _onEvent(e) {
+    if (e.type === "storeWrite") {
+      // An optimistic write: {type: "pending" | "confirmed" | "rollback", key, value, id,
+      // and for a rollback code and message}.
+      const change = { type: e.state, key: e.key, value: e.value, id: e.id };
+      if (e.state === "rollback") Object.assign(change, { code: e.code, message: e.message });
+      this._emit(change);
+      return;
+    }
     if (e.type === "storeError") {
       this._emit({ type: "error", code: e.code, message: e.context, permanent: e.permanent });
       if (e.permanent) {

@@ -33,6 +33,7 @@ impl ClientCore {
                 retry_at: None,
                 changes: true,
                 refused: None,
+                overlay: Default::default(),
             },
         );
         if self.state != State::Closed {
@@ -134,7 +135,11 @@ impl ClientCore {
 
     /// One entry of a clone (local read).
     pub fn clone_get(&self, store: &str, key: &Data) -> Result<Option<&Entry>, ErrorInfo> {
-        Ok(self.clone_replica(store)?.get(key))
+        let r = self.clone_replica(store)?;
+        Ok(match self.clones[store].overlay.get(key) {
+            Some(view) => view,
+            None => r.get(key),
+        })
     }
 
     /// True when the clone is in sync and none of this client's requests are in flight
@@ -162,6 +167,7 @@ impl ClientCore {
                 "not connected and the mutation buffer is disabled",
             ));
         }
+        let shown = op.clone();
         let id = self.request(Request::Store {
             store: store.to_owned(),
             op,
@@ -169,7 +175,74 @@ impl ClientCore {
         if closed {
             self.buffered.push((id, self.now_ms + buffer_ms));
         }
+        if let Some(c) = self.clones.get_mut(store).filter(|c| c.opts.optimistic) {
+            if let Some((key, value)) = c.overlay.add(&c.replica, id, shown) {
+                self.deferred.push(Event::Write {
+                    store: store.to_owned(),
+                    id,
+                    key,
+                    value,
+                    state: WriteState::Pending,
+                });
+            }
+        }
         Ok(id)
+    }
+
+    /// The answer to store request `id` of `store`: an optimistic write is confirmed or
+    /// rolled back.
+    pub(super) fn settle_write(
+        &mut self,
+        store: &str,
+        id: u64,
+        outcome: Result<(), ErrorInfo>,
+    ) -> Option<Event> {
+        let c = self.clones.get_mut(store)?;
+        if c.overlay.is_empty() {
+            return None;
+        }
+        let (key, value) = c.overlay.settle(&c.replica, id)?;
+        Some(Event::Write {
+            store: store.to_owned(),
+            id,
+            key,
+            value,
+            state: match outcome {
+                Ok(()) => WriteState::Confirmed,
+                Err(e) => WriteState::RolledBack(e),
+            },
+        })
+    }
+
+    /// A clone's view: its entries with the optimistic writes on top, in key order.
+    pub fn clone_entries(
+        &self,
+        store: &str,
+    ) -> Result<impl Iterator<Item = (&Data, &Entry)> + '_, ErrorInfo> {
+        let r = self.clone_replica(store)?;
+        let c = &self.clones[store];
+        Ok(c.overlay.iter(r))
+    }
+
+    /// Number of entries of a clone's view.
+    pub fn clone_len(&self, store: &str) -> Result<usize, ErrorInfo> {
+        let r = self.clone_replica(store)?;
+        Ok(self.clones[store].overlay.len(r))
+    }
+
+    /// Whether `key` of a clone has an optimistic write waiting for the master.
+    pub fn clone_pending(&self, store: &str, key: &Data) -> bool {
+        self.clones
+            .get(store)
+            .is_some_and(|c| c.overlay.is_pending(key))
+    }
+
+    /// The keys of a clone with optimistic writes waiting, in order.
+    pub fn clone_pending_keys(&self, store: &str) -> Vec<Data> {
+        self.clones
+            .get(store)
+            .map(|c| c.overlay.pending_keys())
+            .unwrap_or_default()
     }
 
     /// Advances the clock: retries clones whose attach failed, fails buffered writes that
@@ -201,7 +274,13 @@ impl ClientCore {
             });
             for id in expired {
                 self.pending.remove(&id);
-                self.store_requests.remove(&id);
+                if let Some(store) = self.store_requests.remove(&id) {
+                    let late = store_error(
+                        ErrorCode::RequestTimeout,
+                        "the master stayed unreachable longer than the mutation buffer interval",
+                    );
+                    events.extend(self.settle_write(&store, id, Err(late)));
+                }
                 events.push(Event::Response {
                     id,
                     result: Err(Failure::Broker(store_error(

@@ -261,6 +261,7 @@ impl WasmClient {
         if let Some(v) = secs("mutationBufferInterval") {
             o.mutation_buffer_interval_ms = v * 1000.0;
         }
+        o.optimistic = get(opts, "optimistic").is_truthy();
         self.core.attach_clone_from(store, o, saved);
         ok
     }
@@ -319,7 +320,6 @@ impl WasmClient {
             .is_some())
     }
 
-    /// Number of entries of a clone (0 before the first snapshot).
     /// The master update a clone's replica is at (0 before any state).
     #[wasm_bindgen(js_name = cloneSeq)]
     pub fn clone_seq(&self, store: &str) -> f64 {
@@ -328,9 +328,32 @@ impl WasmClient {
             .map_or(0.0, |r| r.seq() as f64)
     }
 
+    /// Number of entries of a clone (0 before the first snapshot).
     #[wasm_bindgen(js_name = cloneSize)]
     pub fn clone_size(&self, store: &str) -> usize {
-        self.core.clone_replica(store).map(|r| r.len()).unwrap_or(0)
+        self.core.clone_len(store).unwrap_or(0)
+    }
+
+    /// Whether `key` of a clone has an optimistic write waiting for the master.
+    #[wasm_bindgen(js_name = clonePending)]
+    pub fn clone_pending(&self, store: &str, key: &JsValue) -> Result<bool, JsValue> {
+        Ok(self.core.clone_pending(store, &from_js(key)?))
+    }
+
+    /// The keys of a clone with optimistic writes waiting, in key order.
+    #[wasm_bindgen(js_name = clonePendingKeys)]
+    pub fn clone_pending_keys(&self, store: &str) -> Array {
+        self.core
+            .clone_pending_keys(store)
+            .iter()
+            .map(to_js)
+            .collect()
+    }
+
+    /// Events API calls caused (an optimistic write), to dispatch like a frame's.
+    #[wasm_bindgen(js_name = takeEvents)]
+    pub fn take_events(&mut self) -> Array {
+        events_js(self.core.take_events(), &mut self.last_topic)
     }
 
     /// A clone's keys in order, from `start` (index), at most `limit` of them.
@@ -342,12 +365,13 @@ impl WasmClient {
         limit: usize,
     ) -> Result<Array, JsValue> {
         self.core.set_now(js_sys::Date::now());
-        let r = self.core.clone_replica(store).map_err(store_err)?;
-        Ok(r.entries()
-            .keys()
+        Ok(self
+            .core
+            .clone_entries(store)
+            .map_err(store_err)?
             .skip(start)
             .take(limit)
-            .map(to_js)
+            .map(|(k, _)| to_js(k))
             .collect())
     }
 
@@ -360,9 +384,10 @@ impl WasmClient {
         limit: usize,
     ) -> Result<Array, JsValue> {
         self.core.set_now(js_sys::Date::now());
-        let r = self.core.clone_replica(store).map_err(store_err)?;
-        Ok(r.entries()
-            .iter()
+        Ok(self
+            .core
+            .clone_entries(store)
+            .map_err(store_err)?
             .skip(start)
             .take(limit)
             .map(|(k, e)| {

@@ -6,7 +6,7 @@ use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::convert::{to_js, with_key};
-use crate::client::{Event, Position};
+use crate::client::{Event, Position, WriteState};
 use crate::protocol::{EndpointInfo, Failure, GapReason, PeerInfo, Response};
 use crate::store::Change;
 
@@ -256,6 +256,32 @@ fn event_js(e: Event) -> JsValue {
             ("context", JsValue::from_str(&error.context)),
             ("permanent", permanent.into()),
         ]),
+        Event::Write {
+            store,
+            id,
+            key,
+            value,
+            state,
+        } => {
+            let mut pairs = vec![
+                ("type", with_key("storeWrite", JsValue::clone)),
+                ("store", JsValue::from_str(&store)),
+                ("id", JsValue::from_f64(id as f64)),
+                ("key", to_js(&key)),
+                ("value", value.as_ref().map_or(JsValue::UNDEFINED, to_js)),
+            ];
+            let state = match state {
+                WriteState::Pending => "pending",
+                WriteState::Confirmed => "confirmed",
+                WriteState::RolledBack(e) => {
+                    pairs.push(("code", JsValue::from_str(e.code.name())));
+                    pairs.push(("message", JsValue::from_str(&e.context)));
+                    "rollback"
+                }
+            };
+            pairs.push(("state", JsValue::from_str(state)));
+            obj(&pairs)
+        }
     }
 }
 

@@ -222,6 +222,52 @@ test("dashboard: stores — Node puts appear in the table, page writes reach a N
   assert.deepEqual(problems, []);
 });
 
+test("dashboard: a write shows at once as pending until the master answers; a refused one rolls back", async (t) => {
+  // The master on A, the page on B: A is paused (SIGSTOP) so the answer waits.
+  const a = await testGateway(t, ["--memory-store", "inv", "--store-max-value", "64"]);
+  const b = await gateway(t, ["--peer", a.addr]);
+  // A Node clone through B: B relays the store (and lists it).
+  const ep = shutdownAfter(t, new Endpoint());
+  await ep.peer(b.url);
+  const inv = await ep.attachClone("inv").ready();
+  await inv.put("apples", new Count(3n));
+  const { page, problems } = await open(b, "stores");
+  await page.waitForFunction(() => [...document.querySelectorAll("#store-select option")].some((o) => o.value === "inv"), null, T);
+  await page.selectOption("#store-select", "inv");
+  await page.waitForFunction(() => document.querySelectorAll("#store-viewport .vrow").length === 1, null, T);
+  const row = (key) =>
+    page.evaluate((k) => {
+      const r = [...document.querySelectorAll("#store-viewport .vrow")].find((x) => x.children[0].textContent === k);
+      return r ? { value: r.children[1].textContent, pending: r.classList.contains("pending") } : null;
+    }, key);
+
+  // (A stopped process still dies by the SIGKILL that ends every test gateway.)
+  process.kill(a.pid, "SIGSTOP");
+  await page.fill("#sk", "pears");
+  await page.selectOption("#sv-type", "count");
+  await page.fill("#sv", "5");
+  await page.click("#store-form button[data-op=put]");
+  await page.waitForFunction(() => [...document.querySelectorAll("#store-viewport .vrow.pending")].some((r) => r.children[0].textContent === "pears"), null, T);
+  assert.deepEqual(await row("pears"), { value: "count5", pending: true });
+  await shot(page, "stores-pending");
+  process.kill(a.pid, "SIGCONT");
+  await page.waitForFunction(() => /put pears: done/.test(document.getElementById("store-result").textContent), null, T);
+  await page.waitForFunction(() => document.querySelectorAll("#store-viewport .vrow.pending").length === 0, null, T);
+  assert.deepEqual(await row("pears"), { value: "count5", pending: false });
+  assert.deepEqual(await inv.fetch("pears"), new Count(5n));
+
+  // Refused by the master (larger than --store-max-value): the row goes back.
+  await page.fill("#sk", "apples");
+  await page.selectOption("#sv-type", "string");
+  await page.fill("#sv", "x".repeat(100));
+  await page.click("#store-form button[data-op=put]");
+  await page.waitForFunction(() => /invalid_data/.test(document.getElementById("store-result").textContent), null, T);
+  await page.waitForFunction(() => [...document.querySelectorAll("#store-viewport .vrow")].find((r) => r.children[0].textContent === "apples")?.children[1].textContent === "count3", null, T);
+  assert.deepEqual(await row("apples"), { value: "count3", pending: false });
+  await page.close();
+  assert.deepEqual(problems, []);
+});
+
 test("dashboard: tabs share one connection — stores in key order, namespaces, a closed tab, ?shared=0", async (t) => {
   const g = await gateway(t, ["--memory-store", "inventory"]);
   const ep = await node(t, g);

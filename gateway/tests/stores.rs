@@ -611,3 +611,64 @@ async fn zb46_sqlite_answers_reach_a_client_whose_queue_is_full() {
     client.shutdown().await;
     ep.shutdown().await;
 }
+
+/// The next optimistic-write event of `clone` (other events skipped).
+async fn next_write(
+    clone: &mut CloneStore,
+) -> (Data, Option<Data>, broker_wasm::client::WriteState) {
+    loop {
+        match tokio::time::timeout(T, clone.next_event())
+            .await
+            .expect("an event in time")
+        {
+            Some(CloneEvent::Write { key, value, state }) => return (key, value, state),
+            Some(_) => continue,
+            None => panic!("the clone ended"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn optimistic_writes_of_a_rust_clone_show_at_once_confirm_and_roll_back() {
+    use broker_wasm::client::WriteState;
+    let (ep, addr) = endpoint_with(|c| c.store_max_value = 64).await;
+    ep.attach_master("o", Backend::Memory, Data::None)
+        .await
+        .unwrap();
+    let client = broker_client::Client::connect(&url(addr)).await.unwrap();
+    let opts = CloneOptions {
+        optimistic: true,
+        ..CloneOptions::default()
+    };
+    let mut clone = client.attach_clone("o", opts);
+    clone.synced(T).await.unwrap();
+    let master = clone.master();
+    let write = tokio::spawn(async move { master.put("k", 1u64, None).await });
+    // Pending: in the clone's view before the master answered.
+    let (key, value, state) = next_write(&mut clone).await;
+    assert_eq!(
+        (key, value, state),
+        ("k".into(), Some(Data::Count(1)), WriteState::Pending)
+    );
+    assert_eq!(clone.get(&"k".into()).unwrap(), Some(Data::Count(1)));
+    let (_, value, state) = next_write(&mut clone).await;
+    assert_eq!(
+        (value, state),
+        (Some(Data::Count(1)), WriteState::Confirmed)
+    );
+    write.await.unwrap().unwrap();
+    assert!(!clone.is_pending(&"k".into()));
+    // Refused by the master: rolled back, the view as before.
+    let master = clone.master();
+    let big = tokio::spawn(async move { master.put("k", "x".repeat(100).as_str(), None).await });
+    let (_, value, state) = next_write(&mut clone).await;
+    assert_eq!(state, WriteState::Pending);
+    assert!(matches!(value, Some(Data::String(_))));
+    let (_, value, state) = next_write(&mut clone).await;
+    assert_eq!(value, Some(Data::Count(1)));
+    assert!(matches!(state, WriteState::RolledBack(e) if e.code == ErrorCode::InvalidData));
+    assert_eq!(big.await.unwrap().unwrap_err().code, ErrorCode::InvalidData);
+    assert_eq!(clone.get(&"k".into()).unwrap(), Some(Data::Count(1)));
+    client.shutdown().await;
+    ep.shutdown().await;
+}

@@ -271,9 +271,17 @@ impl Inner {
                         let _ = tx.send(CloneEvent::Error(error));
                     }
                 }
-                // Optimistic writes are made through `ClientCore::store_request`, which this
-                // client's stores do not use (their writes wait for the master).
-                Event::Write { .. } => {}
+                Event::Write {
+                    store,
+                    key,
+                    value,
+                    state,
+                    ..
+                } => {
+                    if let Some(tx) = lock(&self.clones).get(&store) {
+                        let _ = tx.send(CloneEvent::Write { key, value, state });
+                    }
+                }
             }
         }
         self.activity.notify_waiters();
@@ -669,6 +677,35 @@ impl Client {
         };
         guard.done = true;
         match answer {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(f)) => Err(ClientError::Failed(f)),
+            Err(_) => Err(ClientError::Closed),
+        }
+    }
+
+    /// A write through the clone of `store` (`ClientCore::store_request`): optimistic if
+    /// the clone is.
+    pub(crate) async fn clone_write(
+        &self,
+        store: &str,
+        op: broker_wasm::protocol::StoreOp,
+    ) -> Result<Response, ClientError> {
+        if self.is_closed() {
+            return Err(ClientError::Closed);
+        }
+        let (tx, rx) = oneshot::channel();
+        let (id, events) = {
+            let mut core = self.inner.core();
+            let id = core
+                .store_request(store, op)
+                .map_err(|e| ClientError::Failed(Failure::Broker(e)))?;
+            lock(&self.inner.pending).insert(id, tx);
+            (id, core.take_events())
+        };
+        self.inner.dispatch(events);
+        self.inner.forget_if_closed(&self.inner.pending, &id);
+        self.inner.wake.notify_one();
+        match rx.await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(f)) => Err(ClientError::Failed(f)),
             Err(_) => Err(ClientError::Closed),

@@ -57,6 +57,8 @@ pub struct Store {
 enum Target {
     Local(Arc<dyn StoreTarget>),
     Remote(Client),
+    /// Through a clone of the client: its optimistic writes show in the clone at once.
+    Clone(Client),
 }
 
 impl std::fmt::Debug for Store {
@@ -106,6 +108,15 @@ impl Store {
                     ClientError::Failed(Failure::Broker(e)) => e,
                     other => error(other.code(), other.to_string()),
                 }),
+            Target::Clone(client) => {
+                client
+                    .clone_write(&self.name, op)
+                    .await
+                    .map_err(|e| match e {
+                        ClientError::Failed(Failure::Broker(e)) => e,
+                        other => error(other.code(), other.to_string()),
+                    })
+            }
         }
     }
 
@@ -326,6 +337,13 @@ pub enum CloneEvent {
     /// after its resync interval; after a final refusal (`unauthorized`, `invalid_data`: see
     /// [`CloneStore::refusal`]) it does not.
     Error(StoreError),
+    /// An optimistic write (`CloneOptions::optimistic`): made, confirmed or rolled back;
+    /// `value` is the clone's view of `key` now.
+    Write {
+        key: Data,
+        value: Option<Data>,
+        state: broker_wasm::client::WriteState,
+    },
 }
 
 /// A replica of a store inside a [`Client`] (ZB-47, ZB-58): reads are local, writes go to
@@ -343,9 +361,19 @@ impl CloneStore {
         &self.name
     }
 
-    /// Operations on the master through this clone's connection.
+    /// Operations on the master through this clone's connection. With
+    /// [`CloneOptions::optimistic`](broker_wasm::client::CloneOptions), its writes show in
+    /// this clone at once, pending until the master answers ([`CloneEvent::Write`]).
     pub fn master(&self) -> Store {
-        Store::remote(&self.client, &self.name)
+        Store {
+            name: self.name.clone(),
+            target: Target::Clone(self.client.clone()),
+        }
+    }
+
+    /// Whether `key` has an optimistic write waiting for the master's answer.
+    pub fn is_pending(&self, key: &Data) -> bool {
+        self.client.with_core(|c| c.clone_pending(&self.name, key))
     }
 
     /// The local value of `key` (`Ok(None)` if absent); `stale_data` before the first

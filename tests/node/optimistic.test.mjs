@@ -108,4 +108,8 @@ test("optimistic: concurrent writers converge to the master's order", async (t) 
   assert.equal(sb.get("last"), await sb.fetch("last"));
   assert.deepEqual(sa.pendingKeys(), []);
   assert.deepEqual(sb.pendingKeys(), []);
+  // A read through the clone is not a pending write.
+  const read = sa.fetch("c");
+  assert.equal(sa.isPending("c"), false);
+  await read;
 });

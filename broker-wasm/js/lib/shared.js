@@ -7,7 +7,7 @@
 
 import { BrokerError, asBrokerError } from "./errors.js";
 import { Subscriber, StatusSubscriber } from "./subscriber.js";
-import { KeysView, callListeners } from "./store.js";
+import { KeysView, StoreWrites, callListeners } from "./store.js";
 import { DbrError } from "./dbr-codes.js";
 import { Namespace } from "./dbr-namespace.js";
 import { createDbr } from "./dbr-pydbr.js";
@@ -248,8 +248,9 @@ export class SharedEndpoint {
 }
 
 /** A clone seen from one tab: a mirror of the shared clone, updated by the worker. */
-class SharedStore {
+class SharedStore extends StoreWrites {
   constructor(endpoint, name) {
+    super();
     this._endpoint = endpoint;
     this.name = name;
     this._entries = new Map(); // hex of the key's encoding -> [key, value, expiry, encoding]
@@ -432,58 +433,6 @@ class SharedStore {
 
   _op(op, args) {
     return this._endpoint._storeRequest(this.name, op, args);
-  }
-
-  put(key, value, { expiry } = {}) {
-    return this._op("put", { key, value, expiry });
-  }
-
-  erase(key) {
-    return this._op("erase", { key });
-  }
-
-  increment(key, amount, { expiry } = {}) {
-    return this._op("increment", { key, amount, expiry });
-  }
-
-  decrement(key, amount, { expiry } = {}) {
-    return this._op("decrement", { key, amount, expiry });
-  }
-
-  putUnique(key, value, { expiry } = {}) {
-    return this._op("putUnique", { key, value, expiry });
-  }
-
-  clear() {
-    return this._op("clear", {});
-  }
-
-  append(key, value, { expiry } = {}) {
-    return this._op("append", { key, value, expiry });
-  }
-
-  insertInto(key, index, value, { expiry } = {}) {
-    return this._op("insertInto", { key, index, value, expiry });
-  }
-
-  removeFrom(key, index, { expiry } = {}) {
-    return this._op("removeFrom", { key, index, expiry });
-  }
-
-  push(key, value, { expiry } = {}) {
-    return this._op("push", { key, value, expiry });
-  }
-
-  pop(key, { expiry } = {}) {
-    return this._op("pop", { key, expiry });
-  }
-
-  fetch(key) {
-    return this._op("get", { key });
-  }
-
-  exists(key) {
-    return this._op("exists", { key });
   }
 
   detach() {

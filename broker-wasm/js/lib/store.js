@@ -42,12 +42,85 @@ export class KeysView {
 }
 
 /**
+ * The writes of a clone, each sent to the master as `_op(op, args)` (a clone of its own, or a
+ * shared clone's mirror in a tab).
+ */
+export class StoreWrites {
+  /** Inserts or overwrites (ZB-48). `expiry`: seconds from when the master applies it. */
+  put(key, value, { expiry } = {}) {
+    return this._op("put", { key, value, expiry });
+  }
+
+  /** Inserts only if absent; resolves `true` if inserted (ZB-49). */
+  putUnique(key, value, { expiry } = {}) {
+    return this._op("putUnique", { key, value, expiry });
+  }
+
+  /** Removes `key` (ZB-50). */
+  erase(key) {
+    return this._op("erase", { key });
+  }
+
+  /** Removes every key (ZB-50). */
+  clear() {
+    return this._op("clear", {});
+  }
+
+  /** Adds `amount` (default `new Count(1)`); type clashes reject with `type_clash` (ZB-51). */
+  increment(key, amount, { expiry } = {}) {
+    return this._op("increment", { key, amount, expiry });
+  }
+
+  /** Subtracts `amount` (default `new Count(1)`) (ZB-51). */
+  decrement(key, amount, { expiry } = {}) {
+    return this._op("decrement", { key, amount, expiry });
+  }
+
+  /** Appends a string (ZB-52). */
+  append(key, value, { expiry } = {}) {
+    return this._op("append", { key, value, expiry });
+  }
+
+  /** Adds to a set (no value), sets a table entry, or inserts into a vector (ZB-53). */
+  insertInto(key, index, value, { expiry } = {}) {
+    return this._op("insertInto", { key, index, value, expiry });
+  }
+
+  /** Removes a set element, a table entry or a vector position (ZB-53). */
+  removeFrom(key, index, { expiry } = {}) {
+    return this._op("removeFrom", { key, index, expiry });
+  }
+
+  /** Appends to a vector (ZB-54). */
+  push(key, value, { expiry } = {}) {
+    return this._op("push", { key, value, expiry });
+  }
+
+  /** Removes the last element of a vector (ZB-54). */
+  pop(key, { expiry } = {}) {
+    return this._op("pop", { key, expiry });
+  }
+
+  /** The master's value of `key` (a round trip; rejects `no_such_key`). */
+  fetch(key) {
+    return this._op("get", { key });
+  }
+
+  /** Whether the master has `key` (a round trip). */
+  exists(key) {
+    return this._op("exists", { key });
+  }
+
+}
+
+/**
  * A clone of a store (ZB-47): a local replica of the master's entries, kept up to date by
  * a snapshot and then every update. Reads are local and synchronous; writes go to the
  * master and return promises; changes arrive as events.
  */
-export class Store {
+export class Store extends StoreWrites {
   constructor(endpoint, name, options) {
+    super();
     this._endpoint = endpoint;
     /** The store's name. */
     this.name = name;
@@ -226,71 +299,6 @@ export class Store {
 
   _op(op, args) {
     return this._endpoint._storeRequest(this.name, op, args);
-  }
-
-  /** Inserts or overwrites (ZB-48). `expiry`: seconds from when the master applies it. */
-  put(key, value, { expiry } = {}) {
-    return this._op("put", { key, value, expiry });
-  }
-
-  /** Inserts only if absent; resolves `true` if inserted (ZB-49). */
-  putUnique(key, value, { expiry } = {}) {
-    return this._op("putUnique", { key, value, expiry });
-  }
-
-  /** Removes `key` (ZB-50). */
-  erase(key) {
-    return this._op("erase", { key });
-  }
-
-  /** Removes every key (ZB-50). */
-  clear() {
-    return this._op("clear", {});
-  }
-
-  /** Adds `amount` (default `new Count(1)`); type clashes reject with `type_clash` (ZB-51). */
-  increment(key, amount, { expiry } = {}) {
-    return this._op("increment", { key, amount, expiry });
-  }
-
-  /** Subtracts `amount` (default `new Count(1)`) (ZB-51). */
-  decrement(key, amount, { expiry } = {}) {
-    return this._op("decrement", { key, amount, expiry });
-  }
-
-  /** Appends a string (ZB-52). */
-  append(key, value, { expiry } = {}) {
-    return this._op("append", { key, value, expiry });
-  }
-
-  /** Adds to a set (no value), sets a table entry, or inserts into a vector (ZB-53). */
-  insertInto(key, index, value, { expiry } = {}) {
-    return this._op("insertInto", { key, index, value, expiry });
-  }
-
-  /** Removes a set element, a table entry or a vector position (ZB-53). */
-  removeFrom(key, index, { expiry } = {}) {
-    return this._op("removeFrom", { key, index, expiry });
-  }
-
-  /** Appends to a vector (ZB-54). */
-  push(key, value, { expiry } = {}) {
-    return this._op("push", { key, value, expiry });
-  }
-
-  /** Removes the last element of a vector (ZB-54). */
-  pop(key, { expiry } = {}) {
-    return this._op("pop", { key, expiry });
-  }
-
-  /** The master's value of `key` (a round trip; rejects `no_such_key`). */
-  fetch(key) {
-    return this._op("get", { key });
-  }
-
-  /** Whether the master has `key` (a round trip). */
-  exists(key) {
-    return this._op("exists", { key });
   }
 
   /**

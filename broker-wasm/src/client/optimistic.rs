@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 #[allow(unused_imports)]
 use super::*;
-use crate::store::{key_and_expiry, mutate, Mutation};
+use crate::store::{is_mutation, key_and_expiry, mutate, Mutation};
 
 /// The pending writes of one clone and what they make of its keys.
 #[derive(Debug, Default)]
@@ -66,6 +66,9 @@ impl Overlay {
     /// Adds a write made through the clone; the view of its key changes at once. Returns
     /// the key and its new view, if the write applies to one key.
     pub fn add(&mut self, replica: &Replica, id: u64, op: StoreOp) -> Option<(Data, Option<Data>)> {
+        if !is_mutation(&op) {
+            return None; // a read through the clone (`fetch`, `exists`)
+        }
         let (key, _) = key_and_expiry(&op)?;
         let key = key.clone();
         let current = match self.view.get(&key) {
@@ -169,5 +172,66 @@ impl Overlay {
                 return Some((k, e));
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{NodeId, StoreEntry};
+
+    fn replica(pairs: &[(&str, u64)]) -> Replica {
+        let mut r = Replica::new();
+        let entries = pairs
+            .iter()
+            .map(|(k, v)| StoreEntry {
+                key: (*k).into(),
+                value: Data::Count(*v),
+                expiry: None,
+            })
+            .collect();
+        r.snapshot_chunk(NodeId([1; 16]), 1, entries, false);
+        r
+    }
+
+    fn keys(o: &Overlay, r: &Replica) -> Vec<String> {
+        o.iter(r).map(|(k, _)| format!("{k:?}")).collect()
+    }
+
+    #[test]
+    fn the_view_is_the_replica_with_pending_writes_on_top() {
+        let r = replica(&[("a", 1), ("c", 3)]);
+        let mut o = Overlay::default();
+        let inc = StoreOp::Increment {
+            key: "a".into(),
+            amount: Data::Count(2),
+            expiry: None,
+        };
+        assert_eq!(o.add(&r, 1, inc), Some(("a".into(), Some(Data::Count(3)))));
+        let put = StoreOp::Put {
+            key: "b".into(),
+            value: Data::Count(9),
+            expiry: None,
+        };
+        o.add(&r, 2, put);
+        o.add(&r, 3, StoreOp::Erase { key: "c".into() });
+        // Reads are not writes.
+        assert_eq!(o.add(&r, 4, StoreOp::Get { key: "a".into() }), None);
+        assert!(!o.is_pending(&"x".into()));
+        assert_eq!(o.len(&r), 2);
+        assert_eq!(keys(&o, &r), keys_of(&["a", "b"]));
+        assert_eq!(o.get(&"a".into()).unwrap().unwrap().value, Data::Count(3));
+        // The master applied the increment (the replica has it) and answered: not twice.
+        let r2 = replica(&[("a", 3), ("c", 3)]);
+        assert_eq!(o.settle(&r2, 1), Some(("a".into(), Some(Data::Count(3)))));
+        assert_eq!(o.get(&"a".into()), None, "no longer decided by the overlay");
+        assert_eq!(o.pending_keys(), vec![Data::from("b"), Data::from("c")]);
+        // A refused erase: back to the replica's value.
+        assert_eq!(o.settle(&r2, 3), Some(("c".into(), Some(Data::Count(3)))));
+        assert_eq!(o.len(&r2), 3);
+    }
+
+    fn keys_of(k: &[&str]) -> Vec<String> {
+        k.iter().map(|k| format!("{:?}", Data::from(*k))).collect()
     }
 }

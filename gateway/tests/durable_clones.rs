@@ -95,21 +95,17 @@ async fn zb58_a_clone_one_hop_away_catches_up_with_the_updates_since() {
     m.put("k", 1u64, None).await.unwrap();
     let bs = b.probe();
     eventually("A's master advertised", move || bs.master_elsewhere("s")).await;
+    // A clone on B keeps B's relay following A and tells when B has relayed the updates.
+    let watcher = broker_client::Client::connect(&url(b_addr)).await.unwrap();
+    let watch = watcher.attach_clone("s", broker_wasm::client::CloneOptions::default());
     let (master, seq) = attach(b_addr, "s").await;
     for i in 0..3u64 {
         m.put(format!("n{i}").as_str(), i, None).await.unwrap();
     }
+    eventually("B relayed the three updates", || watch.len() == 4).await;
     // Through the relay on B: the three updates, then CloneCurrent.
     let relay_seq = seq + 3;
-    let mut msgs = Vec::new();
-    for _ in 0..100 {
-        msgs = attach_since(b_addr, "s", master, seq).await;
-        // B may not have relayed the last update yet.
-        if matches!(msgs.last(), Some(ServerMsg::CloneCurrent { seq: s, .. }) if *s == relay_seq) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let msgs = attach_since(b_addr, "s", master, seq).await;
     assert!(
         matches!(
             msgs.first(),
@@ -135,6 +131,27 @@ async fn zb58_a_clone_one_hop_away_catches_up_with_the_updates_since() {
     let msgs = attach_since(a_addr, "s", master, seq + 1).await;
     assert_eq!(update_seqs(&msgs), vec![seq + 2, seq + 3]);
     assert_eq!(metric(&a, "store_clone_catchups_total"), 1);
+    // With no clone left, B's relay lingers and keeps following A: a page reloaded a moment
+    // later still catches up (never a snapshot) and gets the update made meanwhile.
+    watcher.shutdown().await;
+    m.put("late", 1u64, None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let msgs = attach_since(b_addr, "s", master, seq).await;
+        assert!(
+            matches!(msgs.last(), Some(ServerMsg::CloneCurrent { .. })),
+            "{msgs:?}"
+        );
+        if update_seqs(&msgs).last() == Some(&(seq + 4)) {
+            break;
+        }
+        // B has not relayed the late update yet (no event to await from outside B).
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the late update never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     b.shutdown().await;
     a.shutdown().await;
 }

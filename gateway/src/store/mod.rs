@@ -126,7 +126,11 @@ pub(crate) struct Recent {
 }
 
 impl Recent {
+    /// Keeps update `seq`; the kept ones stay contiguous (after a gap only what follows it).
     pub(crate) fn push(&mut self, seq: u64, item: Arc<FeedItem>) {
+        if self.items.back().is_some_and(|(last, _)| seq != last + 1) {
+            self.items.clear();
+        }
         if self.items.len() == RECENT_UPDATES {
             self.items.pop_front();
         }
@@ -135,6 +139,17 @@ impl Recent {
 
     pub(crate) fn clear(&mut self) {
         self.items.clear();
+    }
+
+    /// A snapshot as of `seq` replaced the state (a relay's): what is kept stays valid up to
+    /// there only if it reaches `seq` (else updates before `seq` would be missing).
+    pub(crate) fn rebase(&mut self, seq: u64) {
+        if self.items.back().is_none_or(|(last, _)| *last < seq) {
+            self.items.clear();
+        }
+        let stale = self.items.partition_point(|(s, _)| *s <= seq);
+        // Updates after the snapshot's seq belong to a stream the snapshot replaced.
+        self.items.truncate(stale);
     }
 
     /// The updates after `seq` up to `current`, if every one of them is still here.
@@ -844,5 +859,56 @@ impl Stores {
             tracing::debug!("clone fell behind; resynchronising");
         }
     });
+    }
+}
+
+#[cfg(test)]
+mod recent_tests {
+    use super::*;
+
+    fn item(seq: u64) -> Arc<FeedItem> {
+        FeedItem::new(ServerMsg::StoreUpdate {
+            store: "s".into(),
+            seq,
+            update: broker_wasm::protocol::StoreUpdate::Clear,
+        })
+    }
+
+    fn seqs(r: &Recent, from: u64, current: u64) -> Option<Vec<u64>> {
+        r.since(from, current).map(|v| {
+            v.iter()
+                .map(|i| match i.msg {
+                    ServerMsg::StoreUpdate { seq, .. } => seq,
+                    _ => 0,
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn kept_updates_stay_contiguous_and_reach_the_snapshot() {
+        let mut r = Recent::default();
+        for s in 2..=5 {
+            r.push(s, item(s));
+        }
+        assert_eq!(seqs(&r, 1, 5), Some(vec![2, 3, 4, 5]));
+        assert_eq!(seqs(&r, 3, 5), Some(vec![4, 5]));
+        assert_eq!(seqs(&r, 5, 5), Some(vec![]));
+        assert_eq!(seqs(&r, 0, 5), None, "update 1 is not kept");
+        assert_eq!(seqs(&r, 6, 5), None, "from the future");
+        // The same snapshot again (a relay asked twice): still valid up to it.
+        r.rebase(5);
+        assert_eq!(seqs(&r, 1, 5), Some(vec![2, 3, 4, 5]));
+        // An older one: what came after it is dropped.
+        r.rebase(3);
+        assert_eq!(seqs(&r, 1, 3), Some(vec![2, 3]));
+        // A newer one than what is kept: nothing reaches it.
+        r.rebase(9);
+        assert_eq!(seqs(&r, 1, 9), None);
+        // A gap in the pushes: only what follows it.
+        r.push(10, item(10));
+        r.push(12, item(12));
+        assert_eq!(seqs(&r, 9, 12), None);
+        assert_eq!(seqs(&r, 11, 12), Some(vec![12]));
     }
 }

@@ -327,10 +327,16 @@ impl Relay {
                     }
                     Some(_) => {}
                 }
+                let before = self.replica.master();
                 let applied = self.replica.snapshot_chunk(master, seq, entries, more);
                 if applied.synced {
-                    // Updates kept so far may belong to another master or stream.
-                    self.recent.clear();
+                    // Updates kept so far are another master's, or may not reach this
+                    // snapshot (the master sends it again when asked again).
+                    if before != Some(master) {
+                        self.recent.clear();
+                    } else {
+                        self.recent.rebase(seq);
+                    }
                     self.searching_since = None;
                     self.asked.clear();
                     // Everyone gets the new state; their replicas compute the difference.

@@ -384,7 +384,9 @@ impl Client {
     /// Asks the gateway for what was published under its history prefixes since `position`
     /// and matches the subscriptions held now (make the subscribers first): it comes in
     /// order before newer messages, each once; what cannot be replayed (the gateway
-    /// restarted, the history no longer reaches back) is a [`StatusEvent::Gap`].
+    /// restarted, the history no longer reaches back) is a [`StatusEvent::Gap`]. Call it
+    /// right after making the subscribers: it replaces the position, so messages received
+    /// before it would be replayed again.
     pub fn resume(&self, position: Position) {
         self.inner.core().resume_from(position);
         self.inner.wake.notify_one();

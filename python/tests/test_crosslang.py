@@ -6,6 +6,7 @@ import math
 import pathlib
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -76,6 +77,12 @@ def test_zb34_every_type_crosses_python_node_python_unchanged(gateway):
         )
         try:
             assert node.stdout.readline().strip() == "ready"
+            # Node's subscription reached the gateway; its advert reaching this endpoint comes
+            # a moment later (no event says so): publish once the gateway asks for /xlang/out.
+            deadline = time.monotonic() + T
+            while not any("/xlang/out".startswith(p) for p in ep.peer_subscriptions()):
+                assert time.monotonic() < deadline, "the gateway never asked for /xlang/out"
+                time.sleep(0.01)
             for i, v in enumerate(values):
                 ep.publish(f"/xlang/out/{i}", v)
             ep.publish("/xlang/out/all", values)

@@ -31,6 +31,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
     };
     let mut c = ClientCore::new(encoding, "fuzz");
     c.set_statuses(u.arbitrary()?);
+    // Resuming on: every connection sends its position; histories, logged messages,
+    // replays and gaps from the frames below go through the resume rules.
+    if u.arbitrary()? {
+        c.set_instance("fuzz".into());
+    }
     let mut subscribers = Vec::new();
     let mut requests = Vec::new();
     let mut now = 0.0f64;
@@ -78,12 +83,15 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 if let Ok(id) = c.store_request(&name(u, STORES)?, store_op(u)?) {
                     requests.push(id);
                 }
+                // An optimistic clone's pending write.
+                let _ = c.take_events();
             }
             14 => {
                 let opts = CloneOptions {
                     resync_interval_ms: f64::from(u.int_in_range(-1..=100)?),
                     stale_interval_ms: f64::from(u.int_in_range(-1..=100)?),
                     mutation_buffer_interval_ms: f64::from(u.int_in_range(-1..=100)?),
+                    optimistic: u.arbitrary()?,
                 };
                 c.attach_clone(&name(u, STORES)?, opts);
             }

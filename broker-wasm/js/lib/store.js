@@ -110,7 +110,6 @@ export class StoreWrites {
   exists(key) {
     return this._op("exists", { key });
   }
-
 }
 
 /**
@@ -148,8 +147,8 @@ export class Store extends StoreWrites {
         this._attach(options, bytes instanceof Uint8Array ? bytes : undefined);
         if (this.size > 0) this._emit({ type: "loaded", size: this.size });
       });
-    this._saveTimer = setInterval(() => this.save(), SAVE_EVERY_MS);
-    this._onHide = () => this.save();
+    this._saveTimer = setInterval(() => this.save().catch(() => {}), SAVE_EVERY_MS);
+    this._onHide = () => this.save().catch(() => {});
     globalThis.addEventListener?.("pagehide", this._onHide);
   }
 
@@ -431,7 +430,7 @@ export class Store extends StoreWrites {
     if (e.synced) {
       this._emit({ type: "synced" });
       for (const w of this._readyWaiters.splice(0)) w();
-      if (this._keptAs) this.save();
+      if (this._keptAs) this.save().catch(() => {});
     }
   }
 }

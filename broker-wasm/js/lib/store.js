@@ -168,7 +168,7 @@ export class Store extends StoreWrites {
    */
   save() {
     // One at a time: a save resolves after the ones before it are written.
-    this._saving = (this._saving ?? Promise.resolve()).then(() => this._saveNow());
+    this._saving = (this._saving ?? Promise.resolve()).catch(() => {}).then(() => this._saveNow());
     return this._saving;
   }
 

@@ -583,7 +583,9 @@ impl ClientCore {
                     }
                 }
                 ServerMsg::Histories { epoch, prefixes } => {
-                    self.resume.on_histories(epoch, prefixes)
+                    if let Some(m) = self.resume.on_histories(epoch, prefixes) {
+                        self.outbox.push_back(Outgoing::Msg(m));
+                    }
                 }
                 ServerMsg::Gap(gap) => {
                     self.resume.on_gap(&gap);

@@ -33,6 +33,8 @@ pub(crate) struct Resume {
     sent: BTreeSet<String>,
     /// Histories being replayed: live messages that came meanwhile, in order.
     waiting: HashMap<u32, Vec<(u64, Publish)>>,
+    /// This connection sent its resume.
+    asked: bool,
 }
 
 impl Resume {
@@ -48,10 +50,17 @@ impl Resume {
         self.position = position;
     }
 
-    /// The resume message of a new connection (after the hello and the subscriptions).
+    /// The resume message of a new connection (after the hello and the subscriptions), if
+    /// this client has positions to resume from. Without, it waits for the gateway's
+    /// histories ([`Resume::on_histories`]): a gateway without histories (or from before
+    /// them) never gets a message it does not know.
     pub fn on_open(&mut self) -> Option<ClientMsg> {
         self.gateway = None;
         self.waiting.clear();
+        self.asked = false;
+        if self.position.offsets.is_empty() {
+            return None;
+        }
         self.begin()
     }
 
@@ -63,6 +72,7 @@ impl Resume {
 
     fn begin(&mut self) -> Option<ClientMsg> {
         let instance = self.instance.clone()?;
+        self.asked = true;
         self.sent = self.position.offsets.keys().cloned().collect();
         let msg = ClientMsg::Resume {
             instance,
@@ -85,10 +95,16 @@ impl Resume {
         self.waiting.clear();
     }
 
-    /// The gateway's histories. Those this client asked to resume wait for their replay.
-    pub fn on_histories(&mut self, epoch: String, prefixes: Vec<String>) {
+    /// The gateway's histories. Those this client asked to resume wait for their replay;
+    /// a client that has not sent its resume yet sends it now (naming itself, so its own
+    /// publishes are not replayed to it).
+    pub fn on_histories(&mut self, epoch: String, prefixes: Vec<String>) -> Option<ClientMsg> {
         self.gateway = Some((epoch, prefixes));
+        if !self.asked {
+            return self.begin();
+        }
         self.await_replays();
+        None
     }
 
     /// The positions just sent, against the gateway's histories: their live messages wait
@@ -196,8 +212,15 @@ mod tests {
     fn replay_and_live_interleaved_arrive_once_in_order() {
         let mut r = Resume::default();
         r.set_instance("i".into());
-        assert!(r.on_open().is_some());
-        r.on_histories("e1".into(), vec!["/h".into()]);
+        // A first connection: nothing to resume; the resume (naming the client) goes out
+        // once the gateway says it keeps histories.
+        assert!(r.on_open().is_none());
+        let Some(ClientMsg::Resume { positions, .. }) =
+            r.on_histories("e1".into(), vec!["/h".into()])
+        else {
+            panic!()
+        };
+        assert!(positions.is_empty());
         for n in 1..=3 {
             assert_eq!(r.on_logged(0, n, msg(n)), Some(msg(n)));
         }
@@ -211,7 +234,11 @@ mod tests {
         };
         assert_eq!(positions, vec![("/h".to_string(), 3)]);
         assert_eq!(epoch.as_deref(), Some("e1"));
-        r.on_histories("e1".into(), vec!["/h".into()]);
+        assert_eq!(
+            r.on_histories("e1".into(), vec!["/h".into()]),
+            None,
+            "sent already"
+        );
         assert_eq!(r.on_logged(0, 6, msg(6)), None);
         let mut out = Vec::new();
         r.on_replay(
@@ -258,11 +285,10 @@ mod tests {
     fn resume_from_a_saved_position_on_an_open_connection() {
         let mut r = Resume::default();
         r.set_instance("i".into());
-        let Some(ClientMsg::Resume { positions, .. }) = r.on_open() else {
-            panic!()
-        };
-        assert!(positions.is_empty());
-        r.on_histories("e".into(), vec!["/a".into(), "/h".into()]);
+        assert!(r.on_open().is_none());
+        assert!(r
+            .on_histories("e".into(), vec!["/a".into(), "/h".into()])
+            .is_some());
         let saved = Position {
             epoch: Some("e".into()),
             offsets: [("/h".to_string(), 2)].into(),
@@ -284,7 +310,7 @@ mod tests {
     fn without_an_instance_nothing_is_sent() {
         let mut r = Resume::default();
         assert!(r.on_open().is_none());
-        r.on_histories("e".into(), vec!["/h".into()]);
+        assert!(r.on_histories("e".into(), vec!["/h".into()]).is_none());
         assert_eq!(r.on_logged(0, 1, msg(1)), Some(msg(1)));
     }
 }

@@ -412,3 +412,30 @@ fn a_kept_clone_catches_up_with_the_updates_since_or_takes_a_snapshot() {
     assert!(attach_id(&sent(c.take_frame().unwrap()), "s").is_some());
     assert!(c.clone_export("s").is_none(), "not in sync");
 }
+
+#[test]
+fn a_new_client_sends_no_resume_to_a_gateway_without_histories() {
+    let mut c = ClientCore::new(Encoding::Binary, "t");
+    c.set_instance("me".into());
+    c.add_subscriber(&["/h".to_string()]).unwrap();
+    c.on_open();
+    let first = sent(c.take_frame().unwrap());
+    assert!(
+        !first.iter().any(|m| matches!(m, ClientMsg::Resume { .. })),
+        "{first:?}"
+    );
+    // A gateway from before histories: welcome only; nothing more goes out.
+    c.on_frame(&server(&[welcome()])).unwrap();
+    assert!(c.take_frame().is_none());
+    // One with histories says so: the client names itself.
+    let histories = ServerMsg::Histories {
+        epoch: "e".into(),
+        prefixes: vec!["/h".into()],
+    };
+    c.on_frame(&server(&[histories])).unwrap();
+    let next = sent(c.take_frame().unwrap());
+    assert!(
+        matches!(&next[..], [ClientMsg::Resume { instance, positions, .. }] if instance == "me" && positions.is_empty()),
+        "{next:?}"
+    );
+}

@@ -48,7 +48,8 @@ pub enum ClientMsg {
     },
     /// Orderly goodbye.
     Bye,
-    /// Sent after the hello (and the subscriptions): `instance` names this client across its
+    /// Sent after the subscriptions (in the first frame when resuming, else once the gateway
+    /// announced [`ServerMsg::Histories`]): `instance` names this client across its
     /// connections (its own publishes are not replayed to it); `positions` are where it is
     /// in the histories of the gateway of `epoch` (prefix, last `seq` received). The gateway
     /// replays what came since and matches the subscriptions ([`ServerMsg::Replay`]), or says

@@ -226,10 +226,11 @@ test("dashboard: a write shows at once as pending until the master answers; a re
   // The master on A, the page on B: A is paused (SIGSTOP) so the answer waits.
   const a = await testGateway(t, ["--memory-store", "inv", "--store-max-value", "64"]);
   const b = await gateway(t, ["--peer", a.addr]);
-  // A Node clone through B: B relays the store (and lists it).
+  // A Node clone through B: B relays the store (and lists it). B may still be peering with
+  // A: until then the attach is refused (`no_such_master`) and retried every 0.2 s.
   const ep = shutdownAfter(t, new Endpoint());
   await ep.peer(b.url);
-  const inv = await ep.attachClone("inv").ready();
+  const inv = await ep.attachClone("inv", { resyncInterval: 0.2 }).ready(15_000);
   await inv.put("apples", new Count(3n));
   const { page, problems } = await open(b, "stores");
   await page.waitForFunction(() => [...document.querySelectorAll("#store-select option")].some((o) => o.value === "inv"), null, T);

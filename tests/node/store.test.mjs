@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { spawn } from "node:child_process";
 import * as broker from "../../pkg/node.mjs";
 import { testGateway as gateway, shutdownAfter, within, expectStatus } from "./gateway.mjs";
 
@@ -215,4 +216,21 @@ test("ZB-58 master on gateway A, JS clone through peered gateway B", async (t) =
   assert.equal(ins.key, "from-a");
   await ep.shutdown();
   await onA.shutdown();
+});
+
+test("ZB-47 shutdown with a clone waiting to retry its attach lets Node exit", async (t) => {
+  const g = await gateway(t);
+  // A child process: a clone of a store nobody has (retried every second), then shutdown.
+  const script = `
+    import * as broker from ${JSON.stringify(new URL("../../pkg/node.mjs", import.meta.url).href)};
+    const ep = new broker.Endpoint();
+    await ep.peer(${JSON.stringify(g.url)});
+    const s = ep.attachClone("nobody-has-it", { resyncInterval: 1 });
+    await new Promise((r) => s.onChange((c) => c.type === "error" && r()));
+    await ep.shutdown();
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: "inherit" });
+  t.after(() => child.kill("SIGKILL"));
+  const code = await within(new Promise((r) => child.on("exit", r)), "the child to exit after shutdown", 10_000);
+  assert.equal(code, 0);
 });

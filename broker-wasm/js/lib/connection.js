@@ -91,7 +91,7 @@ export class Connection {
 
   // Clone retries and buffered-write timeouts run on the core's timers.
   _armTick() {
-    if (this._tickTimer || !this._core.needsTick) return;
+    if (this._tickTimer || this._stopped || !this._core.needsTick) return;
     this._tickTimer = setTimeout(() => {
       this._tickTimer = null;
       this._dispatch(this._core.tick());

@@ -54,6 +54,9 @@ class EndpointApi extends Connection {
   unpeer() {
     this._stopped = true;
     clearTimeout(this._timer);
+    // A clone waiting to retry its attach would keep ticking (and keep Node running).
+    clearTimeout(this._tickTimer);
+    this._tickTimer = null;
     if (this._ws) this._ws.close();
   }
 

@@ -89,7 +89,8 @@ impl Session {
         let (tx, encoding) = (self.tx.clone(), self.encoding);
         tokio::spawn(async move {
             for m in out {
-                let Some(b) = encode_server_msg(encoding, &m) else {
+                let Some(b) = encode_server_msg(encoding, &m).or_else(|| json_safe(encoding, m))
+                else {
                     continue;
                 };
                 if tx.send(b).await.is_err() {
@@ -98,4 +99,37 @@ impl Session {
             }
         });
     }
+}
+
+/// A replay chunk JSON could not carry (a NaN somewhere): without the messages JSON cannot
+/// carry, as live delivery leaves them out, so the chunk (and the end of the replay) still
+/// goes out.
+fn json_safe(encoding: broker_wasm::protocol::Encoding, m: ServerMsg) -> Option<bytes::Bytes> {
+    let ServerMsg::Replay {
+        history,
+        entries,
+        head,
+    } = m
+    else {
+        return None;
+    };
+    let entries = entries
+        .into_iter()
+        .filter(|e| {
+            let one = ServerMsg::Replay {
+                history,
+                entries: vec![e.clone()],
+                head: None,
+            };
+            encode_server_msg(encoding, &one).is_some()
+        })
+        .collect();
+    encode_server_msg(
+        encoding,
+        &ServerMsg::Replay {
+            history,
+            entries,
+            head,
+        },
+    )
 }

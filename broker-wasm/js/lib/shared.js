@@ -362,21 +362,6 @@ class SharedStore extends StoreWrites {
     return this._synced;
   }
 
-  ready(timeoutMs = 10_000) {
-    if (this._synced) return Promise.resolve(this);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this._readyWaiters = this._readyWaiters.filter((w) => w !== waiter);
-        reject(new BrokerError("request_timeout", `clone of ${this.name} not in sync within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter = () => {
-        clearTimeout(timer);
-        resolve(this);
-      };
-      this._readyWaiters.push(waiter);
-    });
-  }
-
   _read(key) {
     if (!this._synced) throw new BrokerError("stale_data", `clone of ${this.name} has no snapshot yet`);
     return key === undefined ? undefined : this._entries.get(this._id(key));

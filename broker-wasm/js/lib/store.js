@@ -42,10 +42,35 @@ export class KeysView {
 }
 
 /**
- * The writes of a clone, each sent to the master as `_op(op, args)` (a clone of its own, or a
- * shared clone's mirror in a tab).
+ * What a clone of its own and a shared clone's mirror in a tab have in common: waiting for
+ * the first snapshot (`synced`, `refusal`, `_readyWaiters`) and the writes, each sent to the
+ * master as `_op(op, args)`.
  */
 export class StoreWrites {
+  /**
+   * Resolves once the clone has its first snapshot (at once if it has). Rejects with
+   * `request_timeout` after `timeoutMs`; failed attaches (`no_such_master`) are retried
+   * meanwhile every resync interval. A final refusal (see `refusal`) rejects at once with
+   * its own code (e.g. `unauthorized`), also on every later call.
+   */
+  ready(timeoutMs = 10_000) {
+    const refused = this.refusal;
+    if (refused) return Promise.reject(refused);
+    if (this.synced) return Promise.resolve(this);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._readyWaiters = this._readyWaiters.filter((w) => w !== waiter);
+        reject(new BrokerError("request_timeout", `clone of ${this.name} not in sync within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = (error) => {
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve(this);
+      };
+      this._readyWaiters.push(waiter);
+    });
+  }
+
   /** Inserts or overwrites (ZB-48). `expiry`: seconds from when the master applies it. */
   put(key, value, { expiry } = {}) {
     return this._op("put", { key, value, expiry });
@@ -221,30 +246,6 @@ export class Store extends StoreWrites {
   get refusal() {
     const e = this._endpoint._core.cloneRefusal(this.name);
     return e ? asBrokerError(e) : undefined;
-  }
-
-  /**
-   * Resolves once the clone has its first snapshot (at once if it has). Rejects with
-   * `request_timeout` after `timeoutMs`; failed attaches (`no_such_master`) are retried
-   * meanwhile every resync interval. A final refusal (see `refusal`) rejects at once with
-   * its own code (e.g. `unauthorized`), also on every later call.
-   */
-  ready(timeoutMs = 10_000) {
-    const refused = this.refusal;
-    if (refused) return Promise.reject(refused);
-    if (this.synced) return Promise.resolve(this);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this._readyWaiters = this._readyWaiters.filter((w) => w !== waiter);
-        reject(new BrokerError("request_timeout", `clone of ${this.name} not in sync within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter = (error) => {
-        clearTimeout(timer);
-        if (error) reject(error);
-        else resolve(this);
-      };
-      this._readyWaiters.push(waiter);
-    });
   }
 
   _read(fn) {

@@ -14,6 +14,19 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::store::{is_mutation, key_and_expiry, mutate, Mutation};
 
+/// What write `op` makes of its key's entry, by the master's rules. A write refused here (as
+/// the master will refuse it) changes nothing.
+fn step(op: &StoreOp, current: Option<Entry>) -> Option<Entry> {
+    match mutate(op, current.as_ref().map(|e| &e.value)) {
+        Ok(Mutation::Set(value)) => Some(Entry {
+            value,
+            expiry: current.and_then(|e| e.expiry),
+        }),
+        Ok(Mutation::Remove) => None,
+        Ok(Mutation::Unchanged) | Err(_) => current,
+    }
+}
+
 /// The pending writes of one clone and what they make of its keys.
 #[derive(Debug, Default)]
 pub(crate) struct Overlay {
@@ -75,16 +88,8 @@ impl Overlay {
             Some(v) => v.clone(),
             None => replica.get(&key).cloned(),
         };
-        self.writes.push((id, op.clone()));
-        let next = match mutate(&op, current.as_ref().map(|e| &e.value)) {
-            Ok(Mutation::Set(v)) => Some(Entry {
-                value: v,
-                expiry: current.and_then(|e| e.expiry),
-            }),
-            Ok(Mutation::Remove) => None,
-            // Unchanged, or refused here as the master will refuse it: the view stays.
-            Ok(Mutation::Unchanged) | Err(_) => current,
-        };
+        let next = step(&op, current);
+        self.writes.push((id, op));
         let shown = next.as_ref().map(|e| e.value.clone());
         self.view.insert(key.clone(), next);
         Some((key, shown))
@@ -116,14 +121,7 @@ impl Overlay {
         for (_, op) in &self.writes {
             if key_and_expiry(op).is_some_and(|(k, _)| k == key) {
                 touched = true;
-                current = match mutate(op, current.as_ref().map(|e| &e.value)) {
-                    Ok(Mutation::Set(v)) => Some(Entry {
-                        value: v,
-                        expiry: current.and_then(|e| e.expiry),
-                    }),
-                    Ok(Mutation::Remove) => None,
-                    Ok(Mutation::Unchanged) | Err(_) => current,
-                };
+                current = step(op, current);
             }
         }
         if touched {

@@ -1,6 +1,8 @@
 //! Gateway benchmark: starts a gateway (its own runtime, 2 worker threads) and native clients,
 //! then measures with `["ping", i]` messages:
 //! - 1 publisher -> 1 subscriber, with and without publish batching (msgs/s);
+//! - right after the batched case, the same traffic through a bare relay (below), and the
+//!   gateway's batched figure as a share of the relay's;
 //! - 1 publisher -> 100 subscribers (deliveries/s), paced against the slowest subscriber;
 //! - ping-pong round trip through the gateway (p50/p99);
 //! - 1 -> 1 for clients of the Zeek WebSocket JSON API.
@@ -8,19 +10,46 @@
 //! Every publisher is paced: it stays at most WINDOW messages ahead of its slowest subscriber.
 //! Each case reports what arrived against what was sent, and the gateway's drop counter.
 //!
+//! The bare relay is the floor under the gateway's 1 -> 1 figure: what the same WebSocket
+//! library, runtime and machine cost without a broker. It is a tokio-tungstenite server on
+//! its own runtime (2 worker threads, as the gateway) that accepts a subscriber's connection,
+//! then a publisher's, and forwards every binary frame of the publisher to the subscriber
+//! unchanged: no handshake, no routing, no decoding, no queue of its own. Its publisher sends
+//! the frames `broker_client::Client` sends with batching: it drives the client's own core
+//! (`ClientCore::publish`, then `take_frame_max`, binary encoding) with the client's writer
+//! loop and its limit of 16,384 unsent messages. (The real `Client` cannot be used: it waits
+//! for the gateway's welcome.) How many messages the client puts in a frame depends on
+//! timing (everything queued when its writer gets to it) and differs between the two
+//! servers, so the relay's publisher caps its frames at the average the gateway counted
+//! (`broker_frames_in_total`) from the client in the case just before: both cases carry the
+//! same frames (both counts are printed). Its subscriber decodes every frame and every
+//! message in it (`for_each_binary::<ClientMsg>`) and counts the publishes; unlike the
+//! client it hands them to no subscriber queue. Same messages, same count, same pacing
+//! (WINDOW, checked every 1,024 messages) as the gateway's batched case, run right after it.
+//!
+//! With `BENCH_JSON=<file>`, every figure is also appended there as a JSON line
+//! (`common/rows.rs`).
+//!
 //! Run with: `cargo run --release -p gateway --example bench [messages]`
+
+#[path = "common/rows.rs"]
+mod rows;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use broker_client::{Client, ClientOptions};
+use broker_wasm::client::ClientCore;
+use broker_wasm::protocol::{self, ClientMsg, Encoding};
 use broker_wasm::{zeek_json, Data};
 use futures_util::{SinkExt, StreamExt};
 use gateway::{Config, Endpoint};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -51,11 +80,16 @@ fn start_gateway() -> (SocketAddr, Endpoint) {
 
 /// The gateway's `broker_dropped_total`.
 fn dropped(ep: &Endpoint) -> u64 {
+    counter(ep, "dropped_total")
+}
+
+/// The gateway's counter `broker_<name>`.
+fn counter(ep: &Endpoint, name: &str) -> u64 {
     ep.metrics_text()
         .lines()
-        .find_map(|l| l.strip_prefix("broker_dropped_total "))
+        .find_map(|l| l.strip_prefix(&format!("broker_{name} ")))
         .and_then(|v| v.parse().ok())
-        .expect("broker_dropped_total in /metrics")
+        .unwrap_or_else(|| panic!("broker_{name} in /metrics"))
 }
 
 /// What a case delivered: received of expected, and how many the gateway dropped meanwhile.
@@ -65,6 +99,8 @@ struct Outcome {
     expected: u64,
     gateway_dropped: u64,
     stalled: bool,
+    /// Frames that carried the messages (0: not counted).
+    frames: u64,
 }
 
 impl Outcome {
@@ -84,6 +120,27 @@ impl Outcome {
         }
         s
     }
+
+    /// "" for a clean run, else what went wrong (for the JSON rows).
+    fn note(&self) -> String {
+        let lost = self.expected - self.received.min(self.expected);
+        let mut parts = Vec::new();
+        if lost > 0 {
+            parts.push(format!("{lost} of {} lost", self.expected));
+        }
+        if self.stalled {
+            parts.push("receivers stalled".to_owned());
+        }
+        parts.join("; ")
+    }
+}
+
+/// "K frames, M messages per frame" of what the publisher of a 1 -> 1 case sent.
+fn per_frame(messages: u64, frames: u64) -> String {
+    format!(
+        "{frames} publisher frames, {:.0} messages per frame",
+        messages as f64 / frames.max(1) as f64
+    )
 }
 
 /// Messages a publisher may be ahead of its slowest subscriber. Publishing is
@@ -177,6 +234,7 @@ async fn one_to_one(addr: SocketAddr, ep: &Endpoint, n: u64, batching: bool) -> 
     subscriber.flush().await.unwrap();
     let progress = Arc::new(Progress::new(1));
     let dropped0 = dropped(ep);
+    let frames0 = counter(ep, "frames_in_total");
     let start = Instant::now();
     let p = progress.clone();
     let recv = tokio::spawn(async move { receive(&mut sub, n, &p, 0).await });
@@ -190,6 +248,8 @@ async fn one_to_one(addr: SocketAddr, ep: &Endpoint, n: u64, batching: bool) -> 
     }
     let got = recv.await.unwrap();
     let secs = start.elapsed().as_secs_f64();
+    // The publisher's frames (and nothing else: the subscriber is idle meanwhile).
+    let frames = counter(ep, "frames_in_total") - frames0;
     publisher.shutdown().await;
     subscriber.shutdown().await;
     Outcome {
@@ -198,6 +258,7 @@ async fn one_to_one(addr: SocketAddr, ep: &Endpoint, n: u64, batching: bool) -> 
         expected: n,
         gateway_dropped: dropped(ep) - dropped0,
         stalled,
+        frames,
     }
 }
 
@@ -243,6 +304,7 @@ async fn one_to_many(addr: SocketAddr, ep: &Endpoint, n: u64, subscribers: usize
         expected: n * subscribers as u64,
         gateway_dropped: dropped(ep) - dropped0,
         stalled,
+        frames: 0,
     }
 }
 
@@ -329,6 +391,176 @@ async fn zeek_one_to_one(addr: SocketAddr, ep: &Endpoint, n: u64) -> Outcome {
         expected: n,
         gateway_dropped: dropped(ep) - dropped0,
         stalled,
+        frames: 0,
+    }
+}
+
+/// The bare relay (see the header): returns its address. Each pair of connections it accepts
+/// is a subscriber (the first) and a publisher (the second).
+fn start_relay() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let accept = || async {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let _ = tcp.set_nodelay(true);
+                tokio_tungstenite::accept_async(tcp).await.unwrap()
+            };
+            loop {
+                let subscriber = accept().await;
+                let mut publisher = accept().await;
+                tokio::spawn(async move {
+                    let mut subscriber = subscriber;
+                    while let Some(Ok(m)) = publisher.next().await {
+                        match m {
+                            Message::Binary(_) if subscriber.send(m).await.is_err() => break,
+                            Message::Close(_) => break,
+                            _ => {}
+                        }
+                    }
+                    let _ = subscriber.close(None).await;
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// A WebSocket to `addr` as the client opens one (Nagle off, default configuration).
+async fn raw_connect(addr: SocketAddr) -> WebSocketStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let _ = tcp.set_nodelay(true);
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
+        .await
+        .unwrap();
+    ws
+}
+
+/// Unsent messages a batching client holds before `publish` waits (`broker_client`'s
+/// `MAX_QUEUED`).
+const CLIENT_MAX_QUEUED: usize = 16_384;
+
+/// The publishing half of `broker_client::Client` without the gateway: the client core
+/// queues publishes, a writer task sends everything queued as one frame, `publish` waits
+/// while CLIENT_MAX_QUEUED messages are unsent.
+struct RawPublisher {
+    core: Mutex<ClientCore>,
+    wake: Notify,
+    room: Notify,
+}
+
+impl RawPublisher {
+    /// A publisher on `ws` whose frames carry at most `max` messages.
+    fn spawn(
+        ws: WebSocketStream<TcpStream>,
+        max: usize,
+    ) -> (Arc<RawPublisher>, tokio::task::JoinHandle<()>) {
+        let mut core = ClientCore::new(Encoding::Binary, "rust-client");
+        core.on_open();
+        // The hello: the relay has no handshake, so it is not sent.
+        let _ = core.take_frame();
+        let p = Arc::new(RawPublisher {
+            core: Mutex::new(core),
+            wake: Notify::new(),
+            room: Notify::new(),
+        });
+        let w = p.clone();
+        let writer = tokio::spawn(async move {
+            let mut ws = ws;
+            loop {
+                let woken = w.wake.notified();
+                loop {
+                    let frame = w.core.lock().unwrap().take_frame_max(max);
+                    let Some(frame) = frame else { break };
+                    w.room.notify_waiters();
+                    if ws.send(Message::Binary(frame.into())).await.is_err() {
+                        return;
+                    }
+                }
+                if Arc::strong_count(&w) == 1 {
+                    // The publisher is gone and everything is sent.
+                    let _ = ws.close(None).await;
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), woken).await;
+            }
+        });
+        (p, writer)
+    }
+
+    async fn publish(&self, topic: &str, data: Data) {
+        loop {
+            let room = self.room.notified();
+            if self.core.lock().unwrap().queued() < CLIENT_MAX_QUEUED {
+                break;
+            }
+            room.await;
+        }
+        self.core
+            .lock()
+            .unwrap()
+            .publish(topic.to_owned(), data)
+            .unwrap();
+        self.wake.notify_one();
+    }
+}
+
+/// The gateway's batched 1 -> 1 case through the bare relay at `relay`, with at most
+/// `per_frame` messages per frame.
+async fn relay_one_to_one(relay: SocketAddr, n: u64, per_frame: usize) -> Outcome {
+    let mut subscriber = raw_connect(relay).await;
+    let (publisher, writer) = RawPublisher::spawn(raw_connect(relay).await, per_frame);
+    let progress = Arc::new(Progress::new(1));
+    let p = progress.clone();
+    let start = Instant::now();
+    let recv = tokio::spawn(async move {
+        let (mut got, mut frames) = (0u64, 0u64);
+        while got < n {
+            match tokio::time::timeout(SILENCE, subscriber.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    frames += 1;
+                    let mut k = 0;
+                    protocol::for_each_binary::<ClientMsg>(&b, usize::MAX, |m, _| {
+                        if let ClientMsg::Publish(_) = m {
+                            k += 1;
+                        }
+                    })
+                    .expect("the relay forwards the client's frames");
+                    got += k;
+                    p.add(0, k);
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        (got, frames)
+    });
+    let mut stalled = false;
+    for i in 0..n {
+        if i % 1024 == 0 && i > WINDOW && !progress.wait_for(i - WINDOW).await {
+            stalled = true;
+            break;
+        }
+        publisher.publish("/bench/1to1", ping(i)).await;
+    }
+    let (got, frames) = recv.await.unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    drop(publisher);
+    let _ = writer.await;
+    Outcome {
+        rate: got as f64 / secs,
+        received: got,
+        expected: n,
+        gateway_dropped: 0,
+        stalled,
+        frames,
     }
 }
 
@@ -346,14 +578,63 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let relay = start_relay();
     rt.block_on(async move {
         println!("gateway at {addr} (queue 65536 per consumer); {n} messages per throughput case");
         println!("every publisher stays at most {WINDOW} messages ahead of its slowest subscriber");
+        let paced_1to1 = format!("publisher at most {WINDOW} messages ahead of the subscriber");
         let r = one_to_one(addr, &ep, n, true).await;
         println!(
-            "native 1 -> 1, batched publishes      {:>12.0} msgs/s ({})",
+            "native 1 -> 1, batched publishes      {:>12.0} msgs/s ({}; {})",
             r.rate,
-            r.losses()
+            r.losses(),
+            per_frame(r.received, r.frames)
+        );
+        rows::row(
+            "gateway.native_1to1_batched",
+            r.rate.round(),
+            "msgs/s",
+            "Rust client -> gateway -> Rust client, publishes batched into frames",
+            &paced_1to1,
+            &r.note(),
+        );
+        // Back to back with the gateway's case: the same traffic through the bare relay.
+        // As many messages per frame as the gateway's publisher sent on average.
+        let per = (r.received / r.frames.max(1)).max(1);
+        let b = relay_one_to_one(relay, n, per as usize).await;
+        let lost = b.expected - b.received.min(b.expected);
+        println!(
+            "bare relay 1 -> 1, same frames        {:>12.0} msgs/s ({}; {}{})",
+            b.rate,
+            if lost == 0 {
+                format!("all {} received", b.expected)
+            } else {
+                format!("{} of {} received, {lost} lost", b.received, b.expected)
+            },
+            per_frame(b.received, b.frames),
+            if b.stalled {
+                "; the receiver stopped progressing, publishing stopped"
+            } else {
+                ""
+            }
+        );
+        let share = 100.0 * r.rate / b.rate;
+        println!("  gateway 1 -> 1 batched = {share:.0}% of the bare relay");
+        rows::row(
+            "gateway.bare_relay_1to1",
+            b.rate.round(),
+            "msgs/s",
+            "the batched case's frames through a bare tokio-tungstenite relay (no broker)",
+            &paced_1to1,
+            &b.note(),
+        );
+        rows::row(
+            "gateway.native_1to1_batched_vs_relay",
+            share.round(),
+            "%",
+            "gateway 1 -> 1 batched as a share of the bare relay (same run)",
+            &paced_1to1,
+            "",
         );
         if std::env::var_os("BENCH_ONLY_1TO1").is_some() {
             return;
@@ -364,6 +645,14 @@ fn main() {
             r.rate,
             r.losses()
         );
+        rows::row(
+            "gateway.native_1to1_unbatched",
+            r.rate.round(),
+            "msgs/s",
+            "Rust client -> gateway -> Rust client, one frame per publish",
+            &paced_1to1,
+            &r.note(),
+        );
         let r = one_to_many(addr, &ep, n / 20, 100).await;
         println!(
             "native 1 -> 100 (window {} messages)  {:>12.0} deliveries/s ({})",
@@ -371,17 +660,46 @@ fn main() {
             r.rate,
             r.losses()
         );
+        rows::row(
+            "gateway.native_1to100",
+            r.rate.round(),
+            "deliveries/s",
+            "Rust client -> gateway -> 100 Rust clients, deliveries",
+            &format!(
+                "publisher at most {} messages ahead of the slowest subscriber",
+                WINDOW / 4
+            ),
+            &r.note(),
+        );
         let (p50, p99) = round_trips(addr, 20_000).await;
         println!(
             "native ping-pong round trip           p50 {:>6} us   p99 {:>6} us",
             p50.as_micros(),
             p99.as_micros()
         );
+        for (name, v) in [("p50", p50), ("p99", p99)] {
+            rows::row(
+                &format!("gateway.native_rtt_{name}"),
+                v.as_micros() as f64,
+                "us",
+                &format!("Rust ping -> gateway -> Rust echo -> gateway -> Rust, {name} of 20,000"),
+                "one message in flight",
+                "",
+            );
+        }
         let r = zeek_one_to_one(addr, &ep, n / 10).await;
         println!(
             "Zeek JSON API 1 -> 1                  {:>12.0} msgs/s ({})",
             r.rate,
             r.losses()
+        );
+        rows::row(
+            "gateway.zeek_json_1to1",
+            r.rate.round(),
+            "msgs/s",
+            "Zeek WebSocket JSON API client -> gateway -> JSON API client",
+            &paced_1to1,
+            &r.note(),
         );
     });
 }

@@ -14,7 +14,12 @@
 //! (losses, duplicates) and the gateway's drop counters from `/metrics`.
 //!
 //! Run with `scripts/load-test.sh [flags]` (raises the open-file limit, builds, runs), or
-//! `cargo run --release -p gateway --example load -- --clients 10000`.
+//! `cargo run --release -p gateway --example load -- --clients 10000`. With
+//! `BENCH_JSON=<file>`, the summary's figures are also appended there as JSON lines
+//! (`common/rows.rs`).
+
+#[path = "common/rows.rs"]
+mod rows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -460,6 +465,53 @@ async fn run(o: Arc<Opts>, addr: SocketAddr, pid: Option<u32>) -> bool {
          +{slow_disconnects}, drops reported to clients {noted}"
     );
     let ok = !stalled && extra == 0 && lost <= dropped && connected as usize >= n;
+    let paced = format!("publisher at most {} rounds ahead of the clients", o.window);
+    let verdict = if ok { "" } else { "verdict FAILED" };
+    rows::row(
+        "load.clients_connected",
+        connected as f64,
+        "clients",
+        &format!("clients connected and subscribed (of {n})"),
+        "",
+        verdict,
+    );
+    rows::row(
+        "load.connect_seconds",
+        (connect_secs * 10.0).round() / 10.0,
+        "s",
+        &format!("connect and subscribe {n} clients, 256 handshakes at a time"),
+        "",
+        "",
+    );
+    if let (Some(a), Some(b)) = (rss0, rss1) {
+        rows::row(
+            "load.memory_per_connection",
+            ((b.saturating_sub(a)) as f64 / n as f64 * 10.0).round() / 10.0,
+            "KiB",
+            "gateway RSS growth per connected and subscribed client",
+            "",
+            "",
+        );
+    }
+    rows::row(
+        "load.deliveries_per_s",
+        (delivered as f64 / flow_secs).round(),
+        "deliveries/s",
+        &format!(
+            "one publisher -> {n} clients on own and shared prefixes, for {} s",
+            o.seconds
+        ),
+        &paced,
+        verdict,
+    );
+    rows::row(
+        "load.lost",
+        lost as f64,
+        "messages",
+        "messages missing at the clients (dropped by the gateway's policy or lost)",
+        &paced,
+        verdict,
+    );
     println!(
         "verdict                 {}",
         if ok && lost == 0 {

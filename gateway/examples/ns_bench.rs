@@ -11,6 +11,11 @@
 //! other. (`scripts/bench-ns-redis.sh` starts a Redis and runs `redis-benchmark` beside it.)
 //!
 //! Run with: `cargo run --release -p gateway --example ns_bench [pairs-per-client] [--redis URL]`
+//! With `BENCH_JSON=<file>`, every figure is also appended there as a JSON line
+//! (`common/rows.rs`).
+
+#[path = "common/rows.rs"]
+mod rows;
 
 use std::time::{Duration, Instant};
 
@@ -172,19 +177,34 @@ fn main() {
             .await
             .unwrap();
         let label = if redis.is_some() { "redis " } else { "memory" };
+        let key = label.trim();
+        let pairs_row = |name: String, rate: f64, backend: &str, clients: usize| {
+            rows::row(
+                &name,
+                rate.round(),
+                "pairs/s",
+                &format!("namespace put+get pairs, {backend}, from {clients} Rust client(s)"),
+                &format!("{LOOPS} pipelined put-then-get loops per client"),
+                "",
+            );
+        };
         println!(
             "namespace benchmark ({per_client} pairs per client, {LOOPS} pipelined loops per client, {gateways} gateway(s){})",
             redis.as_deref().map(|r| format!(" on {r}")).unwrap_or_default()
         );
         let r1 = pairs(&urls, "bench", 1, per_client).await;
         println!("{label}  put+get pairs/s,  1 client : {r1:>10.0}");
+        pairs_row(format!("ns.{key}_pairs_1client"), r1, key, 1);
         let r10 = pairs(&urls, "bench", 10, per_client / 10).await;
         println!("{label}  put+get pairs/s, 10 clients: {r10:>10.0}");
+        pairs_row(format!("ns.{key}_pairs_10clients"), r10, key, 10);
         if redis.is_none() {
             let s1 = pairs(&urls, "bench-sqlite", 1, per_client / 4).await;
             println!("sqlite  put+get pairs/s,  1 client : {s1:>10.0}");
+            pairs_row("ns.sqlite_pairs_1client".into(), s1, "sqlite", 1);
             let s10 = pairs(&urls, "bench-sqlite", 10, per_client / 40).await;
             println!("sqlite  put+get pairs/s, 10 clients: {s10:>10.0}");
+            pairs_row("ns.sqlite_pairs_10clients".into(), s10, "sqlite", 10);
         }
         let (p50, p99, max) = handoff(&urls, &probes, 5_000).await;
         println!(
@@ -194,6 +214,19 @@ fn main() {
             p99.as_secs_f64() * 1e6,
             max.as_secs_f64() * 1e6
         );
+        for (q, v) in [("p50", p50), ("p99", p99)] {
+            rows::row(
+                &format!("ns.{key}_handoff_{q}"),
+                (v.as_secs_f64() * 1e7).round() / 10.0,
+                "us",
+                &format!(
+                    "put on one client -> the get waiting on another{}, {key} namespace, {q} of 5,000",
+                    if gateways > 1 { " (other gateway)" } else { "" }
+                ),
+                "one handoff at a time",
+                "",
+            );
+        }
         mem.delete().await.unwrap();
         disk.delete().await.unwrap();
         owner.shutdown().await;

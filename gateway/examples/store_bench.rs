@@ -6,6 +6,11 @@
 //!
 //! Run with: `cargo run --release -p gateway --example store_bench [DATA_DIR]`. The 1M-key
 //! store stays in DATA_DIR (`bench1m.sqlite`) for `bench/store-bench.mjs` (Node clone).
+//! With `BENCH_JSON=<file>`, every figure is also appended there as a JSON line
+//! (`common/rows.rs`).
+
+#[path = "common/rows.rs"]
+mod rows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -150,6 +155,14 @@ fn main() {
                 "acknowledged puts, {clients:>2} client(s): {:>9.0} puts/s ({total} puts, {WINDOW} in flight per client)",
                 rate
             );
+            rows::row(
+                &format!("store.sqlite_puts_{clients}client{}", if clients > 1 { "s" } else { "" }),
+                rate.round(),
+                "puts/s",
+                &format!("acknowledged puts to an SQLite master from {clients} Rust client(s)"),
+                &format!("{WINDOW} puts in flight per client"),
+                "",
+            );
         }
 
         // Propagation to a Rust clone: a put from one client until the change event at
@@ -169,6 +182,16 @@ fn main() {
                 p50.as_micros(),
                 p99.as_micros()
             );
+            for (q, v) in [("p50", p50), ("p99", p99)] {
+                rows::row(
+                    &format!("store.rust_clone_{}_{q}", label.to_lowercase()),
+                    v.as_micros() as f64,
+                    "us",
+                    &format!("put -> change event at a Rust clone, {label} master, {q} of 5,000"),
+                    "one put at a time",
+                    "",
+                );
+            }
         }
 
         // A store of 1,000,000 keys, then a clone of it.
@@ -182,6 +205,14 @@ fn main() {
             "filled bench1m: 1,000,000 keys in {:.1} s ({rate:.0} puts/s)",
             fill.elapsed().as_secs_f64()
         );
+        rows::row(
+            "store.sqlite_fill_1m",
+            rate.round(),
+            "puts/s",
+            "acknowledged puts of 1,000,000 keys into an SQLite master from 10 Rust clients",
+            &format!("{WINDOW} puts in flight per client"),
+            "",
+        );
         let reader = Client::connect(&url).await.unwrap();
         let start = Instant::now();
         let mut clone = reader.attach_clone("bench1m", CloneOptions::default());
@@ -191,6 +222,14 @@ fn main() {
         println!(
             "attach a Rust clone to 1,000,000 keys: {:.2} s (snapshot and replica)",
             took.as_secs_f64()
+        );
+        rows::row(
+            "store.rust_clone_attach_1m",
+            (took.as_secs_f64() * 100.0).round() / 100.0,
+            "s",
+            "attach a Rust clone to a 1,000,000-key SQLite store (snapshot in, replica built)",
+            "",
+            "",
         );
         reader.shutdown().await;
         admin.shutdown().await;

@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import * as broker from "../pkg/node.mjs";
 import { startGateway } from "../tests/node/gateway.mjs";
 import { launch, openPage } from "../tests/node/chromium.mjs";
+import { row } from "./rows.mjs";
 
 const { Endpoint, Count } = broker;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -142,12 +143,17 @@ async function metric(g, name) {
   return Number(line.split(" ")[1]);
 }
 
-function report(label, { got, sent, secs, gatewayDropped, clientDropped }) {
+/** Prints a throughput case; with BENCH_JSON, also its row `name` (see rows.mjs). */
+function report(label, { got, sent, secs, gatewayDropped, clientDropped }, name, what, paced) {
   const lost = N - got;
   const rate = (got / secs).toFixed(0).padStart(9);
   const losses = lost === 0 ? "none lost" : `${lost} lost (sent ${sent}; dropped by the gateway ${gatewayDropped}, by the receiver ${clientDropped})`;
   console.log(`  ${label.padEnd(34)} ${rate} msgs/s   ${got} of ${N} received, ${losses}`);
+  row(name, Math.round(got / secs), "msgs/s", what, paced, lost === 0 ? "" : `${lost} of ${N} lost`);
 }
+
+const PACED = `publisher at most ${WINDOW} messages ahead of the receiver's count`;
+const UNPACED = `unpaced, queues ${HUGE} (burst absorption)`;
 
 async function nodeOneToOne(g, paced) {
   const { w, next, credit } = await worker(g.url, "sink", paced ? undefined : HUGE);
@@ -217,14 +223,19 @@ if (isMainThread) {
     console.log(`unpaced: no pacing, gateway and receiver queues raised to ${HUGE} (burst absorption, not a sustained rate)`);
     console.log(`rate = messages received / (first publish -> last receipt)`);
     console.log("Node client -> gateway -> Node client (receiver in a worker thread):");
-    report("paced, default queues", await nodeOneToOne(defaults, true));
-    report(`unpaced, queues ${HUGE}`, await nodeOneToOne(raised, false));
+    const node = "Node client -> gateway -> Node client (receiver in a worker thread)";
+    report("paced, default queues", await nodeOneToOne(defaults, true), "js.node_1to1_paced", node, PACED);
+    report(`unpaced, queues ${HUGE}`, await nodeOneToOne(raised, false), "js.node_1to1_unpaced", node, UNPACED);
     console.log("Node ping-pong round trip through the gateway (20,000 one at a time):");
     const rt = await roundTrips(defaults);
     console.log(`  p50 ${rt.p50.toFixed(0)} us   p99 ${rt.p99.toFixed(0)} us`);
+    for (const q of ["p50", "p99"]) {
+      row(`js.node_rtt_${q}`, Math.round(rt[q]), "us", `Node ping -> gateway -> Node echo (worker) -> gateway -> Node, ${q} of 20,000`, "one message in flight");
+    }
     console.log("Node client -> gateway -> client in headless Chromium:");
-    report("paced, default queues", await chromiumReceive(browser, defaults, true));
-    report(`unpaced, queues ${HUGE}`, await chromiumReceive(browser, raised, false));
+    const page = "Node client -> gateway -> client in headless Chromium";
+    report("paced, default queues", await chromiumReceive(browser, defaults, true), "js.chromium_1to1_paced", page, PACED);
+    report(`unpaced, queues ${HUGE}`, await chromiumReceive(browser, raised, false), "js.chromium_1to1_unpaced", page, UNPACED);
   } finally {
     await browser.close();
     await defaults.stop();

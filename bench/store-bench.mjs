@@ -6,6 +6,7 @@ import { Worker, isMainThread, parentPort, workerData } from "node:worker_thread
 import { fileURLToPath } from "node:url";
 import * as broker from "../pkg/node.mjs";
 import { startGateway } from "../tests/node/gateway.mjs";
+import { row } from "./rows.mjs";
 
 const { Endpoint, Count } = broker;
 const dataDir = process.argv[2];
@@ -35,7 +36,7 @@ if (!isMainThread) {
  * Propagation: a writer puts, a clone on another connection (in a worker thread) sees the
  * update. One write at a time; latency = put issued -> change event in the clone.
  */
-async function propagation(url, store) {
+async function propagation(url, store, label) {
   const writerEp = new Endpoint();
   await writerEp.peer(url);
   const writer = writerEp.attachClone(store);
@@ -71,6 +72,10 @@ async function propagation(url, store) {
   }
   lat.sort((a, b) => a - b);
   const us = (ms) => (ms * 1000).toFixed(0);
+  for (const q of [50, 99]) {
+    row(`store.node_clone_${label.toLowerCase()}_p${q}`, Math.round(pct(lat, q) * 1000), "us",
+      `put -> change event at a Node clone (worker), ${label} master, p${q} of ${ROUNDS}`, "one put at a time");
+  }
   return `p50 ${us(pct(lat, 50))} us, p99 ${us(pct(lat, 99))} us, max ${us(lat[lat.length - 1])} us`;
 }
 
@@ -78,8 +83,8 @@ const g = await startGateway(["--data-dir", dataDir, "--store", "node-latency", 
 try {
   // The SQLite figure is the one to quote (a put is committed before it is replicated); the
   // memory master is beside it for comparison.
-  console.log(`SQLite master -> Node clone propagation (${ROUNDS} puts, one at a time): ${await propagation(g.url, "node-latency")}`);
-  console.log(`memory master -> Node clone propagation (${ROUNDS} puts, one at a time): ${await propagation(g.url, "node-latency-mem")}`);
+  console.log(`SQLite master -> Node clone propagation (${ROUNDS} puts, one at a time): ${await propagation(g.url, "node-latency", "SQLite")}`);
+  console.log(`memory master -> Node clone propagation (${ROUNDS} puts, one at a time): ${await propagation(g.url, "node-latency-mem", "memory")}`);
 
   // Attach a Node clone to the 1M-key store.
   const ep = new Endpoint();
@@ -89,6 +94,8 @@ try {
   await big.ready(120_000);
   const ms = performance.now() - t0;
   console.log(`attach a Node clone to ${big.size.toLocaleString("en")} keys: ${(ms / 1000).toFixed(2)} s (snapshot and replica)`);
+  row("store.node_clone_attach_1m", Math.round(ms / 10) / 100, "s",
+    `attach a Node clone to a ${big.size.toLocaleString("en")}-key SQLite store (snapshot in, replica built)`, "");
   await ep.shutdown();
 } finally {
   await g.stop();

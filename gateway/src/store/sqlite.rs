@@ -194,6 +194,50 @@ fn decode(b: &[u8]) -> Option<Data> {
     broker_wasm::binary::from_slice(b).ok()
 }
 
+/// First byte of a key written as a fixed-width big-endian integer (see [`encode_key`]); never
+/// the first byte of our binary encoding (a type tag below 0x80).
+const KEY_COUNT: u8 = 0xF0;
+const KEY_INTEGER: u8 = 0xF1;
+const KEY_TIMESTAMP: u8 = 0xF2;
+const KEY_TIMESPAN: u8 = 0xF3;
+
+/// `meta` row naming the key format of [`encode_key`].
+const KEY_FORMAT: &str = "ordered-1";
+
+/// A key as stored: integers, timestamps and timespans as a marker byte and 8 big-endian
+/// bytes (signed ones with the sign bit flipped), so their byte order is their numeric order;
+/// everything else in our binary encoding. Keys that follow each other (counters, times) then
+/// sit next to each other in the file's B-tree, and a group commit of such writes touches a
+/// few pages instead of one per key (LEB128 varints scatter them).
+fn encode_key(d: &Data) -> Vec<u8> {
+    let (marker, bits) = match d {
+        Data::Count(n) => (KEY_COUNT, *n),
+        Data::Integer(i) => (KEY_INTEGER, (*i as u64) ^ (1 << 63)),
+        Data::Timestamp(t) => (KEY_TIMESTAMP, (t.0 as u64) ^ (1 << 63)),
+        Data::Timespan(t) => (KEY_TIMESPAN, (t.0 as u64) ^ (1 << 63)),
+        other => return encode(other),
+    };
+    let mut out = Vec::with_capacity(9);
+    out.push(marker);
+    out.extend_from_slice(&bits.to_be_bytes());
+    out
+}
+
+/// Reads a key of either format (a file from before [`KEY_FORMAT`] holds binary encodings).
+fn decode_key(b: &[u8]) -> Option<Data> {
+    if let [marker @ KEY_COUNT..=KEY_TIMESPAN, rest @ ..] = b {
+        let bits = u64::from_be_bytes(rest.try_into().ok()?);
+        let signed = (bits ^ (1 << 63)) as i64;
+        return Some(match *marker {
+            KEY_COUNT => Data::Count(bits),
+            KEY_INTEGER => Data::Integer(signed),
+            KEY_TIMESTAMP => Data::Timestamp(Timestamp(signed)),
+            _ => Data::Timespan(broker_wasm::Timespan(signed)),
+        });
+    }
+    decode(b)
+}
+
 /// One change to persist.
 pub(crate) enum Write {
     Put {
@@ -212,13 +256,15 @@ pub(crate) enum Write {
 impl Write {
     pub(crate) fn put(key: &Data, value: &Data, expiry: Option<Timestamp>) -> Write {
         Write::Put {
-            key: encode(key),
+            key: encode_key(key),
             value: encode(value),
             expiry: expiry.map(|t| t.0),
         }
     }
     pub(crate) fn delete(key: &Data) -> Write {
-        Write::Delete { key: encode(key) }
+        Write::Delete {
+            key: encode_key(key),
+        }
     }
 }
 
@@ -313,7 +359,7 @@ pub(crate) fn open(
             .map_err(|e| failure(e.to_string()))?;
         for row in rows {
             let (k, v, exp) = row.map_err(|e| failure(e.to_string()))?;
-            match (decode(&k), decode(&v)) {
+            match (decode_key(&k), decode(&v)) {
                 (Some(k), Some(v)) => {
                     entries.insert(
                         k,
@@ -327,6 +373,9 @@ pub(crate) fn open(
             }
         }
     }
+    let mut conn = conn;
+    migrate_keys(&mut conn, &entries)
+        .map_err(|e| failure(format!("{}: rewriting keys: {e}", o.path.display())))?;
     let (tx, rx) = std_mpsc::channel::<Job>();
     let name = store.to_owned();
     std::thread::Builder::new()
@@ -334,6 +383,40 @@ pub(crate) fn open(
         .spawn(move || writer_loop(conn, rx, &name))
         .map_err(|e| failure(format!("cannot start the writer: {e}")))?;
     Ok((entries, Writer { tx }))
+}
+
+/// Brings a file to [`KEY_FORMAT`]: a file written before it (keys in the binary encoding)
+/// gets its rows rewritten once, in one transaction, from the `entries` just loaded from it.
+fn migrate_keys(conn: &mut Connection, entries: &BTreeMap<Data, Entry>) -> rusqlite::Result<()> {
+    let format: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'key_format'", [], |r| {
+            r.get(0)
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    if format.as_deref() == Some(KEY_FORMAT) {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM store", [])?;
+    {
+        let mut put = tx.prepare("INSERT INTO store(key, value, expiry) VALUES (?1, ?2, ?3)")?;
+        for (k, e) in entries {
+            put.execute(params![
+                encode_key(k),
+                encode(&e.value),
+                e.expiry.map(|t| t.0)
+            ])?;
+        }
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('key_format', ?1)",
+        [KEY_FORMAT],
+    )?;
+    tx.commit()
 }
 
 fn writer_loop(mut conn: Connection, rx: std_mpsc::Receiver<Job>, store: &str) {
@@ -502,5 +585,92 @@ mod tests {
         assert_ne!(fa, fb);
         assert!(fa.len() + ".sqlite-wal".len() <= 255, "{}", fa.len());
         assert_eq!(file_name(&long_a), fa, "stable");
+    }
+
+    #[test]
+    fn stored_keys_of_numbers_sort_as_the_numbers_and_read_back() {
+        let counts = [0u64, 1, 127, 128, 300, 65_535, 1 << 40, u64::MAX];
+        let ints = [i64::MIN, -300, -1, 0, 1, 128, i64::MAX];
+        let as_keys = |v: Vec<Data>| v.iter().map(encode_key).collect::<Vec<_>>();
+        for keys in [
+            as_keys(counts.iter().map(|&n| Data::Count(n)).collect()),
+            as_keys(ints.iter().map(|&i| Data::Integer(i)).collect()),
+            as_keys(
+                ints.iter()
+                    .map(|&i| Data::Timestamp(Timestamp(i)))
+                    .collect(),
+            ),
+            as_keys(
+                ints.iter()
+                    .map(|&i| Data::Timespan(broker_wasm::Timespan(i)))
+                    .collect(),
+            ),
+        ] {
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        }
+        for d in [
+            Data::Count(300),
+            Data::Integer(-5),
+            Data::Timestamp(Timestamp(-1)),
+            Data::Timespan(broker_wasm::Timespan(7)),
+            Data::string("k"),
+            Data::Vector(vec![Data::Count(1)]),
+        ] {
+            assert_eq!(decode_key(&encode_key(&d)), Some(d.clone()));
+            // A key in the binary encoding (files from before the ordered keys) reads too.
+            assert_eq!(decode_key(&encode(&d)), Some(d));
+        }
+    }
+
+    #[test]
+    fn a_file_with_binary_encoded_keys_is_rewritten_once_and_keeps_its_entries() {
+        let dir = std::env::temp_dir().join(format!("sqlite-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let o = SqliteOptions::parse(&Data::None, &dir, "old", false).unwrap();
+        let entries = [
+            (Data::Count(1), Data::string("one")),
+            (Data::Count(300), Data::string("three hundred")),
+            (Data::string("k"), Data::Integer(-1)),
+        ];
+        {
+            // As an earlier version wrote it: keys in the binary encoding, no key format.
+            let conn = open_conn(&o).unwrap();
+            conn.execute("DELETE FROM meta WHERE key = 'key_format'", [])
+                .unwrap();
+            for (k, v) in &entries {
+                conn.execute(
+                    "INSERT INTO store(key, value, expiry) VALUES (?1, ?2, NULL)",
+                    params![encode(k), encode(v)],
+                )
+                .unwrap();
+            }
+        }
+        for _ in 0..2 {
+            let (loaded, writer) = open(&o, "old").unwrap();
+            let want: BTreeMap<Data, Data> = entries.iter().cloned().collect();
+            let got: BTreeMap<Data, Data> = loaded.into_iter().map(|(k, e)| (k, e.value)).collect();
+            assert_eq!(got, want);
+            drop(writer);
+            let conn = Connection::open(&o.path).unwrap();
+            let keys: Vec<Vec<u8>> = conn
+                .prepare("SELECT key FROM store")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let mut want_keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| encode_key(k)).collect();
+            want_keys.sort();
+            let mut keys = keys;
+            keys.sort();
+            assert_eq!(keys, want_keys);
+            let format: String = conn
+                .query_row("SELECT value FROM meta WHERE key = 'key_format'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(format, KEY_FORMAT);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use broker_wasm::dbr::{self, DbrCode};
@@ -79,10 +79,14 @@ impl std::future::Future for Pending {
     }
 }
 
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The namespaces of one endpoint.
 #[derive(Debug)]
 pub struct Namespaces {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     data_dir: PathBuf,
     max_value: u64,
     /// Most blocked reads/gets one connection may have waiting.
@@ -230,7 +234,7 @@ impl Namespaces {
             None => {}
         }
         Namespaces {
-            state: Mutex::new(state),
+            state: Arc::new(Mutex::new(state)),
             data_dir,
             max_value,
             max_waiters,
@@ -262,7 +266,7 @@ impl Namespaces {
             rt.spawn(async move { b.check().await });
         }
         Ok(Namespaces {
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
             data_dir: PathBuf::new(),
             max_value,
             max_waiters,
@@ -284,7 +288,7 @@ impl Namespaces {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Names of all namespaces (with Redis: as last listed by a client).
@@ -322,21 +326,68 @@ impl Namespaces {
         if let Some(r) = &self.redis {
             return r.submit(session, id, op);
         }
-        match self.run(session, id, op) {
+        let mut st = self.lock();
+        let outcome = match self.run(&mut st, session, id, op) {
             Ok(o) => o,
             Err(f) => Outcome::Done(Err(f)),
+        };
+        if !st.in_tx() {
+            return outcome;
+        }
+        // Group commit: the answer waits for the transaction this operation (or one before
+        // it) wrote into, which commits once the operations arriving meanwhile joined it.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // No runtime to commit later (tests): commit now.
+            let committed = st.commit();
+            return match (outcome, committed) {
+                (Outcome::Done(Ok(_)), Err(e)) => Outcome::Done(Err(e)),
+                (o, _) => o,
+            };
+        };
+        self.schedule_commit(&mut st, &rt);
+        match outcome {
+            Outcome::Done(reply) => {
+                let (tx, rx) = oneshot::channel();
+                st.answer(tx, reply, None);
+                Outcome::Later(Pending(Box::pin(async move {
+                    Outcome::Done(rx.await.unwrap_or_else(|_| {
+                        Err(failure(DbrCode::BeGeneral, "the namespaces stopped"))
+                    }))
+                })))
+            }
+            other => other,
         }
     }
 
-    fn run(&self, session: u64, id: u64, op: NamespaceOp) -> Res<Outcome> {
+    /// Has a task commit the open transaction, after letting the tasks that are ready run
+    /// (their operations join the group).
+    fn schedule_commit(&self, st: &mut State, rt: &tokio::runtime::Handle) {
+        if std::mem::replace(&mut st.commit_scheduled, true) {
+            return;
+        }
+        let state = self.state.clone();
+        rt.spawn(async move {
+            loop {
+                tokio::task::yield_now().await;
+                let mut st = lock(&state);
+                let _ = st.commit();
+                // A value put back (its getter left) opened a new transaction.
+                if !st.in_tx() {
+                    st.commit_scheduled = false;
+                    break;
+                }
+            }
+        });
+    }
+
+    fn run(&self, st: &mut State, session: u64, id: u64, op: NamespaceOp) -> Res<Outcome> {
         let done = |r: Response| Ok(Outcome::Done(Ok(r)));
-        let mut st = self.lock();
         match op {
             NamespaceOp::Create {
                 name,
                 level,
                 groups,
-            } => self.create(&mut st, session, name, level, groups),
+            } => self.create(st, session, name, level, groups),
             NamespaceOp::Attach { name } => {
                 let Some(space) = st.spaces.get_mut(&name) else {
                     return Err(failure(DbrCode::Unavail, format!("no namespace `{name}`")));
@@ -352,7 +403,7 @@ impl Namespaces {
                 st.detach_one(&name)?;
                 done(Response::Done)
             }
-            NamespaceOp::Delete { name } => self.delete(&mut st, session, name),
+            NamespaceOp::Delete { name } => self.delete(st, session, name),
             NamespaceOp::Query { name } => done(Response::Namespace(st.space(&name)?.info(&name))),
             NamespaceOp::List => {
                 let mut names: Vec<String> = st.spaces.keys().cloned().collect();
@@ -381,7 +432,7 @@ impl Namespaces {
                 capacity,
                 partial,
             } => self.wait_for(
-                &mut st,
+                st,
                 session,
                 id,
                 ns,
@@ -398,7 +449,7 @@ impl Namespaces {
                 capacity,
                 partial,
             } => self.wait_for(
-                &mut st,
+                st,
                 session,
                 id,
                 ns,
@@ -408,8 +459,8 @@ impl Namespaces {
                 capacity,
                 partial,
             ),
-            NamespaceOp::Remove { ns, key } => self.remove(&mut st, session, ns, key),
-            NamespaceOp::Move { from, key, to } => self.move_key(&mut st, session, from, key, to),
+            NamespaceOp::Remove { ns, key } => self.remove(st, session, ns, key),
+            NamespaceOp::Move { from, key, to } => self.move_key(st, session, from, key, to),
             NamespaceOp::TestKey { ns, key } => {
                 let space = st.held(session, &ns)?;
                 done(Response::Bool(space.tuples.contains_key(&key)))
@@ -633,6 +684,11 @@ impl Namespaces {
                     }
                 }
             }
+        }
+        // Housekeeping commits at once (nobody waits for an answer; and a commit left to a
+        // task would hold the file's write lock until that task runs).
+        if st.in_tx() {
+            let _ = st.commit();
         }
     }
 }

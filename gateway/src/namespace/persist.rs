@@ -2,6 +2,11 @@
 //! `synchronous=NORMAL`): every change of a namespace of a `PERMANENT_*` level is written
 //! here before the operation is acknowledged, and everything is loaded back at start.
 //!
+//! Group commit: a change runs its statements at once (so a failing statement fails its
+//! operation before anything changes in memory) inside a transaction that stays open; the
+//! namespaces commit it once the operations that arrived meanwhile joined it
+//! ([`Db::commit`]), and answer them only then.
+//!
 //! The tuple-space rules live in [`super::space`]; this file only stores what they decide.
 
 use std::collections::HashMap;
@@ -32,9 +37,12 @@ pub(super) struct Stored {
     pub values: Vec<(String, i64, Data)>,
 }
 
-/// The open database.
+/// The open database, and whether a transaction holds changes not yet committed.
 #[derive(Debug)]
-pub(super) struct Db(Connection);
+pub(super) struct Db {
+    conn: Connection,
+    in_tx: bool,
+}
 
 impl Db {
     /// Opens (or creates) `<data_dir>/namespaces.sqlite3`.
@@ -61,7 +69,10 @@ impl Db {
                  ns TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, value BLOB NOT NULL,
                  PRIMARY KEY(ns, key, seq)) WITHOUT ROWID;",
         )?;
-        Ok(Db(db))
+        Ok(Db {
+            conn: db,
+            in_tx: false,
+        })
     }
 
     /// The database of `data_dir` and the namespaces it holds, if there is one.
@@ -78,9 +89,51 @@ impl Db {
         }))
     }
 
-    pub(super) fn create_space(&self, name: &str, level: u8, groups: &[String]) -> Res<()> {
+    /// Opens the group's transaction unless it is open.
+    fn begin(&mut self) -> Res<&Connection> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN").map_err(sql_err)?;
+            self.in_tx = true;
+        }
+        Ok(&self.conn)
+    }
+
+    /// Whether changes wait for [`Db::commit`].
+    pub(super) fn in_tx(&self) -> bool {
+        self.in_tx
+    }
+
+    /// Commits the group's transaction (nothing to do without one). On failure nothing of
+    /// the group is in the file.
+    pub(super) fn commit(&mut self) -> Res<()> {
+        if !std::mem::take(&mut self.in_tx) {
+            return Ok(());
+        }
+        if self.conn.is_autocommit() {
+            // SQLite rolled the transaction back itself (an I/O error in a statement).
+            return Err(failure(
+                DbrCode::BeGeneral,
+                "SQLite: the transaction was rolled back",
+            ));
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            sql_err(e)
+        })
+    }
+
+    /// Runs `f` on the open transaction inside a savepoint: its statements all take effect
+    /// or none does (the group's other changes stay).
+    fn atomically(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Res<()> {
+        self.begin()?;
+        let sp = self.conn.savepoint().map_err(sql_err)?;
+        f(&sp).map_err(sql_err)?;
+        sp.commit().map_err(sql_err)
+    }
+
+    pub(super) fn create_space(&mut self, name: &str, level: u8, groups: &[String]) -> Res<()> {
         let groups_json = serde_json::to_string(groups).unwrap_or_default();
-        self.0
+        self.begin()?
             .execute(
                 "INSERT INTO ns_spaces(name, level, groups, marked) VALUES (?1, ?2, ?3, 0)",
                 params![name, level, groups_json],
@@ -90,27 +143,26 @@ impl Db {
     }
 
     /// Marks a namespace for deletion (DB-04): after a restart it is deleted.
-    pub(super) fn mark(&self, name: &str) -> Res<()> {
-        self.0
+    pub(super) fn mark(&mut self, name: &str) -> Res<()> {
+        self.begin()?
             .execute("UPDATE ns_spaces SET marked = 1 WHERE name = ?1", [name])
             .map(drop)
             .map_err(sql_err)
     }
 
-    /// Deletes a namespace and its tuples, in one transaction.
+    /// Deletes a namespace and its tuples, atomically.
     pub(super) fn delete_space(&mut self, ns: &str) -> Res<()> {
-        let tx = self.0.transaction().map_err(sql_err)?;
-        tx.execute("DELETE FROM ns_tuples WHERE ns = ?1", [ns])
-            .map_err(sql_err)?;
-        tx.execute("DELETE FROM ns_spaces WHERE name = ?1", [ns])
-            .map_err(sql_err)?;
-        tx.commit().map_err(sql_err)
+        self.atomically(|c| {
+            c.execute("DELETE FROM ns_tuples WHERE ns = ?1", [ns])?;
+            c.execute("DELETE FROM ns_spaces WHERE name = ?1", [ns])?;
+            Ok(())
+        })
     }
 
-    pub(super) fn insert(&self, ns: &str, key: &str, seq: i64, value: &Data) -> Res<()> {
+    pub(super) fn insert(&mut self, ns: &str, key: &str, seq: i64, value: &Data) -> Res<()> {
         let bytes = broker_wasm::binary::to_vec(value)
             .map_err(|e| failure(DbrCode::Invalid, e.to_string()))?;
-        self.0
+        self.begin()?
             .prepare_cached("INSERT INTO ns_tuples(ns, key, seq, value) VALUES (?1, ?2, ?3, ?4)")
             .and_then(|mut s| s.execute(params![ns, key, seq, bytes]))
             .map(drop)
@@ -118,8 +170,8 @@ impl Db {
     }
 
     /// Deletes one value of a tuple.
-    pub(super) fn delete_value(&self, ns: &str, key: &str, seq: i64) -> Res<()> {
-        self.0
+    pub(super) fn delete_value(&mut self, ns: &str, key: &str, seq: i64) -> Res<()> {
+        self.begin()?
             .prepare_cached("DELETE FROM ns_tuples WHERE ns = ?1 AND key = ?2 AND seq = ?3")
             .and_then(|mut s| s.execute(params![ns, key, seq]))
             .map(drop)
@@ -127,8 +179,8 @@ impl Db {
     }
 
     /// Deletes every value of a tuple.
-    pub(super) fn delete_key(&self, ns: &str, key: &str) -> Res<()> {
-        self.0
+    pub(super) fn delete_key(&mut self, ns: &str, key: &str) -> Res<()> {
+        self.begin()?
             .execute(
                 "DELETE FROM ns_tuples WHERE ns = ?1 AND key = ?2",
                 [ns, key],
@@ -137,51 +189,49 @@ impl Db {
             .map_err(sql_err)
     }
 
-    /// Moves tuple `key` from `from` to `to` in one transaction: all values or none (DB-18).
+    /// Moves tuple `key` from `from` to `to` atomically: all values or none (DB-18).
     /// `values` are the tuple's values with their sequence numbers; which side is persistent
     /// says what to write.
     pub(super) fn move_key<'a>(
-        &self,
+        &mut self,
         from: (&str, bool),
         to: (&str, bool),
         key: &str,
         values: impl Iterator<Item = &'a (i64, Data)>,
     ) -> Res<()> {
-        let tx = self.0.unchecked_transaction().map_err(sql_err)?;
-        match (from.1, to.1) {
-            (true, true) => {
-                tx.execute(
-                    "UPDATE ns_tuples SET ns = ?1 WHERE ns = ?2 AND key = ?3",
-                    [to.0, from.0, key],
-                )
-                .map_err(sql_err)?;
-            }
-            (true, false) => {
-                tx.execute(
-                    "DELETE FROM ns_tuples WHERE ns = ?1 AND key = ?2",
-                    [from.0, key],
-                )
-                .map_err(sql_err)?;
-            }
-            (false, true) => {
-                for (seq, value) in values {
-                    let bytes = broker_wasm::binary::to_vec(value).unwrap_or_default();
-                    tx.execute(
-                        "INSERT INTO ns_tuples(ns, key, seq, value) VALUES (?1, ?2, ?3, ?4)",
-                        params![to.0, key, seq, bytes],
-                    )
-                    .map_err(sql_err)?;
+        self.atomically(|c| {
+            match (from.1, to.1) {
+                (true, true) => {
+                    c.execute(
+                        "UPDATE ns_tuples SET ns = ?1 WHERE ns = ?2 AND key = ?3",
+                        [to.0, from.0, key],
+                    )?;
                 }
+                (true, false) => {
+                    c.execute(
+                        "DELETE FROM ns_tuples WHERE ns = ?1 AND key = ?2",
+                        [from.0, key],
+                    )?;
+                }
+                (false, true) => {
+                    for (seq, value) in values {
+                        let bytes = broker_wasm::binary::to_vec(value).unwrap_or_default();
+                        c.execute(
+                            "INSERT INTO ns_tuples(ns, key, seq, value) VALUES (?1, ?2, ?3, ?4)",
+                            params![to.0, key, seq, bytes],
+                        )?;
+                    }
+                }
+                (false, false) => {}
             }
-            (false, false) => return Ok(()),
-        }
-        tx.commit().map_err(sql_err)
+            Ok(())
+        })
     }
 
     /// Every persistent namespace with its tuples; namespaces marked for deletion are
     /// deleted now (after a restart nobody holds them).
     fn load(&self) -> rusqlite::Result<HashMap<String, Stored>> {
-        let db = &self.0;
+        let db = &self.conn;
         let mut spaces = HashMap::new();
         let mut stmt = db.prepare("SELECT name, level, groups, marked FROM ns_spaces")?;
         let rows = stmt.query_map([], |r| {

@@ -94,6 +94,21 @@ pub(super) struct State {
     /// Session -> namespace -> attachments held by that session.
     pub(super) attached: HashMap<u64, HashMap<String, u64>>,
     pub(super) db: Option<Db>,
+    /// Answers that wait for the open transaction to commit (group commit): nothing that
+    /// could reflect an uncommitted change is answered before it is in the file.
+    pub(super) deferred: Vec<Deferred>,
+    /// A task will commit the open transaction.
+    pub(super) commit_scheduled: bool,
+}
+
+/// An answer held until the group's commit.
+#[derive(Debug)]
+pub(super) struct Deferred {
+    pub(super) tx: oneshot::Sender<Reply>,
+    pub(super) reply: Reply,
+    /// For a value a waiting `get` took: its (namespace, tuple name), to put it back if the
+    /// getter went away before the answer.
+    pub(super) taken_from: Option<(String, String)>,
 }
 
 impl State {
@@ -129,6 +144,64 @@ impl State {
             self.db = Some(Db::open(data_dir)?);
         }
         Ok(self.db.as_mut().expect("opened above"))
+    }
+
+    /// Whether a transaction holds changes not yet committed.
+    pub(super) fn in_tx(&self) -> bool {
+        self.db.as_ref().is_some_and(Db::in_tx)
+    }
+
+    /// Answers `tx` now, or after the open transaction committed. `taken_from`: the value a
+    /// waiting getter took from (ns, key), put back in front if the getter is gone.
+    pub(super) fn answer(
+        &mut self,
+        tx: oneshot::Sender<Reply>,
+        reply: Reply,
+        taken_from: Option<(&str, &str)>,
+    ) {
+        if self.in_tx() {
+            self.deferred.push(Deferred {
+                tx,
+                reply,
+                taken_from: taken_from.map(|(n, k)| (n.to_owned(), k.to_owned())),
+            });
+        } else if let (Err(Ok(Response::Tuple { value, .. })), Some((ns, key))) =
+            (tx.send(reply), taken_from)
+        {
+            // The receiver went away in the meantime: never lose the value.
+            let _ = self.push(ns, key, value, true);
+        }
+    }
+
+    /// Commits the open transaction and sends the answers that waited for it (on failure,
+    /// the failure instead). A value whose getter went away meanwhile goes back in front
+    /// (which may open a new transaction: see [`State::in_tx`]).
+    pub(super) fn commit(&mut self) -> Res<()> {
+        let result = match self.db.as_mut() {
+            Some(db) => db.commit(),
+            None => Ok(()),
+        };
+        if let Err(e) = &result {
+            tracing::error!("namespaces: commit failed: {e:?}");
+        }
+        for d in std::mem::take(&mut self.deferred) {
+            match &result {
+                Ok(()) => {
+                    if let (Err(Ok(Response::Tuple { value, .. })), Some((ns, key))) =
+                        (d.tx.send(d.reply), d.taken_from)
+                    {
+                        if self.spaces.contains_key(&ns) {
+                            let _ = self.push(&ns, &key, value, true);
+                            self.serve(&ns, &key);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = d.tx.send(Err(e.clone()));
+                }
+            }
+        }
+        result
     }
 
     pub(super) fn attach_session(&mut self, session: u64, ns: &str) {
@@ -177,10 +250,14 @@ impl State {
             for (_, list) in keys {
                 for w in list {
                     self.by_request.remove(&(w.session, w.id));
-                    let _ = w.tx.send(Err(failure(
-                        DbrCode::NsInval,
-                        format!("namespace `{ns}` was deleted"),
-                    )));
+                    self.answer(
+                        w.tx,
+                        Err(failure(
+                            DbrCode::NsInval,
+                            format!("namespace `{ns}` was deleted"),
+                        )),
+                        None,
+                    );
                 }
             }
         }
@@ -200,7 +277,7 @@ impl State {
         };
         if space.persistent {
             self.db
-                .as_ref()
+                .as_mut()
                 .ok_or_else(|| failure(DbrCode::NoConnect, "no database"))?
                 .insert(ns, key, seq, &value)?;
         }
@@ -230,7 +307,7 @@ impl State {
         };
         if space.persistent {
             self.db
-                .as_ref()
+                .as_mut()
                 .ok_or_else(|| failure(DbrCode::NoConnect, "no database"))?
                 .delete_value(ns, key, seq)?;
         }
@@ -300,7 +377,7 @@ impl State {
                 }
                 if let Some(reply) = self.take(ns, key, w.kind, w.capacity, w.partial) {
                     self.by_request.remove(&(w.session, w.id));
-                    let _ = w.tx.send(reply);
+                    self.answer(w.tx, reply, None);
                     continue;
                 }
             }
@@ -317,10 +394,7 @@ impl State {
                 }
                 if let Some(reply) = self.take(ns, key, w.kind, w.capacity, w.partial) {
                     self.by_request.remove(&(w.session, w.id));
-                    if let Err(Ok(Response::Tuple { value, .. })) = w.tx.send(reply) {
-                        // The receiver went away in the meantime: never lose the value.
-                        let _ = self.push(ns, key, value, true);
-                    }
+                    self.answer(w.tx, reply, Some((ns, key)));
                     continue;
                 }
             }

@@ -74,7 +74,7 @@ async function propagation(url, store, label) {
   const us = (ms) => (ms * 1000).toFixed(0);
   for (const q of [50, 99]) {
     row(`store.node_clone_${label.toLowerCase()}_p${q}`, Math.round(pct(lat, q) * 1000), "us",
-      `put -> change event at a Node clone (worker), ${label} master, p${q} of ${ROUNDS}`, "one put at a time");
+      `put -> change event at a Node clone (worker), ${label} master, p${q} of ${ROUNDS.toLocaleString("en")}`, "one put at a time");
   }
   return `p50 ${us(pct(lat, 50))} us, p99 ${us(pct(lat, 99))} us, max ${us(lat[lat.length - 1])} us`;
 }

@@ -42,7 +42,7 @@ pub(crate) mod redis_ns;
 mod space;
 
 pub use persist::DB_FILE;
-use space::{Space, State, WaitKind, Waiter};
+use space::{Answer, Space, State, WaitKind, Waiter};
 
 /// The result of submitting an operation.
 #[derive(Debug)]
@@ -219,22 +219,33 @@ impl Namespaces {
     /// The namespaces of an endpoint whose persistent state lives in `data_dir` (opened when
     /// the first persistent namespace is created, or at start if the database exists).
     pub fn new(data_dir: PathBuf, max_value: u64, max_waiters: usize) -> Namespaces {
-        let mut state = State::default();
-        match persist::Db::load_existing(&data_dir) {
-            Some(Ok((db, stored))) => {
-                state.spaces = stored
-                    .into_iter()
-                    .map(|(name, s)| (name, Space::from_stored(s)))
-                    .collect();
-                state.db = Some(db);
+        let state = Arc::new_cyclic(|me| {
+            Mutex::new(State {
+                me: me.clone(),
+                ..State::default()
+            })
+        });
+        {
+            let mut st = lock(&state);
+            match persist::Db::load_existing(&data_dir) {
+                Some(Ok((db, stored))) => {
+                    st.spaces = stored
+                        .into_iter()
+                        .map(|(name, s)| (name, Space::from_stored(s)))
+                        .collect();
+                    match persist::Db::start(db, Arc::downgrade(&state)) {
+                        Ok(db) => st.db = Some(db),
+                        Err(e) => tracing::error!("namespaces: {e:?}"),
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::error!(dir = %data_dir.display(), "cannot load namespaces: {e}")
+                }
+                None => {}
             }
-            Some(Err(e)) => {
-                tracing::error!(dir = %data_dir.display(), "cannot load namespaces: {e}")
-            }
-            None => {}
         }
         Namespaces {
-            state: Arc::new(Mutex::new(state)),
+            state,
             data_dir,
             max_value,
             max_waiters,
@@ -322,9 +333,18 @@ impl Namespaces {
     }
 
     /// Runs one operation for request `id` of connection `session`.
-    pub fn submit(&self, session: u64, id: u64, op: NamespaceOp) -> Outcome {
+    ///
+    /// An answer that waits for a commit (persistent namespaces) goes to `call` from the
+    /// committing task, and this returns `None`; without `call` it is an [`Outcome::Later`].
+    pub(crate) fn submit(
+        &self,
+        session: u64,
+        id: u64,
+        op: NamespaceOp,
+        call: Option<Box<dyn FnOnce(Reply) + Send>>,
+    ) -> Option<Outcome> {
         if let Some(r) = &self.redis {
-            return r.submit(session, id, op);
+            return Some(r.submit(session, id, op));
         }
         let mut st = self.lock();
         let outcome = match self.run(&mut st, session, id, op) {
@@ -332,52 +352,25 @@ impl Namespaces {
             Err(f) => Outcome::Done(Err(f)),
         };
         if !st.in_tx() {
-            return outcome;
+            return Some(outcome);
         }
-        // Group commit: the answer waits for the transaction this operation (or one before
-        // it) wrote into, which commits once the operations arriving meanwhile joined it.
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            // No runtime to commit later (tests): commit now.
-            let committed = st.commit();
-            return match (outcome, committed) {
-                (Outcome::Done(Ok(_)), Err(e)) => Outcome::Done(Err(e)),
-                (o, _) => o,
-            };
-        };
-        self.schedule_commit(&mut st, &rt);
-        match outcome {
-            Outcome::Done(reply) => {
+        // Group commit: the answer waits until the writes made so far are committed.
+        match (outcome, call) {
+            (Outcome::Done(reply), Some(call)) => {
+                st.answer(Answer::Call(call), reply, None);
+                None
+            }
+            (Outcome::Done(reply), None) => {
                 let (tx, rx) = oneshot::channel();
-                st.answer(tx, reply, None);
-                Outcome::Later(Pending(Box::pin(async move {
+                st.answer(Answer::Channel(tx), reply, None);
+                Some(Outcome::Later(Pending(Box::pin(async move {
                     Outcome::Done(rx.await.unwrap_or_else(|_| {
                         Err(failure(DbrCode::BeGeneral, "the namespaces stopped"))
                     }))
-                })))
+                }))))
             }
-            other => other,
+            (other, _) => Some(other),
         }
-    }
-
-    /// Has a task commit the open transaction, after letting the tasks that are ready run
-    /// (their operations join the group).
-    fn schedule_commit(&self, st: &mut State, rt: &tokio::runtime::Handle) {
-        if std::mem::replace(&mut st.commit_scheduled, true) {
-            return;
-        }
-        let state = self.state.clone();
-        rt.spawn(async move {
-            loop {
-                tokio::task::yield_now().await;
-                let mut st = lock(&state);
-                let _ = st.commit();
-                // A value put back (its getter left) opened a new transaction.
-                if !st.in_tx() {
-                    st.commit_scheduled = false;
-                    break;
-                }
-            }
-        });
     }
 
     fn run(&self, st: &mut State, session: u64, id: u64, op: NamespaceOp) -> Res<Outcome> {
@@ -684,11 +677,6 @@ impl Namespaces {
                     }
                 }
             }
-        }
-        // Housekeeping commits at once (nobody waits for an answer; and a commit left to a
-        // task would hold the file's write lock until that task runs).
-        if st.in_tx() {
-            let _ = st.commit();
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
+use std::sync::{Mutex, Weak};
 
 use broker_wasm::dbr::{self, DbrCode};
 use broker_wasm::protocol::{NamespaceInfo, Response};
@@ -94,17 +95,42 @@ pub(super) struct State {
     /// Session -> namespace -> attachments held by that session.
     pub(super) attached: HashMap<u64, HashMap<String, u64>>,
     pub(super) db: Option<Db>,
-    /// Answers that wait for the open transaction to commit (group commit): nothing that
-    /// could reflect an uncommitted change is answered before it is in the file.
-    pub(super) deferred: Vec<Deferred>,
-    /// A task will commit the open transaction.
-    pub(super) commit_scheduled: bool,
+    /// This state, for the writer thread the database starts.
+    pub(super) me: Weak<Mutex<State>>,
 }
 
-/// An answer held until the group's commit.
+/// Where an answer goes: a waiting task, or a function that delivers it.
+pub(crate) enum Answer {
+    Channel(oneshot::Sender<Reply>),
+    Call(Box<dyn FnOnce(Reply) + Send>),
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Answer::Channel(_) => "Answer::Channel",
+            Answer::Call(_) => "Answer::Call",
+        })
+    }
+}
+
+impl Answer {
+    /// Delivers `reply`; gives it back if a channel's receiver is gone.
+    pub(super) fn send(self, reply: Reply) -> Result<(), Reply> {
+        match self {
+            Answer::Channel(tx) => tx.send(reply),
+            Answer::Call(f) => {
+                f(reply);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An answer held until the writes before it are committed.
 #[derive(Debug)]
 pub(super) struct Deferred {
-    pub(super) tx: oneshot::Sender<Reply>,
+    pub(super) tx: Answer,
     pub(super) reply: Reply,
     /// For a value a waiting `get` took: its (namespace, tuple name), to put it back if the
     /// getter went away before the answer.
@@ -141,67 +167,43 @@ impl State {
     /// The database, opened on first use.
     pub(super) fn db(&mut self, data_dir: &Path) -> Res<&mut Db> {
         if self.db.is_none() {
-            self.db = Some(Db::open(data_dir)?);
+            self.db = Some(Db::start(Db::open(data_dir)?, self.me.clone())?);
         }
         Ok(self.db.as_mut().expect("opened above"))
     }
 
-    /// Whether a transaction holds changes not yet committed.
+    /// Whether writes are not committed yet.
     pub(super) fn in_tx(&self) -> bool {
         self.db.as_ref().is_some_and(Db::in_tx)
     }
 
-    /// Answers `tx` now, or after the open transaction committed. `taken_from`: the value a
-    /// waiting getter took from (ns, key), put back in front if the getter is gone.
-    pub(super) fn answer(
-        &mut self,
-        tx: oneshot::Sender<Reply>,
-        reply: Reply,
-        taken_from: Option<(&str, &str)>,
-    ) {
-        if self.in_tx() {
-            self.deferred.push(Deferred {
+    /// Answers `tx` now, or once the writes made so far are committed. `taken_from`: the
+    /// value a waiting getter took from (ns, key), put back in front if the getter is gone.
+    pub(super) fn answer(&mut self, tx: Answer, reply: Reply, taken_from: Option<(&str, &str)>) {
+        match &self.db {
+            Some(db) if db.in_tx() => db.after(Deferred {
                 tx,
                 reply,
                 taken_from: taken_from.map(|(n, k)| (n.to_owned(), k.to_owned())),
-            });
-        } else if let (Err(Ok(Response::Tuple { value, .. })), Some((ns, key))) =
-            (tx.send(reply), taken_from)
-        {
-            // The receiver went away in the meantime: never lose the value.
-            let _ = self.push(ns, key, value, true);
-        }
-    }
-
-    /// Commits the open transaction and sends the answers that waited for it (on failure,
-    /// the failure instead). A value whose getter went away meanwhile goes back in front
-    /// (which may open a new transaction: see [`State::in_tx`]).
-    pub(super) fn commit(&mut self) -> Res<()> {
-        let result = match self.db.as_mut() {
-            Some(db) => db.commit(),
-            None => Ok(()),
-        };
-        if let Err(e) = &result {
-            tracing::error!("namespaces: commit failed: {e:?}");
-        }
-        for d in std::mem::take(&mut self.deferred) {
-            match &result {
-                Ok(()) => {
-                    if let (Err(Ok(Response::Tuple { value, .. })), Some((ns, key))) =
-                        (d.tx.send(d.reply), d.taken_from)
-                    {
-                        if self.spaces.contains_key(&ns) {
-                            let _ = self.push(&ns, &key, value, true);
-                            self.serve(&ns, &key);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let _ = d.tx.send(Err(e.clone()));
+            }),
+            _ => {
+                if let (Err(Ok(Response::Tuple { value, .. })), Some((ns, key))) =
+                    (tx.send(reply), taken_from)
+                {
+                    // The receiver went away in the meantime: never lose the value.
+                    let _ = self.push(ns, key, value, true);
                 }
             }
         }
-        result
+    }
+
+    /// A value whose getter went away before its answer goes back in front of its tuple
+    /// (if the namespace is still there), and serves waiters.
+    pub(super) fn put_back(&mut self, ns: &str, key: &str, value: Data) {
+        if self.spaces.contains_key(ns) {
+            let _ = self.push(ns, key, value, true);
+            self.serve(ns, key);
+        }
     }
 
     pub(super) fn attach_session(&mut self, session: u64, ns: &str) {
@@ -251,7 +253,7 @@ impl State {
                 for w in list {
                     self.by_request.remove(&(w.session, w.id));
                     self.answer(
-                        w.tx,
+                        Answer::Channel(w.tx),
                         Err(failure(
                             DbrCode::NsInval,
                             format!("namespace `{ns}` was deleted"),
@@ -377,7 +379,7 @@ impl State {
                 }
                 if let Some(reply) = self.take(ns, key, w.kind, w.capacity, w.partial) {
                     self.by_request.remove(&(w.session, w.id));
-                    self.answer(w.tx, reply, None);
+                    self.answer(Answer::Channel(w.tx), reply, None);
                     continue;
                 }
             }
@@ -394,7 +396,7 @@ impl State {
                 }
                 if let Some(reply) = self.take(ns, key, w.kind, w.capacity, w.partial) {
                     self.by_request.remove(&(w.session, w.id));
-                    self.answer(w.tx, reply, Some((ns, key)));
+                    self.answer(Answer::Channel(w.tx), reply, Some((ns, key)));
                     continue;
                 }
             }

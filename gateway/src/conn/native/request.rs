@@ -248,7 +248,26 @@ impl Session {
             }
             (r, _) => r,
         };
-        match shared.namespaces.submit(self.id, id, op) {
+        // An answer that waits for a commit (persistent namespaces) is delivered by the
+        // committing task, like a store's.
+        let call = {
+            let (rt, tx, encoding) = (
+                tokio::runtime::Handle::current(),
+                self.tx.clone(),
+                self.encoding,
+            );
+            let (visible, ticket) = (visible.clone(), self.inflight.ticket());
+            Box::new(move |r: namespace::Reply| {
+                if let Some(b) = encode_server_msg(encoding, &respond(visible(r))) {
+                    crate::store::deliver(&rt, &tx, b);
+                }
+                drop(ticket);
+            })
+        };
+        let Some(outcome) = shared.namespaces.submit(self.id, id, op, Some(call)) else {
+            return;
+        };
+        match outcome {
             Outcome::Done(result) => self.send(respond(visible(result))),
             outcome => {
                 let session = self.id;

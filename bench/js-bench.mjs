@@ -12,6 +12,7 @@
 //   10,000,000 (gateway and receiver). That measures how fast a burst is absorbed with
 //   unbounded buffering, not a rate that holds with the defaults (with default queues an
 //   unpaced publisher mostly measures how fast messages are dropped).
+import { spawn } from "node:child_process";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +22,9 @@ import { launch, openPage } from "../tests/node/chromium.mjs";
 import { row } from "./rows.mjs";
 
 const { Endpoint, Count } = broker;
+/** The Rust publisher of the Chromium cases (built by scripts/bench.sh and bench-js.sh). */
+const RUST_PUBLISHER = process.env.BENCH_PUBLISHER_BIN ??
+  path.join(process.env.CARGO_TARGET_DIR ?? path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."), "target"), "release/examples/bench_publisher");
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const N = Number(process.env.N ?? 1_000_000);
 const CHUNK = 2000;
@@ -196,10 +200,40 @@ async function roundTrips(g, n = 20_000) {
   return { cold: percentiles(rtts.subarray(0, WARMUP)), warm: percentiles(rtts.subarray(WARMUP)) };
 }
 
-async function chromiumReceive(browser, g, paced) {
+/**
+ * The Rust publisher (`gateway/examples/bench_publisher.rs`): N pings to `topic`, paced by
+ * the counts the receiver publishes to /bench/browser/credit when `paced`. Resolves with the
+ * wall-clock start it printed and what it sent, once it exited.
+ */
+function rustPublisher(url, topic, paced) {
+  const args = [url, topic, String(N), ...(paced ? ["--credit", "/bench/browser/credit", "--window", String(WINDOW)] : [])];
+  const child = spawn(RUST_PUBLISHER, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", () => {
+      const startAt = Number(/^start (\S+)$/m.exec(out)?.[1]);
+      const sent = Number(/^sent (\d+)$/m.exec(out)?.[1] ?? 0);
+      if (!Number.isFinite(startAt)) reject(new Error(`${RUST_PUBLISHER} printed no start: ${out}`));
+      else resolve({ startAt, sent });
+    });
+  });
+}
+
+async function chromiumReceive(browser, g, paced, publisher = "node") {
   const { page } = await openPage(browser, `${g.http}/bench.html`);
   try {
     await page.evaluate(([url, opts]) => window.startBench(url, opts), [g.url, paced ? { creditEvery: CREDIT } : { queueSize: HUGE }]);
+    if (publisher === "rust") {
+      const dropped0 = await metric(g, "dropped_total");
+      const resultP = page.evaluate(([n, ms]) => window.waitFor(n, ms), [N, SILENCE_MS]);
+      const { startAt, sent } = await rustPublisher(g.url, "/bench/browser", paced);
+      const { got, lastAt, dropped } = await resultP;
+      const gatewayDropped = (await metric(g, "dropped_total")) - dropped0;
+      await page.evaluate(() => window.stopBench());
+      return { got, sent, secs: (lastAt - startAt) / 1000, gatewayDropped, clientDropped: dropped };
+    }
     const pub = new Endpoint();
     await pub.peer(g.url);
     const credit = new Credit();
@@ -248,6 +282,12 @@ if (isMainThread) {
     const page = "Node client -> gateway -> client in headless Chromium";
     report("paced, default queues", await chromiumReceive(browser, defaults, true), "js.chromium_1to1_paced", page, PACED);
     report(`unpaced, queues ${HUGE}`, await chromiumReceive(browser, raised, false), "js.chromium_1to1_unpaced", page, UNPACED);
+    // The Node publisher tops out near 300,000 msgs/s here (converting and encoding each
+    // value in wasm, masking each frame): a Rust publisher shows what the page itself takes.
+    console.log("Rust client (gateway/examples/bench_publisher.rs) -> gateway -> client in headless Chromium:");
+    const rustPage = "Rust client -> gateway -> client in headless Chromium";
+    report("paced, default queues", await chromiumReceive(browser, defaults, true, "rust"), "js.chromium_rustpub_paced", rustPage, PACED);
+    report(`unpaced, queues ${HUGE}`, await chromiumReceive(browser, raised, false, "rust"), "js.chromium_rustpub_unpaced", rustPage, UNPACED);
   } finally {
     await browser.close();
     await defaults.stop();

@@ -91,6 +91,7 @@ build_tree() {
   has store && examples+=(store_bench)
   has ns && examples+=(ns_bench)
   has load && examples+=(load)
+  has js && examples+=(bench_publisher)
   for e in "${examples[@]}"; do
     (cd "$dir" && CARGO_TARGET_DIR="$target" cargo build --release -q -p gateway --example "$e") \
       || failed_builds+=("$tree:$e")
@@ -125,8 +126,8 @@ run_group() {
         "$ex/bench" "${BENCH_MESSAGES:-2000000}"
         ;;
       js)
-        built "$tree:broker-gateway" && built "$tree:pkg" || exit 3
-        N=${JS_MESSAGES:-1000000} node bench/js-bench.mjs
+        built "$tree:broker-gateway" && built "$tree:pkg" && built "$tree:bench_publisher" || exit 3
+        BENCH_PUBLISHER_BIN="$ex/bench_publisher" N=${JS_MESSAGES:-1000000} node bench/js-bench.mjs
         ;;
       nats)
         N=${JS_MESSAGES:-1000000} node bench/nats-bench.mjs

@@ -63,6 +63,7 @@ fn start_gateway() -> (SocketAddr, Endpoint) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_name("gateway")
             .enable_all()
             .build()
             .unwrap();

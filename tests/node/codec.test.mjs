@@ -122,3 +122,18 @@ test("the direct JS encoder writes exactly what the Data path writes", () => {
     assert.deepEqual([...direct], [...viaData], String(v));
   }
 });
+
+test("short strings kept for reuse come back right, also when many share a slot", () => {
+  // More distinct short strings than the wasm side keeps (512 slots), interleaved with
+  // repeats, non-UTF-8 bytes and strings just over the kept length: each decodes to itself.
+  const strings = [];
+  for (let i = 0; i < 3000; i++) strings.push(`s${i}`, "ping", "x".repeat(i % 40), `é${i % 7}`);
+  const values = [...strings, new Uint8Array([255, 0, 97]), "", "y".repeat(32), "y".repeat(33)];
+  for (const v of values) {
+    const back = broker.decodeJs(broker.encodeJs(v));
+    if (v instanceof Uint8Array) assert.deepEqual(back, v);
+    else assert.equal(back, v);
+  }
+  // The same values inside one vector (one conversion, many lookups).
+  assert.deepEqual(broker.decodeJs(broker.encodeJs(strings)), strings);
+});

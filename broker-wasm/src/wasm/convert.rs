@@ -438,6 +438,48 @@ pub(crate) fn to_js(data: &Data) -> JsValue {
     })
 }
 
+/// Longest string kept in [`STRINGS`].
+const MAX_CACHED: usize = 32;
+/// Slots of [`STRINGS`] (a power of two).
+const STRING_SLOTS: usize = 512;
+
+/// A string's bytes and the JS string made of them.
+type CachedString = (Box<[u8]>, JsValue);
+
+thread_local! {
+    /// Short strings made recently, by a hash of their bytes (one per slot, the last one
+    /// wins). Received values repeat the same short strings (a protocol, a state, an enum-like
+    /// field), and making a JS string from wasm memory costs a TextDecoder call each time
+    /// (the largest single cost of receiving such values in a browser); a hit costs a hash and
+    /// a comparison.
+    static STRINGS: RefCell<Vec<Option<CachedString>>> = RefCell::new(vec![None; STRING_SLOTS]);
+}
+
+/// The JS string of a short valid UTF-8 `bytes`, from [`STRINGS`] or made and kept there;
+/// `None` for a longer or non-UTF-8 one.
+fn short_string(bytes: &[u8]) -> Option<JsValue> {
+    if bytes.len() > MAX_CACHED {
+        return None;
+    }
+    // FNV-1a: a few cycles for these lengths.
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let slot = (h as usize) & (STRING_SLOTS - 1);
+    STRINGS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((k, v)) = &cache[slot] {
+            if **k == *bytes {
+                return Some(v.clone());
+            }
+        }
+        let s = JsValue::from_str(std::str::from_utf8(bytes).ok()?);
+        cache[slot] = Some((bytes.into(), s.clone()));
+        Some(s)
+    })
+}
+
 fn call1(f: &Function, a: JsValue) -> JsValue {
     f.call1(&JsValue::NULL, &a).unwrap_or(JsValue::UNDEFINED)
 }
@@ -459,10 +501,12 @@ fn to_js_with(data: &Data, c: Option<&Classes>) -> JsValue {
         },
         Data::Integer(i) => BigInt::from(*i).into(),
         Data::Real(r) => JsValue::from_f64(*r),
-        Data::String(bytes) => match std::str::from_utf8(bytes) {
-            Ok(s) => JsValue::from_str(s),
-            Err(_) => Uint8Array::from(bytes.as_slice()).into(),
-        },
+        Data::String(bytes) => {
+            short_string(bytes).unwrap_or_else(|| match std::str::from_utf8(bytes) {
+                Ok(s) => JsValue::from_str(s),
+                Err(_) => Uint8Array::from(bytes.as_slice()).into(),
+            })
+        }
         Data::Address(a) => match c {
             Some(c) => call1(&c.address, a.to_string().into()),
             None => tagged("address", "text", a.to_string().into()),

@@ -36,13 +36,15 @@ pub fn failure(code: DbrCode, context: impl Into<String>) -> Failure {
     }
 }
 
+mod answer;
 pub(crate) mod glob;
 mod persist;
 pub(crate) mod redis_ns;
 mod space;
 
+use answer::Answer;
 pub use persist::DB_FILE;
-use space::{Answer, Space, State, WaitKind, Waiter};
+use space::{Space, State, WaitKind, Waiter};
 
 /// The result of submitting an operation.
 #[derive(Debug)]
@@ -233,7 +235,7 @@ impl Namespaces {
                         .into_iter()
                         .map(|(name, s)| (name, Space::from_stored(s)))
                         .collect();
-                    match persist::Db::start(db, Arc::downgrade(&state)) {
+                    match persist::Db::start(db, space::put_back(Arc::downgrade(&state))) {
                         Ok(db) => st.db = Some(db),
                         Err(e) => tracing::error!("namespaces: {e:?}"),
                     }

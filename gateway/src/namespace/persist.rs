@@ -15,15 +15,19 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use broker_wasm::dbr::DbrCode;
 use broker_wasm::protocol::{Failure, Response};
 use broker_wasm::Data;
 use rusqlite::{params, Connection};
 
+use super::answer::Deferred;
 use super::failure;
-use super::space::{Deferred, State};
+
+/// Puts a value back in front of (namespace, tuple name): for a value whose getter went away
+/// before its answer (see [`Deferred::taken_from`]).
+pub(super) type PutBack = Box<dyn Fn(&str, &str, Data) + Send>;
 
 /// File name of the SQLite database under the data directory.
 pub const DB_FILE: &str = "namespaces.sqlite3";
@@ -145,15 +149,15 @@ impl Db {
         }))
     }
 
-    /// Starts the writer thread on `db`. `state` lets it put back a value whose getter went
-    /// away before its answer (see [`Deferred::taken_from`]).
-    pub(super) fn start(db: Opened, state: Weak<Mutex<State>>) -> Res<Db> {
+    /// Starts the writer thread on `db`; it calls `put_back` for a value whose getter went
+    /// away before its answer.
+    pub(super) fn start(db: Opened, put_back: PutBack) -> Res<Db> {
         let (tx, rx) = std_mpsc::channel();
         let finished = Arc::new(AtomicU64::new(0));
         let done = finished.clone();
         std::thread::Builder::new()
             .name("namespaces-sqlite".into())
-            .spawn(move || writer_loop(db.0, rx, &done, &state))
+            .spawn(move || writer_loop(db.0, rx, &done, &put_back))
             .map_err(|e| failure(DbrCode::NoConnect, format!("cannot start the writer: {e}")))?;
         Ok(Db {
             tx,
@@ -260,7 +264,7 @@ fn writer_loop(
     mut conn: Connection,
     rx: std_mpsc::Receiver<Job>,
     finished: &AtomicU64,
-    state: &Weak<Mutex<State>>,
+    put_back: &PutBack,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(64);
     while let Ok(first) = rx.recv() {
@@ -289,9 +293,7 @@ fn writer_loop(
                         (d.tx.send(d.reply), d.taken_from)
                     {
                         // The getter went away before its answer: the value goes back.
-                        if let Some(state) = state.upgrade() {
-                            super::lock(&state).put_back(&ns, &key, value);
-                        }
+                        put_back(&ns, &key, value);
                     }
                 }
                 Err(e) => {

@@ -11,7 +11,8 @@ use broker_wasm::protocol::{NamespaceInfo, Response};
 use broker_wasm::Data;
 use tokio::sync::oneshot;
 
-use super::persist::Db;
+use super::answer::{Answer, Deferred};
+use super::persist::{Db, PutBack};
 use super::{failure, too_big, Reply, Res};
 
 #[derive(Debug)]
@@ -99,44 +100,6 @@ pub(super) struct State {
     pub(super) me: Weak<Mutex<State>>,
 }
 
-/// Where an answer goes: a waiting task, or a function that delivers it.
-pub(crate) enum Answer {
-    Channel(oneshot::Sender<Reply>),
-    Call(Box<dyn FnOnce(Reply) + Send>),
-}
-
-impl std::fmt::Debug for Answer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Answer::Channel(_) => "Answer::Channel",
-            Answer::Call(_) => "Answer::Call",
-        })
-    }
-}
-
-impl Answer {
-    /// Delivers `reply`; gives it back if a channel's receiver is gone.
-    pub(super) fn send(self, reply: Reply) -> Result<(), Reply> {
-        match self {
-            Answer::Channel(tx) => tx.send(reply),
-            Answer::Call(f) => {
-                f(reply);
-                Ok(())
-            }
-        }
-    }
-}
-
-/// An answer held until the writes before it are committed.
-#[derive(Debug)]
-pub(super) struct Deferred {
-    pub(super) tx: Answer,
-    pub(super) reply: Reply,
-    /// For a value a waiting `get` took: its (namespace, tuple name), to put it back if the
-    /// getter went away before the answer.
-    pub(super) taken_from: Option<(String, String)>,
-}
-
 impl State {
     pub(super) fn space(&self, ns: &str) -> Res<&Space> {
         self.spaces
@@ -167,7 +130,7 @@ impl State {
     /// The database, opened on first use.
     pub(super) fn db(&mut self, data_dir: &Path) -> Res<&mut Db> {
         if self.db.is_none() {
-            self.db = Some(Db::start(Db::open(data_dir)?, self.me.clone())?);
+            self.db = Some(Db::start(Db::open(data_dir)?, put_back(self.me.clone()))?);
         }
         Ok(self.db.as_mut().expect("opened above"))
     }
@@ -447,4 +410,14 @@ impl State {
         };
         super::page(range.map(|(name, _)| name.as_str()), pattern, limit)
     }
+}
+
+/// What the database's writer calls for a value whose getter went away before its answer:
+/// [`State::put_back`] on `state`, if it is still there.
+pub(super) fn put_back(state: Weak<Mutex<State>>) -> PutBack {
+    Box::new(move |ns, key, value| {
+        if let Some(state) = state.upgrade() {
+            super::lock(&state).put_back(ns, key, value);
+        }
+    })
 }

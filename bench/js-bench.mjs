@@ -20,6 +20,7 @@ import * as broker from "../pkg/node.mjs";
 import { startGateway } from "../tests/node/gateway.mjs";
 import { launch, openPage } from "../tests/node/chromium.mjs";
 import { row } from "./rows.mjs";
+import { Credit, SILENCE_MS, WARMUP, coldAndWarm } from "./pacing.mjs";
 
 const { Endpoint, Count } = broker;
 /** The Rust publisher of the Chromium cases (built by scripts/bench.sh and bench-js.sh). */
@@ -34,8 +35,6 @@ const WINDOW = 4096;
 const CREDIT = 1024;
 /** Queue size of the unpaced runs. */
 const HUGE = 10_000_000;
-/** A receiver that got nothing new for this long is done (the rest counts as lost). */
-const SILENCE_MS = 10_000;
 
 const tick = () => new Promise((r) => setImmediate(r));
 const now = () => performance.timeOrigin + performance.now();
@@ -68,40 +67,6 @@ if (!isMainThread) {
     await ep.flush();
     parentPort.postMessage({ ready: true });
     for await (const [, value] of sub) ep.publish("/bench/rt/pong", value);
-  }
-}
-
-/** What a receiver has counted, as it reports it; `above(n)` waits until it passed `n`. */
-class Credit {
-  constructor() {
-    this.value = 0;
-    this.waiter = null;
-  }
-  update(n) {
-    this.value = Math.max(this.value, n);
-    if (this.waiter && this.value >= this.waiter.n) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.resolve(true);
-    }
-  }
-  /** Resolves true once the count reached `n`, false if it did not move for SILENCE_MS. */
-  above(n) {
-    if (this.value >= n) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      let seen = this.value;
-      let timer;
-      const check = () => {
-        if (this.value === seen) {
-          this.waiter = null;
-          return resolve(false);
-        }
-        seen = this.value;
-        timer = setTimeout(check, SILENCE_MS);
-      };
-      timer = setTimeout(check, SILENCE_MS);
-      this.waiter = { n, resolve: (v) => { clearTimeout(timer); resolve(v); } };
-    });
   }
 }
 
@@ -172,15 +137,6 @@ async function nodeOneToOne(g, paced) {
   return { got, sent, secs: (lastAt - startAt) / 1000, gatewayDropped, clientDropped: dropped };
 }
 
-/** Round trips first made and reported apart (JIT and wasm tier-up warm-up). */
-const WARMUP = 5_000;
-
-/** Median and 99th percentile (us) of round-trip times in ms. */
-function percentiles(rtts) {
-  const s = Float64Array.from(rtts).sort();
-  return { p50: s[Math.floor(s.length / 2)] * 1000, p99: s[Math.floor(s.length * 0.99)] * 1000 };
-}
-
 /** `WARMUP` + `n` round trips: `cold` are the first WARMUP, `warm` the n after them. */
 async function roundTrips(g, n = 20_000) {
   const { w } = await worker(g.url, "echo");
@@ -197,7 +153,7 @@ async function roundTrips(g, n = 20_000) {
   }
   await ep.shutdown();
   await w.terminate();
-  return { cold: percentiles(rtts.subarray(0, WARMUP)), warm: percentiles(rtts.subarray(WARMUP)) };
+  return coldAndWarm(rtts);
 }
 
 /**

@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { track, stopChild } from "../tests/node/children.mjs";
 import { row } from "./rows.mjs";
+import { Credit, SILENCE_MS, WARMUP, coldAndWarm } from "./pacing.mjs";
 
 globalThis.WebSocket = WebSocket;
 const { connect } = await import("nats.ws");
@@ -36,7 +37,6 @@ const N = Number(process.env.N ?? 1_000_000);
 const CHUNK = 2000;
 const WINDOW = 4096;
 const CREDIT = 1024;
-const SILENCE_MS = 10_000;
 const ROUND_TRIPS = 20_000;
 const PAYLOAD = 12;
 
@@ -90,39 +90,6 @@ if (!isMainThread) {
   await new Promise(() => {});
 }
 
-/** What a receiver has counted; `above(n)` resolves true once it passed `n`, false if stuck. */
-class Credit {
-  constructor() {
-    this.value = 0;
-    this.waiter = null;
-  }
-  update(n) {
-    this.value = Math.max(this.value, n);
-    if (this.waiter && this.value >= this.waiter.n) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.resolve(true);
-    }
-  }
-  above(n) {
-    if (this.value >= n) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      let seen = this.value;
-      let timer;
-      const check = () => {
-        if (this.value === seen) {
-          this.waiter = null;
-          return resolve(false);
-        }
-        seen = this.value;
-        timer = setTimeout(check, SILENCE_MS);
-      };
-      timer = setTimeout(check, SILENCE_MS);
-      this.waiter = { n, resolve: (v) => { clearTimeout(timer); resolve(v); } };
-    });
-  }
-}
-
 async function worker(url, mode) {
   const w = new Worker(fileURLToPath(import.meta.url), { workerData: { url, mode } });
   const messages = [];
@@ -163,15 +130,6 @@ async function oneToOne(url) {
   return { got, sent, secs: (lastAt - startAt) / 1000 };
 }
 
-/** Round trips first made and reported apart (JIT warm-up), as in js-bench. */
-const WARMUP = 5_000;
-
-/** Median and 99th percentile (us) of round-trip times in ms. */
-function percentiles(rtts) {
-  const s = Float64Array.from(rtts).sort();
-  return { p50: s[Math.floor(s.length / 2)] * 1000, p99: s[Math.floor(s.length * 0.99)] * 1000 };
-}
-
 /** `WARMUP` + ROUND_TRIPS round trips: `cold` are the first WARMUP, `warm` the rest. */
 async function roundTrips(url) {
   const { w } = await worker(url, "echo");
@@ -194,7 +152,7 @@ async function roundTrips(url) {
   }
   await nc.close();
   await w.terminate();
-  return { cold: percentiles(rtts.subarray(0, WARMUP)), warm: percentiles(rtts.subarray(WARMUP)) };
+  return coldAndWarm(rtts);
 }
 
 /** A free TCP port of 127.0.0.1. */

@@ -267,14 +267,7 @@ fn writer_loop(
     put_back: &PutBack,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(64);
-    while let Ok(first) = rx.recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => group.push(j),
-                Err(_) => break,
-            }
-        }
+    while crate::store::sqlite::next_group(&rx, &mut group, MAX_GROUP) {
         let writes = group.iter().filter(|j| matches!(j, Job::Write(_))).count() as u64;
         let result = if writes == 0 {
             Ok(())

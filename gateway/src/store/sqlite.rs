@@ -419,16 +419,25 @@ fn migrate_keys(conn: &mut Connection, entries: &BTreeMap<Data, Entry>) -> rusql
     tx.commit()
 }
 
+/// Waits for the next job of a group commit, then adds it and everything queued behind it
+/// (up to `max` in all) to `group`; false once every sender is gone and nothing is left.
+pub(crate) fn next_group<T>(rx: &std_mpsc::Receiver<T>, group: &mut Vec<T>, max: usize) -> bool {
+    let Ok(first) = rx.recv() else {
+        return false;
+    };
+    group.push(first);
+    while group.len() < max {
+        match rx.try_recv() {
+            Ok(j) => group.push(j),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
 fn writer_loop(mut conn: Connection, rx: std_mpsc::Receiver<Job>, store: &str) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = rx.recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => group.push(j),
-                Err(_) => break,
-            }
-        }
+    while next_group(&rx, &mut group, MAX_GROUP) {
         let result = commit(&mut conn, &group);
         if let Err(e) = &result {
             tracing::error!(store, error = %e, "store write failed");

@@ -137,3 +137,11 @@ test("short strings kept for reuse come back right, also when many share a slot"
   // The same values inside one vector (one conversion, many lookups).
   assert.deepEqual(broker.decodeJs(broker.encodeJs(strings)), strings);
 });
+
+test("counts come back exact on both sides of 2^53 (number and bigint paths)", () => {
+  for (const n of [0n, 1n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 64n - 1n]) {
+    const back = broker.decodeJs(broker.encodeJs([new broker.Count(n)]))[0];
+    assert.ok(back instanceof broker.Count, String(n));
+    assert.equal(back.value, n);
+  }
+});

@@ -172,6 +172,8 @@ function kind(v) {
 export const factories = {
   kind,
   count: (v) => new Count(v),
+  // A count that fits a double exactly: one call from wasm instead of two (BigInt, then Count).
+  countNumber: (n) => new Count(BigInt(n)),
   address: (t) => new Address(t),
   subnet: (t) => new Subnet(t),
   port: (n, p) => new Port(n, p),

@@ -45,6 +45,8 @@ struct Classes {
     enum_value: Function,
     /// Optional classifier: one call tells the common kinds apart (see [`classify`]).
     kind: Option<Function>,
+    /// Optional: a `Count` from a JS number (for counts up to 2^53).
+    count_number: Option<Function>,
 }
 
 thread_local! {
@@ -75,6 +77,7 @@ pub fn register_value_classes(factories: &JsValue) -> Result<(), JsValue> {
         timespan: factory(factories, "timespan")?,
         enum_value: factory(factories, "enumValue")?,
         kind: factory(factories, "kind").ok(),
+        count_number: factory(factories, "countNumber").ok(),
     };
     CLASSES.with(|c| *c.borrow_mut() = Some(classes));
     Ok(())
@@ -438,6 +441,9 @@ pub(crate) fn to_js(data: &Data) -> JsValue {
     })
 }
 
+/// Largest integer a JS number holds exactly (2^53).
+const MAX_SAFE: u64 = 1 << 53;
+
 /// Longest string kept in [`STRINGS`].
 const MAX_CACHED: usize = 32;
 /// Slots of [`STRINGS`] (a power of two).
@@ -496,6 +502,10 @@ fn to_js_with(data: &Data, c: Option<&Classes>) -> JsValue {
         Data::None => JsValue::NULL,
         Data::Boolean(b) => JsValue::from_bool(*b),
         Data::Count(n) => match c {
+            Some(Classes {
+                count_number: Some(f),
+                ..
+            }) if *n <= MAX_SAFE => call1(f, JsValue::from_f64(*n as f64)),
             Some(c) => call1(&c.count, BigInt::from(*n).into()),
             None => tagged("count", "value", BigInt::from(*n).into()),
         },

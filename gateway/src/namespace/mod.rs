@@ -7,7 +7,9 @@
 //! with respect to all clients: a value is popped by exactly one `get`, a `move` is never
 //! observed half-done. Values live in memory; namespaces of a `PERMANENT_*` level are also
 //! written through to SQLite (`<data-dir>/namespaces.sqlite3`, WAL, `synchronous=NORMAL`)
-//! before the operation is acknowledged, and are loaded back at start.
+//! before the operation is acknowledged, and are loaded back at start. The writes are
+//! committed in groups by one writer thread; while some are not committed yet, every answer
+//! waits behind them (see [`persist`]).
 //!
 //! Waiting: a blocked `read`/`get` registers a waiter for its (namespace, name). A `put`
 //! (or `move`, `restore`) serves the waiters of that name: every waiting reader whose index
@@ -336,8 +338,9 @@ impl Namespaces {
 
     /// Runs one operation for request `id` of connection `session`.
     ///
-    /// An answer that waits for a commit (persistent namespaces) goes to `call` from the
-    /// committing task, and this returns `None`; without `call` it is an [`Outcome::Later`].
+    /// An answer that waits for a commit (persistent namespaces) goes to `call`, called by the
+    /// database's writer thread, and this returns `None`; without `call` it is an
+    /// [`Outcome::Later`].
     pub(crate) fn submit(
         &self,
         session: u64,

@@ -249,7 +249,7 @@ impl Session {
             (r, _) => r,
         };
         // An answer that waits for a commit (persistent namespaces) is delivered by the
-        // committing task, like a store's.
+        // database's writer thread after the commit, like a store's.
         let call = {
             let (rt, tx, encoding) = (
                 tokio::runtime::Handle::current(),

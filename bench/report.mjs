@@ -42,7 +42,17 @@ function args(argv) {
   return out;
 }
 
-/** The rows of a BENCH_JSON file, in order; a name seen twice keeps its last value. */
+/** The middle value of `values` (the mean of the two middle ones for an even count). */
+function median(values) {
+  const s = [...values].sort((x, y) => x - y);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * The rows of a BENCH_JSON file, in order. A name seen more than once (`scripts/bench.sh
+ * --rounds N`) gets the median of its values, and keeps them all in `runs`.
+ */
 function readRows(file) {
   const rows = new Map();
   if (!file || !existsSync(file)) return rows;
@@ -56,8 +66,15 @@ function readRows(file) {
       continue;
     }
     if (typeof r.name !== "string") continue;
-    rows.delete(r.name);
-    rows.set(r.name, { name: r.name, value: r.value, unit: r.unit ?? "", what: r.what ?? "", paced: r.paced ?? "", ...(r.note ? { note: r.note } : {}) });
+    const seen = rows.get(r.name);
+    const runs = [...(seen?.runs ?? []), r.value];
+    const notes = [...new Set([seen?.note, r.note].filter(Boolean))].join("; ");
+    rows.set(r.name, { name: r.name, value: r.value, runs, unit: r.unit ?? "", what: r.what ?? "", paced: r.paced ?? "", ...(notes ? { note: notes } : {}) });
+  }
+  for (const r of rows.values()) {
+    const finite = r.runs.filter(Number.isFinite);
+    if (r.runs.length > 1 && finite.length) r.value = median(finite);
+    if (r.runs.length < 2) delete r.runs;
   }
   // Each ratio goes right after the later of its two rows.
   const ordered = [...rows.values()];
@@ -79,6 +96,12 @@ function readRows(file) {
   return new Map(ordered.map((r) => [r.name, r]));
 }
 
+/** " (median of N runs: min–max)" for a row measured more than once, else "". */
+function spread(r) {
+  const v = (r.runs ?? []).filter(Number.isFinite);
+  return v.length > 1 ? ` (median of ${v.length} runs: ${fmt(Math.min(...v))}–${fmt(Math.max(...v))})` : "";
+}
+
 function fmt(v) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "missing";
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en");
@@ -88,7 +111,7 @@ function fmt(v) {
 const cell = (s) => String(s ?? "").replaceAll("|", "\\|").replaceAll("\n", " ");
 
 function list(s) {
-  return s ? s.split(",").filter(Boolean) : [];
+  return s ? [...new Set(s.split(",").filter(Boolean))] : [];
 }
 
 function metaLines(meta) {
@@ -98,7 +121,7 @@ function metaLines(meta) {
     ...(meta.before_rev ? [`- before: ${meta.before_rev}`, `- after: ${meta.after_rev}`] : []),
     `- cores (nproc): ${meta.cores}`,
     `- load average (1, 5, 15 min) before: ${meta.load_before}; after: ${meta.load_after}`,
-    `- benchmarks run: ${meta.groups.join(", ") || "none"}`,
+    `- benchmarks run: ${meta.groups.join(", ") || "none"}${meta.rounds > 1 ? ` (${meta.rounds} rounds; each figure is the median)` : ""}`,
   ];
   if (meta.failed.length) lines.push(`- failed (their rows are missing or partial): ${meta.failed.join(", ")}`);
   if (meta.missing_before?.length) lines.push(`- missing before (did not build or run on the old revision): ${meta.missing_before.join(", ")}`);
@@ -127,6 +150,7 @@ const meta = {
   load_before: a["load-before"] ?? "",
   load_after: a["load-after"] ?? "",
   groups: list(a.groups),
+  rounds: Number(a.rounds) || 1,
   failed: list(a.failed),
 };
 if (!a.out) throw new Error("--out DIR is required");
@@ -141,7 +165,7 @@ if (mode === "latest") {
     "",
     "| name | value | unit | what it measures | pacing |",
     "| --- | ---: | --- | --- | --- |",
-    ...rows.map((r) => `| ${cell(r.name)} | ${fmt(r.value)} | ${cell(r.unit)} | ${cell(r.what)}${r.note ? ` (**${cell(r.note)}**)` : ""} | ${cell(r.paced || "-")} |`),
+    ...rows.map((r) => `| ${cell(r.name)} | ${fmt(r.value)} | ${cell(r.unit)} | ${cell(r.what)}${spread(r)}${r.note ? ` (**${cell(r.note)}**)` : ""} | ${cell(r.paced || "-")} |`),
     "",
   ].join("\n");
   write(a.out, "latest", meta.date, md, { ...meta, rows });
@@ -163,6 +187,8 @@ if (mode === "latest") {
       before: bv,
       after: av,
       change_percent: change,
+      ...(b?.runs ? { runs_before: b.runs } : {}),
+      ...(f?.runs ? { runs_after: f.runs } : {}),
       unit: r.unit,
       better: LOWER_IS_BETTER.has(r.unit) ? "lower" : "higher",
       what: r.what,
@@ -176,7 +202,8 @@ if (mode === "latest") {
     "# Benchmark comparison",
     "",
     ...metaLines(meta),
-    "- both revisions ran the same benchmark programs (today's), back to back per benchmark",
+    "- both revisions ran the same benchmark programs (today's), back to back per benchmark" +
+      (meta.rounds > 1 ? `, ${meta.rounds} rounds in alternating order (values: medians)` : ""),
     "",
     "| name | before | after | change | unit | better | what it measures | pacing |",
     "| --- | ---: | ---: | ---: | --- | --- | --- | --- |",

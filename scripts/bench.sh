@@ -7,13 +7,16 @@
 #
 #   scripts/bench.sh                          everything
 #   scripts/bench.sh --only gateway,nats      a subset of: gateway js nats store ns load
+#   scripts/bench.sh --rounds N [...]         every benchmark N times; each figure is the median
 #   scripts/bench.sh --compare REV [--only ...]
 #       builds REV in a git worktree (target/bench/worktree, its own CARGO_TARGET_DIR
 #       target/bench/target-rev), runs the same benchmark programs (today's: gateway/examples,
 #       bench/*.mjs, scripts/bench*.sh are copied over REV's) on REV and on this work tree,
 #       back to back per benchmark, and writes target/bench/compare.md and .json (before,
 #       after, change %). A program that does not build or run on REV leaves its rows
-#       missing there. latest.* get this work tree's figures as usual.
+#       missing there. latest.* get this work tree's figures as usual. With --rounds N the
+#       two sides alternate which runs first (round by round and benchmark by benchmark), as
+#       the second of two back-to-back runs tends to meet a busier machine.
 #
 # The benchmarks (what each row measures is in README.md, "Tests and benchmarks"):
 #   gateway  cargo run --release -p gateway --example bench (with the bare relay)
@@ -39,6 +42,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 groups=("${all_groups[@]}")
 compare=""
+rounds=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --only)
@@ -47,6 +51,11 @@ while [ $# -gt 0 ]; do
       ;;
     --compare)
       compare=${2:?--compare needs a revision}
+      shift 2
+      ;;
+    --rounds)
+      rounds=${2:?--rounds needs a count}
+      [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds needs a positive count" >&2; exit 2; }
       shift 2
       ;;
     -h | --help)
@@ -203,18 +212,30 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "==> $(nproc) cores, load $load_before; benchmarks: ${groups[*]}${compare:+; before = $compare}"
 failed=()
 missing_before=()
-for g in "${groups[@]}"; do
-  if [ -n "$compare" ]; then
-    run_group "$g" "$wt" "$before_target" before "$before_rows" || missing_before+=("$g")
-  fi
-  run_group "$g" "$root" "$after_target" after "$after_rows" || failed+=("$g")
+run_before() { run_group "$1" "$wt" "$before_target" before "$before_rows" || missing_before+=("$1"); }
+run_after() { run_group "$1" "$root" "$after_target" after "$after_rows" || failed+=("$1"); }
+turn=0
+for ((round = 1; round <= rounds; round++)); do
+  [ "$rounds" -gt 1 ] && echo "==> round $round of $rounds"
+  for g in "${groups[@]}"; do
+    if [ -z "$compare" ]; then
+      run_after "$g"
+    elif ((turn % 2 == 0)); then
+      run_before "$g"
+      run_after "$g"
+    else
+      run_after "$g"
+      run_before "$g"
+    fi
+    turn=$((turn + 1))
+  done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the tables --------------------------------------------------------------------------------
 join() { local IFS=,; echo "$*"; }
 meta=(--cores "$(nproc)" --load-before "$load_before" --load-after "$load_after"
-  --groups "$(join "${groups[@]}")")
+  --groups "$(join "${groups[@]}")" --rounds "$rounds")
 node bench/report.mjs latest --rows "$after_rows" --out "$out" --rev "$(revision "$root")" \
   "${meta[@]}" --failed "$(join "${failed[@]}")"
 if [ -n "$compare" ]; then

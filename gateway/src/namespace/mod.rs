@@ -338,16 +338,19 @@ impl Namespaces {
 
     /// Runs one operation for request `id` of connection `session`.
     ///
-    /// An answer that waits for a commit (persistent namespaces) goes to `call`, called by the
-    /// database's writer thread, and this returns `None`; without `call` it is an
-    /// [`Outcome::Later`].
-    pub(crate) fn submit(
+    /// An answer that waits for a commit (persistent namespaces) goes to the function `call`
+    /// makes (only then, under the namespaces' lock), called by the database's writer thread,
+    /// and this returns `None`; without `call` it is an [`Outcome::Later`].
+    pub(crate) fn submit<F>(
         &self,
         session: u64,
         id: u64,
         op: NamespaceOp,
-        call: Option<Box<dyn FnOnce(Reply) + Send>>,
-    ) -> Option<Outcome> {
+        call: Option<F>,
+    ) -> Option<Outcome>
+    where
+        F: FnOnce() -> Box<dyn FnOnce(Reply) + Send>,
+    {
         if let Some(r) = &self.redis {
             return Some(r.submit(session, id, op));
         }
@@ -362,7 +365,7 @@ impl Namespaces {
         // Group commit: the answer waits until the writes made so far are committed.
         match (outcome, call) {
             (Outcome::Done(reply), Some(call)) => {
-                st.answer(Answer::Call(call), reply, None);
+                st.answer(Answer::Call(call()), reply, None);
                 None
             }
             (Outcome::Done(reply), None) => {

@@ -250,7 +250,8 @@ impl Session {
         };
         // An answer that waits for a commit (persistent namespaces) is delivered by the
         // database's writer thread after the commit, like a store's.
-        let call = {
+        // (Made only for such an answer: most are given at once.)
+        let call = || -> Box<dyn FnOnce(namespace::Reply) + Send> {
             let (rt, tx, encoding) = (
                 tokio::runtime::Handle::current(),
                 self.tx.clone(),

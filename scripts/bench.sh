@@ -198,7 +198,7 @@ if [ -n "$compare" ]; then
   cp gateway/examples/*.rs "$wt/gateway/examples/"
   cp gateway/examples/common/*.rs "$wt/gateway/examples/common/"
   cp bench/*.mjs "$wt/bench/"
-  cp scripts/bench*.sh scripts/ensure-nats.sh "$wt/scripts/"
+  cp scripts/bench*.sh scripts/ensure-nats.sh scripts/apt-install.sh "$wt/scripts/"
   for f in tests/node/gateway.mjs tests/node/children.mjs tests/node/chromium.mjs tests/browser/bench.html; do
     [ -e "$wt/$f" ] || cp "$f" "$wt/$f"
   done

@@ -3,13 +3,8 @@
 # missing; quick when it is there. The benchmark starts its own server on a free port; the
 # package's system service is not used.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 if ! command -v nats-server >/dev/null; then
   echo "==> installing nats-server"
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server
-  else
-    sudo apt-get update -qq
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server
-  fi
+  scripts/apt-install.sh nats-server
 fi

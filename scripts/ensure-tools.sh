@@ -3,24 +3,18 @@
 # the wasm32 target (rustup), the wasm-bindgen CLI of exactly the version pinned in
 # Cargo.toml, cargo-fuzz of the version pinned in scripts/fuzz.sh, Debian's Chromium, Debian's
 # redis-server and redis-cli (the Redis tests start real servers and a real cluster) and the
-# Debian's redis-server (it brings redis-cli) for the tests of the Redis namespace backend,
-# which start their own servers and clusters on free ports of 127.0.0.1.
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-  echo "==> installing redis-server"
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
-  else
-    sudo apt-get update -qq
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
-  fi
-fi
-
 # npm packages of the tests. Node.js 20+ must be on the machine. `--no-browser` skips Chromium
 # (the run command does not need it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+
+# Debian's redis-server (it brings redis-cli) for the tests of the Redis namespace backend,
+# which start their own servers and clusters on free ports of 127.0.0.1.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  echo "==> installing redis-server"
+  scripts/apt-install.sh redis-server
+fi
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   echo "==> installing the wasm32-unknown-unknown target"
@@ -54,13 +48,7 @@ fi
 # Debian's Chromium for the browser tests (playwright-core drives it; no browser download).
 if [ "${1:-}" != "--no-browser" ] && ! command -v chromium >/dev/null; then
   echo "==> installing chromium"
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
-  else
-    sudo apt-get update -qq
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
-  fi
+  scripts/apt-install.sh chromium
 fi
 
 # npm packages of the tests (package-lock.json pins them); again only when something changed.

@@ -20,24 +20,15 @@ import * as broker from "../pkg/node.mjs";
 import { startGateway } from "../tests/node/gateway.mjs";
 import { launch, openPage } from "../tests/node/chromium.mjs";
 import { row } from "./rows.mjs";
-import { Credit, SILENCE_MS, WARMUP, coldAndWarm } from "./pacing.mjs";
+import { CHUNK, CREDIT, Credit, N, SILENCE_MS, WARMUP, WINDOW, coldAndWarm, now, tick } from "./pacing.mjs";
 
 const { Endpoint, Count } = broker;
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** The Rust publisher of the Chromium cases (built by scripts/bench.sh and bench-js.sh). */
 const RUST_PUBLISHER = process.env.BENCH_PUBLISHER_BIN ??
-  path.join(process.env.CARGO_TARGET_DIR ?? path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."), "target"), "release/examples/bench_publisher");
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const N = Number(process.env.N ?? 1_000_000);
-const CHUNK = 2000;
-/** Messages the paced publisher may be ahead of the receiver's count. */
-const WINDOW = 4096;
-/** The receiver reports its count each time it grows by this much. */
-const CREDIT = 1024;
+  path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, "target"), "release/examples/bench_publisher");
 /** Queue size of the unpaced runs. */
 const HUGE = 10_000_000;
-
-const tick = () => new Promise((r) => setImmediate(r));
-const now = () => performance.timeOrigin + performance.now();
 
 if (!isMainThread) {
   // The receiving client, in its own thread (its own event loop and wasm instance).

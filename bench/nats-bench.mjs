@@ -27,21 +27,14 @@ import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { track, stopChild } from "../tests/node/children.mjs";
 import { row } from "./rows.mjs";
-import { Credit, SILENCE_MS, WARMUP, coldAndWarm } from "./pacing.mjs";
+import { CHUNK, CREDIT, Credit, N, SILENCE_MS, WARMUP, WINDOW, coldAndWarm, now, tick } from "./pacing.mjs";
 
 globalThis.WebSocket = WebSocket;
 const { connect } = await import("nats.ws");
 
-// The same parameters as bench/js-bench.mjs.
-const N = Number(process.env.N ?? 1_000_000);
-const CHUNK = 2000;
-const WINDOW = 4096;
-const CREDIT = 1024;
+// N, CHUNK, WINDOW and CREDIT are bench/js-bench.mjs's (bench/pacing.mjs).
 const ROUND_TRIPS = 20_000;
 const PAYLOAD = 12;
-
-const tick = () => new Promise((r) => setImmediate(r));
-const now = () => performance.timeOrigin + performance.now();
 
 /** A 12-byte payload carrying `i`. */
 function payload(i) {

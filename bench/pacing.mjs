@@ -1,6 +1,20 @@
 // Pacing and percentiles shared by the Node benchmarks (js-bench, nats-bench), so that our
 // client and nats.js are paced and summarised the same way.
 
+/** Messages per throughput case. */
+export const N = Number(process.env.N ?? 1_000_000);
+/** The publisher sends this many per turn of the event loop. */
+export const CHUNK = 2000;
+/** Messages the paced publisher may be ahead of the receiver's count. */
+export const WINDOW = 4096;
+/** The receiver reports its count each time it grows by this much. */
+export const CREDIT = 1024;
+
+/** One turn of the event loop. */
+export const tick = () => new Promise((r) => setImmediate(r));
+/** Milliseconds on a clock shared by threads (and, in a page, with other processes). */
+export const now = () => performance.timeOrigin + performance.now();
+
 /** A receiver that got nothing new for this long is done (the rest counts as lost). */
 export const SILENCE_MS = 10_000;
 

@@ -45,11 +45,14 @@ use broker_wasm::client::ClientCore;
 use broker_wasm::protocol::{self, ClientMsg, Encoding};
 use broker_wasm::{zeek_json, Data};
 use futures_util::{SinkExt, StreamExt};
-use gateway::{Config, Endpoint};
+use gateway::Endpoint;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+
+#[path = "common/gateway.rs"]
+mod gateway_thread;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -59,24 +62,7 @@ fn ping(i: u64) -> Data {
 }
 
 fn start_gateway() -> (SocketAddr, Endpoint) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("gateway")
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut config = Config::embedded();
-            config.queue_size = 1 << 16;
-            let ep = Endpoint::new(config);
-            let addr = ep.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            tx.send((addr, ep)).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
+    gateway_thread::start(|config| config.queue_size = 1 << 16)
 }
 
 /// The gateway's `broker_dropped_total`.

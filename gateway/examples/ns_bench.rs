@@ -23,7 +23,9 @@ use broker_client::namespace::{GetOptions, Namespace};
 use broker_client::Client;
 use broker_wasm::Data;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use gateway::{Config, Endpoint};
+
+#[path = "common/gateway.rs"]
+mod gateway_thread;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,25 +37,12 @@ fn start_gateway(
     data_dir: std::path::PathBuf,
     redis: Option<String>,
 ) -> (std::net::SocketAddr, gateway::endpoint::Probe) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut config = Config::embedded();
-            config.data_dir = data_dir;
-            config.queue_size = 1 << 16;
-            config.ns_backend = redis;
-            let ep = Endpoint::new(config);
-            let addr = ep.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            tx.send((addr, ep.probe())).unwrap();
-            std::future::pending::<()>().await;
-        });
+    let (addr, ep) = gateway_thread::start(move |config| {
+        config.data_dir = data_dir;
+        config.queue_size = 1 << 16;
+        config.ns_backend = redis;
     });
-    rx.recv().unwrap()
+    (addr, ep.probe())
 }
 
 async fn pairs(urls: &[String], ns: &str, clients: usize, per_client: u64) -> f64 {

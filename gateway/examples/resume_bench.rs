@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use broker_client::Client;
 use broker_wasm::Data;
-use gateway::{Config, Endpoint};
+
+#[path = "common/gateway.rs"]
+mod gateway_thread;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,24 +23,7 @@ const MISSED: usize = 10_000;
 const ROUNDS: usize = 20;
 
 fn start_gateway() -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("gateway")
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut config = Config::embedded();
-            config.history = vec!["/h=100000".parse().unwrap()];
-            let ep = Endpoint::new(config);
-            let addr = ep.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
+    gateway_thread::start(|config| config.history = vec!["/h=100000".parse().unwrap()]).0
 }
 
 fn payload() -> Data {

@@ -22,7 +22,9 @@ use broker_wasm::protocol::Backend;
 use broker_wasm::store::Change;
 use broker_wasm::Data;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use gateway::{Config, Endpoint};
+
+#[path = "common/gateway.rs"]
+mod gateway_thread;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -31,25 +33,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const WINDOW: usize = 256;
 
 fn start_gateway(dir: PathBuf) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("gateway")
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut config = Config::embedded();
-            config.data_dir = dir;
-            config.queue_size = 1 << 16;
-            let ep = Endpoint::new(config);
-            let addr = ep.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
+    gateway_thread::start(move |config| {
+        config.data_dir = dir;
+        config.queue_size = 1 << 16;
+    })
+    .0
 }
 
 /// `clients` clients put `total` keys (spread evenly) into `store`, each with WINDOW in

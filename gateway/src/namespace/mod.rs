@@ -359,7 +359,7 @@ impl Namespaces {
             Ok(o) => o,
             Err(f) => Outcome::Done(Err(f)),
         };
-        if !st.in_tx() {
+        if !st.writes_pending() {
             return Some(outcome);
         }
         // Group commit: the answer waits until the writes made so far are committed.

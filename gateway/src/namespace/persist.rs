@@ -167,7 +167,7 @@ impl Db {
     }
 
     /// Whether writes sent are not committed yet: answers then go through [`Db::after`].
-    pub(super) fn in_tx(&self) -> bool {
+    pub(super) fn writes_pending(&self) -> bool {
         self.sent > self.finished.load(Ordering::Acquire)
     }
 

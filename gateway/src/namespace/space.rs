@@ -136,15 +136,15 @@ impl State {
     }
 
     /// Whether writes are not committed yet.
-    pub(super) fn in_tx(&self) -> bool {
-        self.db.as_ref().is_some_and(Db::in_tx)
+    pub(super) fn writes_pending(&self) -> bool {
+        self.db.as_ref().is_some_and(Db::writes_pending)
     }
 
     /// Answers `tx` now, or once the writes made so far are committed. `taken_from`: the
     /// value a waiting getter took from (ns, key), put back in front if the getter is gone.
     pub(super) fn answer(&mut self, tx: Answer, reply: Reply, taken_from: Option<(&str, &str)>) {
         match &self.db {
-            Some(db) if db.in_tx() => db.after(Deferred {
+            Some(db) if db.writes_pending() => db.after(Deferred {
                 tx,
                 reply,
                 taken_from: taken_from.map(|(n, k)| (n.to_owned(), k.to_owned())),
